@@ -1,0 +1,67 @@
+"""Shared fixtures: tiny configs and data, so every test runs in seconds."""
+
+import dataclasses
+import os
+
+import numpy as np
+import pytest
+
+from trainer import data
+from trainer.train_config import TrainConfig
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MNIST_DIR = os.path.join(REPO, "..", "shared", "mnist")
+HAVE_MNIST = os.path.exists(os.path.join(MNIST_DIR, "train-images-idx3-ubyte.gz"))
+needs_mnist = pytest.mark.skipif(
+    not HAVE_MNIST, reason=f"MNIST files not found at {MNIST_DIR} (see shared/README.md)")
+
+
+@pytest.fixture(scope="session")
+def mnist_subset():
+    """The first 640 training images of ../shared/mnist, uint8 (640, 28, 28)."""
+    if not HAVE_MNIST:
+        pytest.skip(f"MNIST files not found at {MNIST_DIR} (see shared/README.md)")
+    images, _ = data.load_mnist(MNIST_DIR, "train")
+    return images[:640]
+
+
+@pytest.fixture
+def tiny_config(tmp_path):
+    """A config small enough to train a few steps in about a second."""
+    return TrainConfig(
+        checkpoint_dir=str(tmp_path / "ckpt"), log_dir=str(tmp_path / "logs"),
+        sample_dir=str(tmp_path / "samples"), batch_size=16, latent_dim=8,
+        generator_width=4, discriminator_width=4, train_steps=6, log_freq=2,
+        checkpoint_freq=4, seed=1)
+
+
+@pytest.fixture
+def blob_images():
+    """Synthetic uint8 (160, 28, 28) 'digits': a bright square on black, no files needed."""
+    rng = np.random.default_rng(0)
+    images = np.zeros((160, 28, 28), dtype=np.uint8)
+    for image, (top, left) in zip(images, rng.integers(4, 16, size=(160, 2))):
+        image[top:top + 8, left:left + 8] = 255
+    return images
+
+
+def replace(config, **changes):
+    return dataclasses.replace(config, **changes)
+
+
+def idx_bytes(array, magic=None):
+    """IDX encoding of a uint8 array: magic, big-endian dims, raw bytes."""
+    magic = magic if magic is not None else 0x0800 + array.ndim
+    dims = b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    return magic.to_bytes(4, "big") + dims + array.tobytes()
+
+
+@pytest.fixture
+def idx_dir(tmp_path, blob_images):
+    """A --data-dir holding the blob images as raw IDX training files."""
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    (folder / "train-images-idx3-ubyte").write_bytes(idx_bytes(blob_images))
+    labels = np.zeros(len(blob_images), np.uint8)
+    (folder / "train-labels-idx1-ubyte").write_bytes(idx_bytes(labels))
+    return str(folder)

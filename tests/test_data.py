@@ -1,0 +1,182 @@
+import gzip
+import os
+
+import numpy as np
+import pytest
+
+from trainer import data
+from trainer.errors import TrainerError
+
+from conftest import MNIST_DIR, idx_bytes, needs_mnist
+
+
+def write(path, payload, gz):
+    if gz:
+        with gzip.open(path, "wb") as f:
+            f.write(payload)
+    else:
+        path.write_bytes(payload)
+    return str(path)
+
+
+def fake_split(count, seed=0):
+    rng = np.random.default_rng(seed)
+    return (rng.integers(0, 256, (count, 28, 28), dtype=np.uint8),
+            rng.integers(0, 10, count, dtype=np.uint8))
+
+
+def write_idx_dir(folder, sep="-", gz=True, count=5):
+    images, labels = fake_split(count)
+    ext = ".gz" if gz else ""
+    write(folder / f"train-images{sep}idx3-ubyte{ext}", idx_bytes(images), gz)
+    write(folder / f"train-labels{sep}idx1-ubyte{ext}", idx_bytes(labels), gz)
+    return images, labels
+
+
+@pytest.mark.parametrize("gz", [True, False])
+@pytest.mark.parametrize("sep", ["-", "."])
+def test_reads_idx_files_gz_or_raw_in_both_spellings(tmp_path, gz, sep):
+    images, labels = write_idx_dir(tmp_path, sep=sep, gz=gz)
+    got_images, got_labels = data.load_mnist(str(tmp_path), "train")
+    assert got_images.dtype == np.uint8 and got_images.shape == (5, 28, 28)
+    np.testing.assert_array_equal(got_images, images)
+    np.testing.assert_array_equal(got_labels, labels)
+
+
+def test_reads_keras_npz(tmp_path):
+    (x_train, y_train), (x_test, y_test) = fake_split(6), fake_split(3, seed=1)
+    np.savez(tmp_path / "mnist.npz", x_train=x_train, y_train=y_train, x_test=x_test,
+             y_test=y_test)
+    got_x, got_y = data.load_mnist(str(tmp_path), "test")
+    np.testing.assert_array_equal(got_x, x_test)
+    np.testing.assert_array_equal(got_y, y_test)
+
+
+@pytest.mark.parametrize("gz", [True, False])
+def test_truncated_file_names_the_file(tmp_path, gz):
+    images, _ = fake_split(4)
+    path = write(tmp_path / "train-images-idx3-ubyte", idx_bytes(images)[:-100], gz)
+    with pytest.raises(TrainerError, match="truncated") as err:
+        data.read_idx(path)
+    assert path in str(err.value)
+
+
+@pytest.mark.parametrize("gz", [True, False])
+def test_wrong_magic_is_rejected(tmp_path, gz):
+    images, _ = fake_split(2)
+    path = write(tmp_path / "x-idx3-ubyte", idx_bytes(images, magic=0x0D03), gz)
+    with pytest.raises(TrainerError, match="not an MNIST IDX file"):
+        data.read_idx(path)
+
+
+def test_extra_bytes_are_rejected(tmp_path):
+    images, _ = fake_split(2)
+    path = write(tmp_path / "x-idx3-ubyte", idx_bytes(images) + b"\0", False)
+    with pytest.raises(TrainerError, match="longer than its header"):
+        data.read_idx(path)
+
+
+def test_huge_record_count_is_rejected_before_allocating(tmp_path):
+    header = (0x0803).to_bytes(4, "big") + (10 ** 9).to_bytes(4, "big") \
+        + (28).to_bytes(4, "big") * 2
+    path = write(tmp_path / "x-idx3-ubyte.gz", header + b"\0" * 784, True)
+    with pytest.raises(TrainerError, match="1000000000 records"):
+        data.read_idx(path)
+
+
+def test_non_28x28_images_are_rejected(tmp_path):
+    path = write(tmp_path / "x-idx3-ubyte", idx_bytes(np.zeros((2, 32, 32), np.uint8)),
+                 False)
+    with pytest.raises(TrainerError, match="32x32"):
+        data.read_idx(path)
+
+
+def test_corrupt_gzip_names_the_file(tmp_path):
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    path.write_bytes(b"\x1f\x8b\x08\x00garbage" * 10)
+    with pytest.raises(TrainerError, match="train-images-idx3-ubyte.gz"):
+        data.read_idx(str(path))
+
+
+def test_label_count_mismatch_is_rejected(tmp_path):
+    images, labels = fake_split(5)
+    write(tmp_path / "train-images-idx3-ubyte.gz", idx_bytes(images), True)
+    write(tmp_path / "train-labels-idx1-ubyte.gz", idx_bytes(labels[:3]), True)
+    with pytest.raises(TrainerError, match="3 labels for 5 images"):
+        data.load_mnist(str(tmp_path))
+
+
+def test_folder_without_data_says_which_files_to_put_there(tmp_path):
+    with pytest.raises(TrainerError, match="train-images-idx3-ubyte.gz"):
+        data.load_mnist(str(tmp_path))
+
+
+def test_missing_folder_is_named(tmp_path):
+    with pytest.raises(TrainerError, match="not a folder"):
+        data.load_mnist(str(tmp_path / "nope"))
+
+
+def test_corrupt_npz_names_the_file(tmp_path):
+    (tmp_path / "mnist.npz").write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(TrainerError, match="mnist.npz"):
+        data.load_mnist(str(tmp_path))
+
+
+def test_offline_without_cache_says_where_to_put_the_files(monkeypatch, tmp_path):
+    import tensorflow as tf
+
+    monkeypatch.setattr(data, "KERAS_CACHE", str(tmp_path / "mnist.npz"))
+
+    def offline(*args, **kwargs):
+        raise Exception("URL fetch failure: no network")
+
+    monkeypatch.setattr(tf.keras.utils, "get_file", offline)
+    with pytest.raises(TrainerError, match="offline, put mnist.npz in .*--data-dir"):
+        data.load_mnist(None)
+
+
+def test_uses_keras_cache_when_present(monkeypatch, tmp_path):
+    x, y = fake_split(4)
+    np.savez(tmp_path / "mnist.npz", x_train=x, y_train=y, x_test=x, y_test=y)
+    monkeypatch.setattr(data, "KERAS_CACHE", str(tmp_path / "mnist.npz"))
+    np.testing.assert_array_equal(data.load_mnist(None)[0], x)
+
+
+def test_dataset_batches_are_float32_in_range_and_shaped():
+    images = np.tile(np.arange(256, dtype=np.uint8)[:, None, None], (1, 28, 28))[:250]
+    batches = list(data.make_dataset(images, batch_size=32, seed=0, epoch=0))
+    assert len(batches) == 250 // 32  # the partial batch is dropped
+    batch = batches[0].numpy()
+    assert batch.dtype == np.float32 and batch.shape == (32, 28, 28, 1)
+    values = np.concatenate([b.numpy().ravel() for b in batches])
+    assert values.min() >= -1.0 and values.max() <= 1.0
+    # 0 -> -1 and 255 -> 1 exactly.
+    both = data.make_dataset(np.stack([images[0], images[-1] * 0 + 255]), 2, 0, 0)
+    assert sorted(np.unique(next(iter(both)).numpy())) == [-1.0, 1.0]
+
+
+def test_dataset_reshuffles_each_epoch_and_resumes_mid_epoch():
+    images = np.arange(64, dtype=np.uint8)[:, None, None] * np.ones((1, 28, 28), np.uint8)
+
+    def order(epoch, start=0):
+        return [int(b[0, 0, 0, 0] * 127.5 + 127.5 + 0.5)
+                for b in data.make_dataset(images, 1, seed=3, epoch=epoch, start_batch=start)]
+
+    epoch0 = order(0)
+    assert sorted(epoch0) == list(range(64)) and epoch0 != list(range(64))
+    assert order(1) != epoch0 and order(0) == epoch0
+    assert order(0, start=10) == epoch0[10:]
+
+
+def test_steps_per_epoch_needs_one_batch():
+    assert data.steps_per_epoch(60000, 128) == 468
+    with pytest.raises(TrainerError, match="--batch-size"):
+        data.steps_per_epoch(10, 16)
+
+
+@needs_mnist
+def test_shared_mnist_loads_with_official_sizes():
+    train_x, train_y = data.load_mnist(MNIST_DIR, "train")
+    test_x, test_y = data.load_mnist(MNIST_DIR, "test")
+    assert train_x.shape == (60000, 28, 28) and test_x.shape == (10000, 28, 28)
+    assert train_y.shape == (60000,) and set(np.unique(test_y)) == set(range(10))

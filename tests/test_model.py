@@ -1,0 +1,100 @@
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from trainer import model
+
+
+def test_generator_maps_noise_to_28x28_images_in_tanh_range():
+    generator = model.build_generator(latent_dim=100, width=64)
+    images = generator(tf.random.normal([5, 100]) * 10, training=False)
+    assert images.shape == (5, 28, 28, 1) and images.dtype == tf.float32
+    assert float(tf.reduce_min(images)) >= -1.0 and float(tf.reduce_max(images)) <= 1.0
+
+
+def test_discriminator_gives_one_logit_per_image():
+    logits = model.build_discriminator(width=64)(tf.zeros([3, 28, 28, 1]))
+    assert logits.shape == (3, 1) and logits.dtype == tf.float32
+
+
+def test_pinned_parameter_counts():
+    # Generator: 7x7 conv-T 100->128 (no bias), BN(128), 4x4 conv-T 128->64 (no bias),
+    # BN(64), 4x4 conv-T 64->1 + bias. BN holds gamma, beta, mean, variance.
+    g = model.build_generator(100, 64)
+    assert g.count_params() == 7 * 7 * 100 * 128 + 4 * 128 + 4 * 4 * 128 * 64 + 4 * 64 \
+        + 4 * 4 * 64 + 1 == 760_065
+    # Discriminator: 4x4 conv 1->64 + bias, 4x4 conv 64->128 (no bias), BN(128),
+    # 7x7 conv 128->1 + bias.
+    d = model.build_discriminator(64)
+    assert d.count_params() == 4 * 4 * 64 + 64 + 4 * 4 * 64 * 128 + 4 * 128 \
+        + 7 * 7 * 128 + 1 == 138_945
+
+
+def _layer_types(net):
+    return [type(layer).__name__ for layer in net.layers]
+
+
+def test_batch_norm_placement_follows_dcgan():
+    g_types = _layer_types(model.build_generator(16, 8))
+    d_types = _layer_types(model.build_discriminator(8))
+    assert g_types.count("BatchNormalization") == 2
+    # No batch norm between the last transposed conv and tanh.
+    assert g_types[-2:] == ["Conv2DTranspose", "Activation"]
+    # No batch norm on the discriminator's input layer; one on the hidden layer.
+    assert d_types[1:3] == ["Conv2D", "LeakyReLU"]
+    assert d_types.count("BatchNormalization") == 1
+    assert "Dense" not in g_types + d_types and "MaxPooling2D" not in d_types
+
+
+def test_weights_are_drawn_from_n_0_002():
+    kernel = model.build_generator(100, 64).layers[2].kernel.numpy()
+    assert abs(kernel.mean()) < 1e-3 and abs(kernel.std() - 0.02) < 1e-3
+
+
+def test_losses_at_zero_logits_are_ln2():
+    zeros = tf.zeros([4, 1])
+    assert float(model.generator_loss(zeros)) == pytest.approx(math.log(2), rel=1e-6)
+    assert float(model.discriminator_loss(zeros, zeros)) == pytest.approx(
+        2 * math.log(2), rel=1e-6)
+
+
+def test_losses_against_hand_computed_values():
+    real, fake = tf.constant([[2.0], [-1.0]]), tf.constant([[0.5], [-3.0]])
+    softplus = lambda x: math.log1p(math.exp(x))
+    expected_d = (softplus(-2) + softplus(1)) / 2 + (softplus(0.5) + softplus(-3)) / 2
+    assert float(model.discriminator_loss(real, fake)) == pytest.approx(expected_d, 1e-6)
+    assert float(model.generator_loss(fake)) == pytest.approx(
+        (softplus(-0.5) + softplus(3)) / 2, 1e-6)
+
+
+def test_losses_stay_finite_for_extreme_logits():
+    big = tf.constant([[1e4], [-1e4]])
+    assert np.isfinite(float(model.discriminator_loss(big, big)))
+    assert np.isfinite(float(model.generator_loss(big)))
+
+
+def test_r1_penalty_of_a_linear_critic_is_its_squared_weight_norm():
+    critic = tf.keras.Sequential([tf.keras.Input((28, 28, 1)), tf.keras.layers.Flatten(),
+                                  tf.keras.layers.Dense(1)])
+    critic.layers[-1].kernel.assign(np.full((784, 1), 0.1, np.float32))
+    penalty = model.r1_penalty(critic, tf.random.normal([3, 28, 28, 1]))
+    assert float(penalty) == pytest.approx(784 * 0.01, rel=1e-5)
+
+
+def test_discriminator_learns_with_generator_frozen():
+    tf.keras.utils.set_random_seed(0)
+    generator, discriminator = model.build_generator(8, 4), model.build_discriminator(8)
+    optimizer = tf.keras.optimizers.Adam(2e-4, beta_1=0.5)
+    real = tf.concat([tf.ones([16, 14, 28, 1]), -tf.ones([16, 14, 28, 1])], axis=1)
+    fake = generator(tf.random.normal([16, 8]), training=False)
+    losses = []
+    for _ in range(30):
+        with tf.GradientTape() as tape:
+            loss = model.discriminator_loss(discriminator(real, training=True),
+                                            discriminator(fake, training=True))
+        grads = tape.gradient(loss, discriminator.trainable_variables)
+        optimizer.apply_gradients(zip(grads, discriminator.trainable_variables))
+        losses.append(float(loss))
+    assert losses[-1] < 0.75 * losses[0]  # 2 ln 2 at the start, falling as D learns

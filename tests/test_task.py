@@ -1,0 +1,155 @@
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+import tensorflow as tf
+
+from trainer import task
+from trainer.train_config import TrainConfig
+
+from conftest import REPO
+
+TINY = ["--batch-size", "16", "--latent-dim", "8", "--generator-width", "4",
+        "--discriminator-width", "4", "--seed", "1"]
+
+
+def flags(tmp_path, *extra):
+    return ["--checkpoint-dir", str(tmp_path / "ckpt"), "--log-dir", str(tmp_path / "logs"),
+            "--sample-dir", str(tmp_path / "samples"), *TINY, *extra]
+
+
+@pytest.mark.parametrize("text, value", [
+    ("True", True), ("true", True), ("TRUE", True), ("1", True), ("yes", True),
+    ("Yes", True), ("False", False), ("false", False), ("FALSE", False), ("0", False),
+    ("no", False), ("NO", False)])
+def test_continue_train_spellings(text, value):
+    args = task.build_parser().parse_args(["--continue-train", text])
+    assert args.continue_train is value
+
+
+def test_bare_continue_train_flag_means_true():
+    assert task.build_parser().parse_args(["--continue-train"]).continue_train is True
+
+
+def test_only_given_flags_override_defaults():
+    config = task.resolve(task.build_parser().parse_args(["--batch-size", "64"]))
+    assert config == TrainConfig(batch_size=64)
+
+
+def test_job_dir_moves_the_default_folders():
+    args = task.build_parser().parse_args(["--job-dir", "gs-job", "--log-dir", "mine"])
+    config = task.resolve(args)
+    assert config.checkpoint_dir == os.path.join("gs-job", "checkpoints")
+    assert config.sample_dir == os.path.join("gs-job", "samples")
+    assert config.log_dir == "mine"
+
+
+def test_train_resume_and_sample_through_the_cli(tmp_path, idx_dir, capsys):
+    assert task.main(["--data-dir", idx_dir, "--train-steps", "3", *flags(tmp_path)]) == 0
+    # The resumed run takes data dir and the rest from the saved config.
+    assert task.main(["--continue-train", "True", "--train-steps", "5",
+                      "--checkpoint-dir", str(tmp_path / "ckpt")]) == 0
+    assert tf.train.latest_checkpoint(str(tmp_path / "ckpt")).endswith("ckpt-5")
+    assert task.main(["--sample", "7", *flags(tmp_path)]) == 0
+    assert len(os.listdir(tmp_path / "samples")) == 8  # 7 samples and grid.png
+    assert "wrote 7 samples" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--batch-size", "0"], "--batch-size must be a positive integer, got 0"),
+    (["--num-epochs", "-3"], "--num-epochs must be a positive integer, got -3"),
+    (["--train-steps", "0"], "--train-steps must be a positive integer"),
+    (["--learning-rate", "0"], "--learning-rate must be > 0"),
+    (["--beta1", "1.5"], "--beta1 must be in [0, 1)"),
+    (["--latent-dim", "0"], "--latent-dim must be a positive integer"),
+    (["--log-freq", "0"], "--log-freq must be a positive integer"),
+    (["--checkpoint-freq", "0"], "--checkpoint-freq must be a positive integer"),
+    (["--seed", "-2"], "--seed must be a non-negative integer"),
+    (["--sample", "0"], "--sample must be a positive number"),
+    (["--batch-size", "many"], "invalid int value: 'many'"),
+    (["--learning-rate", "fast"], "invalid float value: 'fast'"),
+    (["--continue-train", "maybe"], "expected True or False, got 'maybe'"),
+    (["--wings", "2"], "unrecognized arguments: --wings 2"),
+])
+def test_usage_errors_exit_2_with_one_line(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        task.main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("case, message", [
+    ("missing data", "is not a folder"),
+    ("empty data", "no MNIST train data"),
+    ("corrupt data", "not an MNIST IDX file"),
+    ("resume nothing", "no config.json"),
+    ("sample nothing", "no checkpoint in"),
+    ("unwritable", "--log-dir"),
+])
+def test_runtime_errors_exit_1_with_one_line(case, message, tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    (corrupt / "train-images-idx3-ubyte").write_bytes(b"\0" * 100)
+    (corrupt / "train-labels-idx1-ubyte").write_bytes(b"\0" * 100)
+    (tmp_path / "file").write_text("")
+    argv = {
+        "missing data": ["--data-dir", str(tmp_path / "nope")],
+        "empty data": ["--data-dir", str(tmp_path / "empty")],
+        "corrupt data": ["--data-dir", str(corrupt)],
+        "resume nothing": ["--continue-train", "True"],
+        "sample nothing": ["--sample", "3"],
+        "unwritable": ["--data-dir", str(corrupt), "--log-dir", str(tmp_path / "file/x")],
+    }[case]
+    assert task.main(flags(tmp_path) + argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [err[0]] and err[0].startswith("error: ") and message in err[0]
+
+
+def test_fresh_run_over_checkpoints_is_refused_and_names_the_ways_out(tmp_path, idx_dir,
+                                                                      capsys):
+    assert task.main(["--data-dir", idx_dir, "--train-steps", "2", *flags(tmp_path)]) == 0
+    assert task.main(["--data-dir", idx_dir, "--train-steps", "2", *flags(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "--continue-train True" in err and "--overwrite" in err
+
+
+def _start(tmp_path, idx_dir):
+    env = dict(os.environ, PYTHONPATH=REPO)
+    return subprocess.Popen(
+        [sys.executable, "-m", "trainer.task", "--data-dir", idx_dir, "--train-steps",
+         "100000", "--log-freq", "1", *flags(tmp_path)],
+        cwd=str(tmp_path), env=env, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_saves_a_checkpoint_at_the_current_step_and_exits(tmp_path, idx_dir, signum,
+                                                                 code):
+    process = _start(tmp_path, idx_dir)
+    for line in process.stderr:  # wait until training is under way
+        if "step 3/" in line:
+            break
+    process.send_signal(signum)
+    err = process.stderr.read()
+    assert process.wait(timeout=60) == code
+    assert "Traceback" not in err
+    stopped = int(err.split("at step ")[-1].split(";")[0])
+    assert stopped >= 3
+    assert tf.train.latest_checkpoint(str(tmp_path / "ckpt")).endswith(f"ckpt-{stopped}")
+    # Nothing is lost: the resume starts at the saved step.
+    assert task.main(["--continue-train", "--train-steps", str(stopped + 2),
+                      "--checkpoint-dir", str(tmp_path / "ckpt")]) == 0
+    assert tf.train.latest_checkpoint(str(tmp_path / "ckpt")).endswith(f"ckpt-{stopped + 2}")
+
+
+def test_help_explains_every_flag():
+    out = subprocess.run([sys.executable, "-m", "trainer.task", "--help"], cwd=REPO,
+                         capture_output=True, text=True, check=True).stdout
+    for flag in ("--data-dir", "--checkpoint-dir", "--log-dir", "--sample ", "--sample-dir",
+                 "--continue-train", "--num-epochs", "--train-steps", "--batch-size",
+                 "--learning-rate", "--beta1", "--latent-dim", "--seed", "--log-freq",
+                 "--checkpoint-freq", "--job-dir", "--overwrite", "--deterministic"):
+        assert flag in out, flag

@@ -1,0 +1,132 @@
+import glob
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from trainer import checkpoints, model, train
+from trainer.errors import TrainerError
+
+from conftest import replace
+
+
+def event_tags(log_dir):
+    """tag -> TensorBoard plugin ('scalars', 'images', 'text') of every summary written."""
+    tags = {}
+    for path in glob.glob(os.path.join(log_dir, "events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                plugin = value.metadata.plugin_data.plugin_name
+                tags[value.tag] = plugin or tags.get(value.tag)
+    return tags
+
+
+def generator_weights(checkpoint_dir):
+    generator, _ = checkpoints.load_sampler(checkpoint_dir)
+    return generator.get_weights()
+
+
+def test_end_to_end_on_real_mnist_leaves_checkpoints_events_and_config(
+        tiny_config, mnist_subset):
+    result = train.run(replace(tiny_config, train_steps=8), images=mnist_subset)
+    assert result["step"] == 8 and result["interrupted"] is None
+    assert all(np.isfinite(result[k]) for k in ("d_loss", "g_loss", "d_real", "d_fake"))
+    ckpt = tiny_config.checkpoint_dir
+    assert tf.train.latest_checkpoint(ckpt).endswith("ckpt-8")
+    assert os.path.exists(os.path.join(ckpt, "ckpt-4.index"))  # --checkpoint-freq 4
+    assert os.path.exists(os.path.join(ckpt, "config.json"))
+    tags = event_tags(tiny_config.log_dir)
+    for scalar in ("d_loss", "g_loss", "d_real", "d_fake", "images_per_sec"):
+        assert tags.get(scalar) == "scalars", scalar
+    assert tags["generated_images"] == "images" and tags["real_images"] == "images"
+    assert tags["config"] == "text"
+
+
+def test_epoch_ends_write_a_checkpoint_and_a_grid(tiny_config, blob_images):
+    # 160 images / 16 = 10 steps an epoch; 25 steps cross two epoch ends.
+    config = replace(tiny_config, train_steps=25, checkpoint_freq=1000)
+    result = train.run(config, images=blob_images)
+    assert result["epoch"] == 2
+    steps = sorted(int(p.split("-")[-1].split(".")[0])
+                   for p in glob.glob(os.path.join(config.checkpoint_dir, "ckpt-*.index")))
+    assert steps == [10, 20, 25]
+    grid_steps = set()
+    for path in glob.glob(os.path.join(config.log_dir, "events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            if any(v.tag == "generated_images" for v in event.summary.value):
+                grid_steps.add(event.step)
+    assert grid_steps == {10, 20, 25}
+
+
+def test_resume_is_bit_identical_to_an_uninterrupted_run(tiny_config, blob_images, tmp_path):
+    config = replace(tiny_config, deterministic=True, train_steps=14, checkpoint_freq=100)
+    whole = replace(config, checkpoint_dir=str(tmp_path / "whole"))
+    train.run(whole, images=blob_images)
+    split = replace(config, checkpoint_dir=str(tmp_path / "split"))
+    first = train.run(replace(split, train_steps=7), images=blob_images)
+    assert first["step"] == 7  # mid-epoch: 10 steps an epoch
+    resumed = train.run(replace(split, continue_train=True), images=blob_images)
+    assert resumed["step"] == 14 and resumed["epoch"] == 1
+    for a, b in zip(generator_weights(whole.checkpoint_dir),
+                    generator_weights(split.checkpoint_dir)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_resume_logs_the_step_and_epoch(tiny_config, blob_images, caplog):
+    train.run(replace(tiny_config, train_steps=13), images=blob_images)
+    with caplog.at_level("INFO"):
+        train.run(replace(tiny_config, train_steps=15, continue_train=True),
+                  images=blob_images)
+    assert "resumed from step 13 (epoch 2)" in caplog.text
+
+
+def test_fresh_run_refuses_to_replace_checkpoints(tiny_config, blob_images):
+    train.run(tiny_config, images=blob_images)
+    before = sorted(os.listdir(tiny_config.checkpoint_dir))
+    with pytest.raises(TrainerError, match="--continue-train True.*--checkpoint-dir.*"
+                                           "--overwrite"):
+        train.run(tiny_config, images=blob_images)
+    assert sorted(os.listdir(tiny_config.checkpoint_dir)) == before
+
+
+def test_overwrite_replaces_checkpoints(tiny_config, blob_images):
+    train.run(replace(tiny_config, train_steps=8), images=blob_images)
+    result = train.run(replace(tiny_config, train_steps=3, overwrite=True),
+                       images=blob_images)
+    assert result["step"] == 3
+    assert not glob.glob(os.path.join(tiny_config.checkpoint_dir, "ckpt-8*"))
+
+
+def test_continue_without_checkpoint_is_a_clear_error(tiny_config, blob_images):
+    with pytest.raises(TrainerError, match="no checkpoint in .* to resume"):
+        train.run(replace(tiny_config, continue_train=True), images=blob_images)
+
+
+def test_continue_with_other_architecture_names_the_field(tiny_config, blob_images):
+    train.run(tiny_config, images=blob_images)
+    with pytest.raises(TrainerError, match=r"generator_width \(checkpoint 4, flags 6\)"):
+        train.run(replace(tiny_config, continue_train=True, generator_width=6),
+                  images=blob_images)
+
+
+def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(
+        tiny_config, blob_images, monkeypatch):
+    train.run(replace(tiny_config, train_steps=4), images=blob_images)
+    poisoned = tf.Variable(False)
+    real_loss = model.discriminator_loss
+    monkeypatch.setattr(model, "discriminator_loss", lambda r, f: real_loss(r, f) * tf.where(
+        poisoned, np.float32("nan"), np.float32(1.0)))
+    poisoned.assign(True)
+    with pytest.raises(TrainerError, match=r"non-finite loss at step 5 .*ckpt-4"):
+        train.run(replace(tiny_config, train_steps=8, continue_train=True),
+                  images=blob_images)
+    assert tf.train.latest_checkpoint(tiny_config.checkpoint_dir).endswith("ckpt-4")
+    assert all(np.isfinite(w).all() for w in generator_weights(tiny_config.checkpoint_dir))
+
+
+def test_unwritable_log_dir_is_named(tiny_config, blob_images, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(TrainerError, match="--log-dir"):
+        train.run(replace(tiny_config, log_dir=str(blocker / "logs")), images=blob_images)

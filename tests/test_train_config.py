@@ -1,0 +1,64 @@
+import dataclasses
+
+import pytest
+
+from trainer.errors import TrainerError
+from trainer.train_config import (TrainConfig, load_saved_config, resolve_resume,
+                                  save_config)
+
+
+def test_defaults_are_the_dcgan_paper_settings():
+    config = TrainConfig()
+    assert (config.learning_rate, config.beta1, config.batch_size) == (2e-4, 0.5, 128)
+    assert config.latent_dim == 100
+    assert config.checkpoint_dir == "MNIST-trained-model"
+    assert config.log_dir == "trainer/summary"
+    assert config.sample_dir == "trainer/samples"
+
+
+def test_config_is_frozen():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        TrainConfig().batch_size = 3
+
+
+@pytest.mark.parametrize("field, value", [
+    ("batch_size", 0), ("batch_size", -4), ("num_epochs", 0), ("train_steps", 0),
+    ("latent_dim", -1), ("generator_width", 0), ("discriminator_width", 0),
+    ("log_freq", 0), ("checkpoint_freq", -10), ("learning_rate", 0.0),
+    ("learning_rate", -1e-3), ("beta1", 1.0), ("beta1", -0.1), ("seed", -1),
+    ("r1_gamma", -1.0), ("ema_decay", 1.0), ("batch_size", 2.5), ("learning_rate", "x"),
+])
+def test_bad_values_raise_naming_the_field(field, value):
+    with pytest.raises(ValueError, match=field):
+        TrainConfig(**{field: value})
+
+
+def test_json_round_trip(tmp_path):
+    config = TrainConfig(batch_size=64, train_steps=10, data_dir="d", r1_gamma=1.0)
+    save_config(config, str(tmp_path))
+    assert load_saved_config(str(tmp_path)) == config
+
+
+def test_unknown_field_in_saved_config_is_a_clear_error(tmp_path):
+    (tmp_path / "config.json").write_text('{"batch_size": 64, "wings": 2}')
+    with pytest.raises(TrainerError, match="wings"):
+        load_saved_config(str(tmp_path))
+
+
+def test_missing_saved_config_names_the_folder(tmp_path):
+    with pytest.raises(TrainerError, match="no config.json"):
+        load_saved_config(str(tmp_path))
+
+
+def test_resume_keeps_saved_values_and_applies_given_flags():
+    saved = TrainConfig(batch_size=64, num_epochs=5, learning_rate=1e-4)
+    resumed = resolve_resume(saved, {"continue_train": True, "num_epochs": 9})
+    assert resumed == dataclasses.replace(saved, continue_train=True, num_epochs=9)
+
+
+def test_resume_with_other_architecture_names_the_differing_fields():
+    saved = TrainConfig(latent_dim=100, generator_width=64)
+    with pytest.raises(TrainerError) as err:
+        resolve_resume(saved, {"latent_dim": 64, "generator_width": 64, "seed": 3})
+    assert "latent_dim (checkpoint 100, flags 64)" in str(err.value)
+    assert "generator_width" not in str(err.value)

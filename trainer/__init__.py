@@ -1,0 +1,1 @@
+"""DCGAN trainer for MNIST: train, resume, monitor and sample from the command line."""

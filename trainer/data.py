@@ -1,0 +1,213 @@
+"""MNIST files -> uint8 arrays -> tf.data batches of float32 in [-1, 1], shape (28, 28, 1).
+
+Reads the four IDX files (`.gz` or raw; `train-images-idx3-ubyte` or
+`train-images.idx3-ubyte` spellings) or a Keras `mnist.npz`. Headers are checked before
+anything is allocated, so a corrupt or truncated file is one clear error naming it.
+"""
+
+import gzip
+import logging
+import os
+import zipfile
+import zlib
+
+import numpy as np
+
+from trainer.errors import TrainerError
+
+KERAS_MNIST_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
+# SHA-256 Keras publishes for mnist.npz (keras.datasets.mnist.load_data).
+KERAS_MNIST_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
+KERAS_CACHE = os.path.join("~", ".keras", "datasets", "mnist.npz")
+
+IMAGE_MAGIC = 0x00000803  # unsigned byte, 3 dimensions
+LABEL_MAGIC = 0x00000801  # unsigned byte, 1 dimension
+MAX_RECORDS = 1_000_000  # MNIST has 70,000; a larger header is corrupt, not data.
+_CHUNK = 1 << 20
+
+_STEMS = {"train": ("train-images", "train-labels"), "test": ("t10k-images", "t10k-labels")}
+
+
+def read_idx(path: str) -> np.ndarray:
+    """Reads one IDX file of MNIST images (N, 28, 28) or labels (N,), uint8.
+
+    Raises:
+      TrainerError: naming the file, if it is missing, not IDX, not 28x28 uint8,
+        truncated or longer than its header says.
+    """
+    opener = gzip.open if path.endswith(".gz") else open
+    try:
+        with opener(path, "rb") as f:
+            header = f.read(4)
+            if len(header) < 4:
+                raise TrainerError(f"{path}: truncated IDX header; re-download the file")
+            magic = int.from_bytes(header, "big")
+            if magic == IMAGE_MAGIC:
+                shape = _read_dims(f, path, 3)
+                if shape[1:] != (28, 28):
+                    raise TrainerError(f"{path}: images are {shape[1]}x{shape[2]}, "
+                                       "expected MNIST's 28x28")
+            elif magic == LABEL_MAGIC:
+                shape = _read_dims(f, path, 1)
+            else:
+                raise TrainerError(f"{path}: not an MNIST IDX file (magic number "
+                                   f"0x{magic:08x}, expected 0x{IMAGE_MAGIC:08x} or "
+                                   f"0x{LABEL_MAGIC:08x}); re-download it")
+            data = _read_exactly(f, path, int(np.prod(shape)))
+    except (OSError, EOFError, zlib.error) as err:
+        raise TrainerError(f"{path}: cannot read ({err}); re-download the file") from err
+    return data.reshape(shape)
+
+
+def _read_dims(f, path, ndim):
+    raw = f.read(4 * ndim)
+    if len(raw) < 4 * ndim:
+        raise TrainerError(f"{path}: truncated IDX header; re-download the file")
+    shape = tuple(int.from_bytes(raw[4 * i:4 * i + 4], "big") for i in range(ndim))
+    if not 0 < shape[0] <= MAX_RECORDS:
+        raise TrainerError(f"{path}: header claims {shape[0]} records, more than MNIST "
+                           f"could hold ({MAX_RECORDS}); the file is corrupt")
+    return shape
+
+
+def _read_exactly(f, path, size):
+    """Reads `size` bytes in chunks, so a lying header cannot force a huge allocation."""
+    buffer = bytearray()
+    while len(buffer) < size:
+        chunk = f.read(min(_CHUNK, size - len(buffer)))
+        if not chunk:
+            raise TrainerError(f"{path}: truncated: {len(buffer)} of {size} data bytes; "
+                               "re-download the file")
+        buffer += chunk
+    if f.read(1):
+        raise TrainerError(f"{path}: longer than its header says ({size} data bytes); "
+                           "the file is corrupt")
+    return np.frombuffer(bytes(buffer), dtype=np.uint8)
+
+
+def _find_idx(data_dir, stem, kind):
+    """Path of e.g. train-images-idx3-ubyte[.gz] or train-images.idx3-ubyte[.gz]."""
+    for sep in ("-", "."):
+        for ext in (".gz", ""):
+            path = os.path.join(data_dir, f"{stem}{sep}{kind}-ubyte{ext}")
+            if os.path.exists(path):
+                return path
+    return None
+
+
+def read_npz(path: str, split: str):
+    """Reads x_{split} (N, 28, 28) and y_{split} (N,) uint8 from a Keras mnist.npz."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            missing = {f"x_{split}", f"y_{split}"} - set(npz.files)
+            if missing:
+                raise TrainerError(f"{path}: no {sorted(missing)} arrays; is it the Keras "
+                                   "mnist.npz?")
+            images, labels = npz[f"x_{split}"], npz[f"y_{split}"]
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise TrainerError(f"{path}: cannot read ({err}); re-download the file") from err
+    if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (28, 28):
+        raise TrainerError(f"{path}: x_{split} is {images.dtype} {images.shape}, "
+                           "expected uint8 (N, 28, 28)")
+    return images, _check_labels(path, labels, len(images))
+
+
+def _check_labels(path, labels, count):
+    if labels.shape != (count,):
+        raise TrainerError(f"{path}: {labels.shape[0] if labels.ndim else 0} labels for "
+                           f"{count} images; the files do not belong together")
+    if labels.size and int(labels.max()) > 9:
+        raise TrainerError(f"{path}: label {int(labels.max())} is not a digit 0-9")
+    return labels.astype(np.uint8)
+
+
+def load_mnist(data_dir=None, split="train"):
+    """Loads one MNIST split.
+
+    Args:
+      data_dir: folder with the IDX files or mnist.npz; None uses the Keras cache,
+        downloading mnist.npz there if it is missing.
+      split: "train" (60,000 images) or "test" (10,000).
+
+    Returns:
+      (images, labels): uint8 (N, 28, 28) in [0, 255] and uint8 (N,) in [0, 9].
+
+    Raises:
+      TrainerError: the files are missing, corrupt, or cannot be downloaded.
+    """
+    if split not in _STEMS:
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    if data_dir is None:
+        return read_npz(_keras_mnist_npz(), split)
+    if not os.path.isdir(data_dir):
+        raise TrainerError(f"--data-dir {data_dir!r} is not a folder; point it at the "
+                           "folder holding the MNIST IDX files or mnist.npz")
+    image_stem, label_stem = _STEMS[split]
+    image_path = _find_idx(data_dir, image_stem, "idx3")
+    label_path = _find_idx(data_dir, label_stem, "idx1")
+    if image_path and label_path:
+        images = read_idx(image_path)
+        return images, _check_labels(label_path, read_idx(label_path), len(images))
+    npz_path = os.path.join(data_dir, "mnist.npz")
+    if os.path.exists(npz_path):
+        return read_npz(npz_path, split)
+    raise TrainerError(
+        f"no MNIST {split} data in {data_dir!r}: put {image_stem}-idx3-ubyte.gz and "
+        f"{label_stem}-idx1-ubyte.gz (or mnist.npz) there")
+
+
+def _keras_mnist_npz():
+    cached = os.path.expanduser(KERAS_CACHE)
+    if os.path.exists(cached):
+        return cached
+    logging.info("downloading MNIST to %s", cached)
+    import tensorflow as tf  # Only needed for this download.
+    try:
+        return tf.keras.utils.get_file(
+            "mnist.npz", origin=KERAS_MNIST_URL, file_hash=KERAS_MNIST_SHA256)
+    except Exception as err:  # get_file raises bare Exception on network failures.
+        raise TrainerError(
+            f"could not download MNIST ({err}); offline, put mnist.npz in "
+            f"{os.path.dirname(cached)}/ or pass --data-dir DIR with the four MNIST IDX "
+            "files (train-images-idx3-ubyte.gz, ...)") from err
+
+
+def make_dataset(images, batch_size: int, seed: int, epoch: int, start_batch: int = 0):
+    """One epoch of shuffled training batches, resumable at any batch.
+
+    The order is a permutation seeded by (seed, epoch), so a resumed run sees exactly
+    the batches the uninterrupted run would have seen.
+
+    Args:
+      images: uint8 (N, 28, 28) array or tensor, held in memory.
+      batch_size: images per batch; the last partial batch is dropped.
+      seed: the run's seed.
+      epoch: index of this epoch, 0-based.
+      start_batch: batches of this epoch already trained on.
+
+    Returns:
+      A tf.data.Dataset of float32 (batch_size, 28, 28, 1) in [-1, 1].
+    """
+    import tensorflow as tf
+
+    count = int(images.shape[0])
+    order = np.random.default_rng([seed, epoch]).permutation(count)
+    usable = (count // batch_size) * batch_size
+    pixels = tf.convert_to_tensor(images)
+
+    def to_batch(indices):
+        batch = tf.cast(tf.gather(pixels, indices), tf.float32)
+        return tf.expand_dims(batch / 127.5 - 1.0, -1)  # [0, 255] -> [-1, 1]
+
+    return (tf.data.Dataset.from_tensor_slices(order[start_batch * batch_size:usable])
+            .batch(batch_size, drop_remainder=True)
+            .map(to_batch, num_parallel_calls=tf.data.AUTOTUNE)
+            .prefetch(tf.data.AUTOTUNE))
+
+
+def steps_per_epoch(num_images: int, batch_size: int) -> int:
+    """Full batches in one epoch; raises TrainerError when there is not even one."""
+    if num_images < batch_size:
+        raise TrainerError(f"{num_images} training images is less than one batch of "
+                           f"{batch_size}; lower --batch-size")
+    return num_images // batch_size

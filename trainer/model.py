@@ -1,0 +1,96 @@
+"""The DCGAN networks and losses, at MNIST's native 28x28. Pure: no I/O, flags or seeds.
+
+Radford et al. 2015 (DCGAN): all-convolutional nets, batch norm everywhere but the
+generator's output and the discriminator's input, LeakyReLU(0.2), tanh output, weights
+drawn from N(0, 0.02).
+"""
+
+import tensorflow as tf
+
+keras = tf.keras
+layers = keras.layers
+
+LEAKY_SLOPE = 0.2  # DCGAN paper.
+
+
+def _init():
+    return keras.initializers.RandomNormal(mean=0.0, stddev=0.02)  # DCGAN paper.
+
+
+def build_generator(latent_dim: int = 100, width: int = 64) -> keras.Model:
+    """Maps noise to images.
+
+    Args:
+      latent_dim: length of z.
+      width: channels at 14x14; the 7x7 layer has 2 * width.
+
+    Returns:
+      A model from z, float32 (batch, latent_dim), to images, float32
+      (batch, 28, 28, 1) in [-1, 1].
+    """
+    z = keras.Input(shape=(latent_dim,), name="z")
+    x = layers.Reshape((1, 1, latent_dim))(z)  # (B, 1, 1, latent_dim)
+    # A 7x7 transposed conv on a 1x1 input is the projection, without a dense layer.
+    x = layers.Conv2DTranspose(2 * width, 7, padding="valid", use_bias=False,
+                               kernel_initializer=_init())(x)  # (B, 7, 7, 2w)
+    x = layers.LeakyReLU(LEAKY_SLOPE)(layers.BatchNormalization()(x))
+    # Kernel 4 with stride 2 covers each output pixel evenly: no checkerboard.
+    x = layers.Conv2DTranspose(width, 4, strides=2, padding="same", use_bias=False,
+                               kernel_initializer=_init())(x)  # (B, 14, 14, w)
+    x = layers.LeakyReLU(LEAKY_SLOPE)(layers.BatchNormalization()(x))
+    x = layers.Conv2DTranspose(1, 4, strides=2, padding="same",
+                               kernel_initializer=_init())(x)  # (B, 28, 28, 1)
+    images = layers.Activation("tanh", dtype="float32")(x)  # No batch norm on the output.
+    return keras.Model(z, images, name="generator")
+
+
+def build_discriminator(width: int = 64) -> keras.Model:
+    """Scores images: real high, generated low.
+
+    Args:
+      width: channels at 14x14; the 7x7 layer has 2 * width.
+
+    Returns:
+      A model from images, float32 (batch, 28, 28, 1) in [-1, 1], to logits,
+      float32 (batch, 1).
+    """
+    images = keras.Input(shape=(28, 28, 1), name="images")
+    # No batch norm on the input layer (DCGAN paper: it made training unstable).
+    x = layers.Conv2D(width, 4, strides=2, padding="same",
+                      kernel_initializer=_init())(images)  # (B, 14, 14, w)
+    x = layers.LeakyReLU(LEAKY_SLOPE)(x)
+    x = layers.Conv2D(2 * width, 4, strides=2, padding="same", use_bias=False,
+                      kernel_initializer=_init())(x)  # (B, 7, 7, 2w)
+    x = layers.LeakyReLU(LEAKY_SLOPE)(layers.BatchNormalization()(x))
+    x = layers.Conv2D(1, 7, padding="valid", kernel_initializer=_init())(x)  # (B, 1, 1, 1)
+    logits = layers.Flatten(dtype="float32")(x)  # (B, 1)
+    return keras.Model(images, logits, name="discriminator")
+
+
+def discriminator_loss(real_logits: tf.Tensor, fake_logits: tf.Tensor) -> tf.Tensor:
+    """Cross-entropy of D on real (label 1) plus on generated (label 0) images.
+
+    softplus(-l) = -log(sigmoid(l)) and softplus(l) = -log(1 - sigmoid(l)), computed
+    stably on logits. Zero logits give ln 2 + ln 2.
+    """
+    return (tf.reduce_mean(tf.nn.softplus(-real_logits))
+            + tf.reduce_mean(tf.nn.softplus(fake_logits)))
+
+
+def generator_loss(fake_logits: tf.Tensor) -> tf.Tensor:
+    """Non-saturating loss -log D(G(z)) (Goodfellow et al. 2014): strong gradients
+    early, when D rejects every sample. Zero logits give ln 2."""
+    return tf.reduce_mean(tf.nn.softplus(-fake_logits))
+
+
+def r1_penalty(discriminator: keras.Model, real_images: tf.Tensor) -> tf.Tensor:
+    """Mean squared gradient norm of D's logit at real images (Mescheder et al. 2018).
+
+    Returns:
+      A float32 scalar, E[||grad_x D(x)||^2]; the loss adds gamma / 2 times it.
+    """
+    with tf.GradientTape() as tape:
+        tape.watch(real_images)
+        logits = discriminator(real_images, training=True)
+    grads = tape.gradient(logits, real_images)  # logits are per-image: d logit_i / d x_i
+    return tf.reduce_mean(tf.reduce_sum(tf.square(grads), axis=[1, 2, 3]))

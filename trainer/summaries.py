@@ -1,0 +1,35 @@
+"""TensorBoard output of a training run: scalars, sample grids and the config."""
+
+import numpy as np
+import tensorflow as tf
+
+from trainer import images as image_utils
+
+
+class Summaries:
+    """Writes one run's TensorBoard event files into `log_dir`."""
+
+    def __init__(self, log_dir: str):
+        self._writer = tf.summary.create_file_writer(log_dir)
+
+    def scalars(self, step: int, values: dict) -> None:
+        with self._writer.as_default(step=step):
+            for name, value in values.items():
+                tf.summary.scalar(name, value)
+
+    def grid(self, step: int, tag: str, pixels: np.ndarray, columns: int = 8) -> None:
+        """Logs uint8 (N, 28, 28) images as one tiled picture."""
+        picture = image_utils.grid(pixels, columns)
+        with self._writer.as_default(step=step):
+            tf.summary.image(tag, picture[None, :, :, None])
+
+    def text(self, step: int, tag: str, text: str) -> None:
+        with self._writer.as_default(step=step):
+            # Markdown code block, so TensorBoard keeps the JSON's line breaks.
+            tf.summary.text(tag, "```\n" + text + "\n```")
+
+    def flush(self) -> None:
+        self._writer.flush()
+
+    def close(self) -> None:
+        self._writer.close()

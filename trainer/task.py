@@ -1,0 +1,130 @@
+"""Command line: parse flags into a TrainConfig, set up logging, dispatch to a mode.
+
+    python -m trainer.task --data-dir DIR              # train
+    python -m trainer.task --continue-train True       # resume the run in --checkpoint-dir
+    python -m trainer.task --sample 64                 # PNGs from the latest checkpoint
+"""
+
+import argparse
+import dataclasses
+import logging
+import os
+import sys
+
+from trainer.errors import TrainerError
+from trainer.train_config import TrainConfig, load_saved_config, resolve_resume
+
+DEFAULTS = TrainConfig()
+_TRUE, _FALSE = {"true", "1", "yes", "y", "on"}, {"false", "0", "no", "n", "off"}
+
+
+def parse_bool(text: str) -> bool:
+    """'True'/'false'/'1'/'0'/'yes'/'no' (any case) -> bool, for --continue-train."""
+    if text.lower() in _TRUE | _FALSE:
+        return text.lower() in _TRUE
+    raise argparse.ArgumentTypeError(f"expected True or False, got {text!r}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m trainer.task", argument_default=argparse.SUPPRESS,
+        description="Train a DCGAN on MNIST, resume it, or sample digits from it.")
+    add = parser.add_argument
+    add("--data-dir", help="folder with the four MNIST IDX files (.gz or raw) or mnist.npz "
+        "(default: ~/.keras/datasets/mnist.npz, downloaded if missing)")
+    add("--checkpoint-dir", help=f"checkpoint folder (default: {DEFAULTS.checkpoint_dir})")
+    add("--log-dir", help=f"TensorBoard folder (default: {DEFAULTS.log_dir})")
+    add("--sample-dir", help=f"folder for --sample PNGs (default: {DEFAULTS.sample_dir})")
+    add("--job-dir", help="Cloud ML Engine job folder: checkpoints, summaries and samples "
+        "default to its checkpoints/, summary/ and samples/")
+    add("--sample", type=int, metavar="N", help="write N generated PNGs and grid.png from "
+        "the latest checkpoint, then exit (no data or training needed)")
+    add("--continue-train", type=parse_bool, nargs="?", const=True, metavar="BOOL",
+        help="resume the run in --checkpoint-dir at its exact step (True/False)")
+    add("--overwrite", action="store_true", help="let a fresh run delete the checkpoints "
+        "already in --checkpoint-dir")
+    add("--num-epochs", type=int, help=f"epochs to train (default: {DEFAULTS.num_epochs})")
+    add("--train-steps", type=int, help="total optimizer steps; overrides --num-epochs")
+    add("--batch-size", type=int, help=f"images per step (default: {DEFAULTS.batch_size})")
+    add("--learning-rate", type=float, help=f"Adam learning rate (default: "
+        f"{DEFAULTS.learning_rate})")
+    add("--beta1", type=float, help=f"Adam beta1 (default: {DEFAULTS.beta1})")
+    add("--latent-dim", type=int, help=f"noise length (default: {DEFAULTS.latent_dim})")
+    add("--generator-width", type=int, help=f"generator channels at 14x14 (default: "
+        f"{DEFAULTS.generator_width})")
+    add("--discriminator-width", type=int, help=f"discriminator channels at 14x14 "
+        f"(default: {DEFAULTS.discriminator_width})")
+    add("--r1-gamma", type=float, help=f"R1 penalty weight on real images, 0 off (default: "
+        f"{DEFAULTS.r1_gamma})")
+    add("--ema-decay", type=float, help=f"decay of the generator average sampled from, 0 "
+        f"off (default: {DEFAULTS.ema_decay})")
+    add("--seed", type=int, help=f"random seed (default: {DEFAULTS.seed})")
+    add("--deterministic", action="store_true", help="op determinism: bit-identical "
+        "reruns and resumes, somewhat slower")
+    add("--log-freq", type=int, help=f"steps between log lines and scalar summaries "
+        f"(default: {DEFAULTS.log_freq})")
+    add("--checkpoint-freq", type=int, help=f"steps between checkpoints, besides each "
+        f"epoch end and the end (default: {DEFAULTS.checkpoint_freq})")
+    return parser
+
+
+def resolve(args: argparse.Namespace) -> TrainConfig:
+    """The run's config: flags over defaults, or over the saved config on resume."""
+    overrides = {k: v for k, v in vars(args).items() if k not in ("sample", "job_dir")}
+    if "job_dir" in vars(args):
+        for field, sub in (("checkpoint_dir", "checkpoints"), ("log_dir", "summary"),
+                           ("sample_dir", "samples")):
+            overrides.setdefault(field, os.path.join(args.job_dir, sub))
+    if overrides.get("continue_train"):
+        saved_dir = overrides.get("checkpoint_dir", DEFAULTS.checkpoint_dir)
+        return resolve_resume(load_saved_config(saved_dir), overrides)
+    return dataclasses.replace(DEFAULTS, **overrides)
+
+
+def main(argv=None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow's start-up chatter
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
+                        datefmt="%H:%M:%S")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if vars(args).get("sample", 1) <= 0:
+            raise ValueError(f"--sample must be a positive number of images, got "
+                             f"{args.sample}")
+        config = resolve(args)
+    except ValueError as err:
+        parser.error(_as_flag(str(err)))  # usage error: exit 2
+    except TrainerError as err:
+        return _fail(err)
+    try:
+        if "sample" in vars(args):
+            from trainer import sample
+            paths = sample.write_samples(config.checkpoint_dir, config.sample_dir,
+                                         args.sample, config.seed)
+            print(f"wrote {len(paths)} samples and grid.png to {config.sample_dir}")
+            return 0
+        from trainer import train
+        result = train.run(config)
+    except TrainerError as err:
+        return _fail(err)
+    return 128 + _SIGNALS[result["interrupted"]] if result["interrupted"] else 0
+
+
+_SIGNALS = {"SIGINT": 2, "SIGTERM": 15}
+
+
+def _as_flag(message: str) -> str:
+    """'batch_size must be ...' -> '--batch-size must be ...': name what the user typed."""
+    field = message.split(" ", 1)[0]
+    if field in {f.name for f in dataclasses.fields(TrainConfig)}:
+        return "--" + field.replace("_", "-") + message[len(field):]
+    return message
+
+
+def _fail(err) -> int:
+    print(f"error: {err}", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

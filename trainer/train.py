@@ -1,0 +1,197 @@
+"""The train step and the training loop: the only place that sequences I/O."""
+
+import logging
+import math
+import signal
+import threading
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from trainer import checkpoints, data, model
+from trainer import images as image_utils
+from trainer.errors import TrainerError
+from trainer.paths import ensure_writable_dir
+from trainer.progress import EpochProgress
+from trainer.summaries import Summaries
+from trainer.train_config import TrainConfig
+
+GRID_SIZE = 64  # fixed-noise images in each TensorBoard grid (8x8)
+
+
+def make_train_step(generator, discriminator, ema_generator, g_optimizer, d_optimizer,
+                    noise, latent_dim: int, r1_gamma: float = 0.0, ema_decay: float = 0.0):
+    """Builds the compiled step that updates both networks on one batch of real images.
+
+    Both networks see the same generated batch and are updated simultaneously from one
+    forward pass. `noise` (a tf.random.Generator) draws z, so its state, saved in the
+    checkpoint, makes a resumed run draw the same z.
+
+    Returns:
+      A tf.function from real images, float32 (B, 28, 28, 1) in [-1, 1], to a dict of
+      float32 scalars: d_loss, g_loss, d_real and d_fake (mean sigmoid outputs).
+    """
+    ema_pairs = list(zip(ema_generator.trainable_variables, generator.trainable_variables))
+    stat_pairs = list(zip(ema_generator.non_trainable_variables,
+                          generator.non_trainable_variables))
+
+    @tf.function
+    def train_step(real_images):
+        z = noise.normal([tf.shape(real_images)[0], latent_dim])
+        with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
+            fake_images = generator(z, training=True)
+            real_logits = discriminator(real_images, training=True)
+            fake_logits = discriminator(fake_images, training=True)
+            g_loss = model.generator_loss(fake_logits)
+            d_loss = model.discriminator_loss(real_logits, fake_logits)
+            d_total = d_loss
+            if r1_gamma > 0:
+                d_total += 0.5 * r1_gamma * model.r1_penalty(discriminator, real_images)
+        g_optimizer.apply_gradients(zip(
+            g_tape.gradient(g_loss, generator.trainable_variables),
+            generator.trainable_variables))
+        d_optimizer.apply_gradients(zip(
+            d_tape.gradient(d_total, discriminator.trainable_variables),
+            discriminator.trainable_variables))
+        for average, weight in ema_pairs:
+            average.assign(ema_decay * average + (1.0 - ema_decay) * weight)
+        for average, statistic in stat_pairs:  # batch-norm moving statistics
+            average.assign(statistic)
+        return {"d_loss": d_loss, "g_loss": g_loss,
+                "d_real": tf.reduce_mean(tf.sigmoid(real_logits)),
+                "d_fake": tf.reduce_mean(tf.sigmoid(fake_logits))}
+
+    return train_step
+
+
+def run(config: TrainConfig, images=None) -> dict:
+    """Trains toward config's step budget, resuming if config.continue_train.
+
+    Args:
+      config: the resolved configuration.
+      images: uint8 (N, 28, 28) training images; None loads them from config.data_dir.
+
+    Returns:
+      {"step", "epoch", "interrupted", "checkpoint", and the last metrics}.
+    """
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    tf.keras.utils.set_random_seed(config.seed)
+    ensure_writable_dir(config.log_dir, "--log-dir")  # fail before the slow work
+    if images is None:
+        images, _ = data.load_mnist(config.data_dir, "train")
+    per_epoch = data.steps_per_epoch(len(images), config.batch_size)
+    total = config.train_steps or config.num_epochs * per_epoch
+    num_epochs = math.ceil(total / per_epoch)
+    state = checkpoints.build_state(config)
+    manager = checkpoints.restore_or_initialize(state, config)
+    train_step = make_train_step(
+        state.generator, state.discriminator, state.ema_generator, state.g_optimizer,
+        state.d_optimizer, state.noise, config.latent_dim, config.r1_gamma, config.ema_decay)
+    summaries = Summaries(config.log_dir)
+    fixed_z = np.random.default_rng(config.seed).standard_normal(
+        (GRID_SIZE, config.latent_dim)).astype(np.float32)  # same across resumes
+    if int(state.step) == 0:
+        summaries.grid(0, "real_images", images[:GRID_SIZE])
+        summaries.text(0, "config", config.to_json())
+    logging.info("training to step %d (%d epochs of %d steps), checkpoints in %s",
+                 total, num_epochs, per_epoch, config.checkpoint_dir)
+    metrics, saved_step = {}, None
+    with _StopOnSignal() as stop:
+        while int(state.step) < total and not stop.requested:
+            metrics = _train_epoch(config, state, train_step, images, total, num_epochs,
+                                   per_epoch, summaries, manager, stop)
+            if int(state.batch_in_epoch) == per_epoch:
+                state.epoch.assign_add(1)
+                state.batch_in_epoch.assign(0)
+                _sample_grid(summaries, state, fixed_z)
+                saved_step = _save(manager, state)
+        if saved_step != int(state.step):
+            _sample_grid(summaries, state, fixed_z)
+            saved_step = _save(manager, state)
+    summaries.close()
+    if stop.requested:
+        logging.warning("stopped by %s at step %d; resume with --continue-train True",
+                        stop.requested, saved_step)
+    return {"step": int(state.step), "epoch": int(state.epoch),
+            "interrupted": stop.requested, "checkpoint": manager.latest_checkpoint, **metrics}
+
+
+def _train_epoch(config, state, train_step, images, total, num_epochs, per_epoch,
+                 summaries, manager, stop):
+    """Trains from the saved position to the end of the epoch, the budget or a signal."""
+    start = int(state.batch_in_epoch)
+    progress = EpochProgress(int(state.epoch), num_epochs, per_epoch, start)
+    batches = data.make_dataset(images, config.batch_size, config.seed, int(state.epoch),
+                                start).take(total - int(state.step))
+    values, window_start, window_steps = {}, time.perf_counter(), 0
+    for batch in batches:
+        values = {name: float(value) for name, value in train_step(batch).items()}
+        _check_finite(values, int(state.step) + 1, manager)
+        state.step.assign_add(1)
+        state.batch_in_epoch.assign_add(1)
+        step, window_steps = int(state.step), window_steps + 1
+        progress.update(int(state.batch_in_epoch), values)
+        if step % config.log_freq == 0:
+            rate = window_steps * config.batch_size / (time.perf_counter() - window_start)
+            values["images_per_sec"] = rate
+            summaries.scalars(step, values)
+            logging.info("step %d/%d  %s", step, total,
+                         "  ".join(f"{k} {v:.4g}" for k, v in values.items()))
+            window_start, window_steps = time.perf_counter(), 0
+        if step % config.checkpoint_freq == 0:
+            _save(manager, state)
+        if stop.requested:
+            break
+    progress.close(values)
+    return values
+
+
+def _check_finite(values, step, manager):
+    bad = {name: value for name, value in values.items() if not math.isfinite(value)}
+    if bad:
+        raise TrainerError(
+            f"non-finite loss at step {step} ({bad}); nothing saved from this step. "
+            f"Last good checkpoint: {manager.latest_checkpoint}. Lower --learning-rate "
+            "and resume with --continue-train True")
+
+
+def _sample_grid(summaries, state, fixed_z):
+    pixels = image_utils.to_uint8(state.ema_generator(fixed_z, training=False))
+    summaries.grid(int(state.step), "generated_images", pixels)
+    summaries.flush()
+
+
+def _save(manager, state) -> int:
+    step = int(state.step)
+    path = manager.save(checkpoint_number=step)
+    logging.info("saved checkpoint %s", path)
+    return step
+
+
+class _StopOnSignal:
+    """Turns the first SIGINT or SIGTERM into a request to save and stop; a second
+    SIGINT interrupts at once."""
+
+    def __init__(self):
+        self.requested = None
+        self._previous = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = signal.Signals(signum).name
+        logging.warning("%s received: saving a checkpoint at the current step, then "
+                        "stopping (Ctrl-C again to abort)", self.requested)
+
+    def __exit__(self, *exc):
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        return False

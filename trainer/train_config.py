@@ -1,0 +1,162 @@
+"""The one frozen training configuration: fields, validation and JSON round trip.
+
+Defaults are the values behind the README's results. Tests derive tiny variants with
+`dataclasses.replace`. The resolved config is written beside the checkpoints as
+`config.json` and compared with the flags on resume.
+"""
+
+import dataclasses
+import json
+import os
+from typing import Optional
+
+from trainer.errors import TrainerError
+
+CONFIG_FILENAME = "config.json"
+
+# Fields that shape the saved variables or the step bookkeeping: a resume must keep them.
+RESUME_LOCKED_FIELDS = ("latent_dim", "generator_width", "discriminator_width", "batch_size")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Everything one training run needs; immutable once built."""
+
+    # Folder with the MNIST IDX files or mnist.npz; None uses ~/.keras/datasets/mnist.npz.
+    data_dir: Optional[str] = None
+    # Where checkpoints and config.json go; the repo ships a trained model here.
+    checkpoint_dir: str = "MNIST-trained-model"
+    # TensorBoard event files.
+    log_dir: str = "trainer/summary"
+    # PNGs written by --sample.
+    sample_dir: str = "trainer/samples"
+    # Restore the latest checkpoint and continue toward the same step budget.
+    continue_train: bool = False
+    # Allow a fresh run to replace the checkpoints already in checkpoint_dir.
+    overwrite: bool = False
+    # Passes over the 60,000 training images; ignored when train_steps is set.
+    num_epochs: int = 20
+    # Total optimizer steps; overrides num_epochs when set.
+    train_steps: Optional[int] = None
+    # Images per step, for both networks (DCGAN paper: 128).
+    batch_size: int = 128
+    # Adam learning rate (DCGAN paper, Radford et al. 2015: 2e-4).
+    learning_rate: float = 2e-4
+    # Adam beta1 (DCGAN paper: 0.5; the default 0.9 made training oscillate).
+    beta1: float = 0.5
+    # Length of the standard-normal noise vector z.
+    latent_dim: int = 100
+    # Channels of the generator's last hidden layer; the 7x7 layer has twice as many.
+    generator_width: int = 64
+    # Channels of the discriminator's first layer; the 7x7 layer has twice as many.
+    discriminator_width: int = 64
+    # R1 gradient penalty on real images (Mescheder et al. 2018); 0 turns it off.
+    r1_gamma: float = 0.0
+    # Decay of the generator's weight average used for sampling (Karras et al. 2018);
+    # 0 samples from the raw generator.
+    ema_decay: float = 0.999
+    # Seed for weights, noise and the per-epoch shuffle.
+    seed: int = 0
+    # Op determinism: bit-identical results for the same seed, a little slower.
+    deterministic: bool = False
+    # Steps between scalar summaries and log lines.
+    log_freq: int = 100
+    # Steps between checkpoints; one is also written at each epoch end and at the end.
+    checkpoint_freq: int = 1000
+
+    def __post_init__(self):
+        for name in ("num_epochs", "batch_size", "latent_dim", "generator_width",
+                     "discriminator_width", "log_freq", "checkpoint_freq"):
+            _require_positive(name, getattr(self, name))
+        if self.train_steps is not None:
+            _require_positive("train_steps", self.train_steps)
+        for name in ("learning_rate", "beta1", "r1_gamma", "ema_decay"):
+            _require_number(name, getattr(self, name))
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}; "
+                             "try the DCGAN paper's 2e-4")
+        if not 0 <= self.beta1 < 1:
+            raise ValueError(f"beta1 must be in [0, 1), got {self.beta1}; "
+                             "try the DCGAN paper's 0.5")
+        if not self.r1_gamma >= 0:
+            raise ValueError(f"r1_gamma must be >= 0, got {self.r1_gamma}; 0 turns it off")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}; "
+                             "0 turns the average off, 0.999 is typical")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "TrainConfig":
+        """Parses `to_json` output; raises ValueError on unknown fields or bad values."""
+        values = json.loads(text)
+        if not isinstance(values, dict):
+            raise ValueError("config JSON must be an object")
+        unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown config fields {unknown}")
+        return cls(**values)
+
+
+def _require_number(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+
+
+def _require_positive(name, value):
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def save_config(config: TrainConfig, directory: str) -> str:
+    """Writes config.json into `directory` atomically; returns its path."""
+    path = os.path.join(directory, CONFIG_FILENAME)
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(config.to_json() + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def load_saved_config(directory: str) -> TrainConfig:
+    """Reads the config.json a run saved beside its checkpoints.
+
+    Raises:
+      TrainerError: the file is missing or is not a config this version can read.
+    """
+    path = os.path.join(directory, CONFIG_FILENAME)
+    try:
+        with open(path, encoding="utf-8") as f:
+            return TrainConfig.from_json(f.read())
+    except FileNotFoundError as err:
+        raise TrainerError(
+            f"no {CONFIG_FILENAME} in {directory!r}: it is not a checkpoint folder of this "
+            "trainer; train one with `python -m trainer.task --data-dir DIR` or pass "
+            "--checkpoint-dir") from err
+    except (ValueError, TypeError) as err:
+        raise TrainerError(f"{path} is not a valid trainer config ({err}); "
+                           "point --checkpoint-dir at a folder this trainer wrote") from err
+
+
+def resolve_resume(saved: TrainConfig, overrides: dict) -> TrainConfig:
+    """The config of a resumed run: the saved one, with the flags the user gave on top.
+
+    Args:
+      saved: config.json of the run being resumed.
+      overrides: field -> value for each flag given on the command line.
+
+    Raises:
+      TrainerError: a flag changes a field in RESUME_LOCKED_FIELDS.
+    """
+    differing = [f"{name} (checkpoint {getattr(saved, name)}, flags {overrides[name]})"
+                 for name in RESUME_LOCKED_FIELDS
+                 if name in overrides and overrides[name] != getattr(saved, name)]
+    if differing:
+        raise TrainerError(
+            "cannot resume: the flags differ from the checkpoint's architecture in "
+            + ", ".join(differing)
+            + "; drop those flags, or start a fresh run with another --checkpoint-dir")
+    return dataclasses.replace(saved, **overrides)
