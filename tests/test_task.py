@@ -11,7 +11,7 @@ from trainer.train_config import TrainConfig
 
 from conftest import REPO
 
-TINY = ["--batch-size", "16", "--latent-dim", "8", "--generator-width", "4",
+TINY = ["--eval-samples", "0", "--batch-size", "16", "--latent-dim", "8", "--generator-width", "4",
         "--discriminator-width", "4", "--seed", "1"]
 
 
@@ -67,7 +67,9 @@ def test_train_resume_and_sample_through_the_cli(tmp_path, idx_dir, capsys):
     (["--log-freq", "0"], "--log-freq must be a positive integer"),
     (["--checkpoint-freq", "0"], "--checkpoint-freq must be a positive integer"),
     (["--seed", "-2"], "--seed must be a non-negative integer"),
-    (["--sample", "0"], "--sample must be a positive number"),
+    (["--sample", "0"], "--sample must be at least 1, got 0"),
+    (["--num-eval-samples", "3"], "--num-eval-samples must be at least 10"),
+    (["--eval-samples", "-1"], "--eval-samples must be 0 (off) or at least 10"),
     (["--batch-size", "many"], "invalid int value: 'many'"),
     (["--learning-rate", "fast"], "invalid float value: 'fast'"),
     (["--continue-train", "maybe"], "expected True or False, got 'maybe'"),

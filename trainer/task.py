@@ -3,6 +3,7 @@
     python -m trainer.task --data-dir DIR              # train
     python -m trainer.task --continue-train True       # resume the run in --checkpoint-dir
     python -m trainer.task --sample 64                 # PNGs from the latest checkpoint
+    python -m trainer.task --evaluate                  # quality of the latest checkpoint
 """
 
 import argparse
@@ -39,6 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
         "default to its checkpoints/, summary/ and samples/")
     add("--sample", type=int, metavar="N", help="write N generated PNGs and grid.png from "
         "the latest checkpoint, then exit (no data or training needed)")
+    add("--evaluate", nargs="?", const="", metavar="PNG_DIR", help="judge the latest "
+        "checkpoint's samples (or the PNGs in PNG_DIR) against the MNIST test set with the "
+        "MNIST classifier, beside the real-data floor; prints a table and a JSON line")
+    add("--num-eval-samples", type=int, metavar="N", help="samples --evaluate draws from "
+        "the checkpoint (default: 10000)")
     add("--continue-train", type=parse_bool, nargs="?", const=True, metavar="BOOL",
         help="resume the run in --checkpoint-dir at its exact step (True/False)")
     add("--overwrite", action="store_true", help="let a fresh run delete the checkpoints "
@@ -58,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
         f"{DEFAULTS.r1_gamma})")
     add("--ema-decay", type=float, help=f"decay of the generator average sampled from, 0 "
         f"off (default: {DEFAULTS.ema_decay})")
+    add("--eval-samples", type=int, help=f"samples judged at each epoch end for the "
+        f"Frechet distance and classifier score in TensorBoard, 0 off (default: "
+        f"{DEFAULTS.eval_samples})")
     add("--seed", type=int, help=f"random seed (default: {DEFAULTS.seed})")
     add("--deterministic", action="store_true", help="op determinism: bit-identical "
         "reruns and resumes, somewhat slower")
@@ -70,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def resolve(args: argparse.Namespace) -> TrainConfig:
     """The run's config: flags over defaults, or over the saved config on resume."""
-    overrides = {k: v for k, v in vars(args).items() if k not in ("sample", "job_dir")}
+    overrides = {k: v for k, v in vars(args).items() if k not in _MODE_FLAGS}
     if "job_dir" in vars(args):
         for field, sub in (("checkpoint_dir", "checkpoints"), ("log_dir", "summary"),
                            ("sample_dir", "samples")):
@@ -88,9 +97,10 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        if vars(args).get("sample", 1) <= 0:
-            raise ValueError(f"--sample must be a positive number of images, got "
-                             f"{args.sample}")
+        for flag, least in _MODE_MINIMUMS.items():
+            if vars(args).get(flag, least) < least:
+                raise ValueError(f"--{flag.replace('_', '-')} must be at least {least}, "
+                                 f"got {vars(args)[flag]}")
         config = resolve(args)
     except ValueError as err:
         parser.error(_as_flag(str(err)))  # usage error: exit 2
@@ -103,6 +113,8 @@ def main(argv=None) -> int:
                                          args.sample, config.seed)
             print(f"wrote {len(paths)} samples and grid.png to {config.sample_dir}")
             return 0
+        if "evaluate" in vars(args):
+            return _evaluate(args, config)
         from trainer import train
         result = train.run(config)
     except TrainerError as err:
@@ -111,6 +123,8 @@ def main(argv=None) -> int:
 
 
 _SIGNALS = {"SIGINT": 2, "SIGTERM": 15}
+_MODE_FLAGS = ("sample", "job_dir", "evaluate", "num_eval_samples")
+_MODE_MINIMUMS = {"sample": 1, "num_eval_samples": 10}  # precision/recall need k + 1
 
 
 def _as_flag(message: str) -> str:
@@ -119,6 +133,16 @@ def _as_flag(message: str) -> str:
     if field in {f.name for f in dataclasses.fields(TrainConfig)}:
         return "--" + field.replace("_", "-") + message[len(field):]
     return message
+
+
+def _evaluate(args, config) -> int:
+    from trainer import evaluate
+    results = evaluate.run(config.data_dir, vars(args).get("num_eval_samples", 10_000),
+                           config.seed, checkpoint_dir=config.checkpoint_dir,
+                           png_folder=args.evaluate or None)
+    print(evaluate.format_table(results))
+    print(evaluate.to_json(results))
+    return 0
 
 
 def _fail(err) -> int:

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from trainer import checkpoints, data, model
+from trainer import checkpoints, classifier, data, evaluate, model
 from trainer import images as image_utils
 from trainer.errors import TrainerError
 from trainer.paths import ensure_writable_dir
@@ -90,6 +90,7 @@ def run(config: TrainConfig, images=None) -> dict:
         state.generator, state.discriminator, state.ema_generator, state.g_optimizer,
         state.d_optimizer, state.noise, config.latent_dim, config.r1_gamma, config.ema_decay)
     summaries = Summaries(config.log_dir)
+    probe = _quality_probe(config)
     fixed_z = np.random.default_rng(config.seed).standard_normal(
         (GRID_SIZE, config.latent_dim)).astype(np.float32)  # same across resumes
     if int(state.step) == 0:
@@ -105,10 +106,10 @@ def run(config: TrainConfig, images=None) -> dict:
             if int(state.batch_in_epoch) == per_epoch:
                 state.epoch.assign_add(1)
                 state.batch_in_epoch.assign(0)
-                _sample_grid(summaries, state, fixed_z)
+                _epoch_end_summaries(summaries, state, fixed_z, probe)
                 saved_step = _save(manager, state)
         if saved_step != int(state.step):
-            _sample_grid(summaries, state, fixed_z)
+            _epoch_end_summaries(summaries, state, fixed_z, probe)
             saved_step = _save(manager, state)
     summaries.close()
     if stop.requested:
@@ -157,9 +158,30 @@ def _check_finite(values, step, manager):
             "and resume with --continue-train True")
 
 
-def _sample_grid(summaries, state, fixed_z):
+def _quality_probe(config):
+    """The per-epoch quality measure, or None when it is off or cannot run."""
+    if config.eval_samples == 0:
+        return None
+    try:
+        judge = classifier.load_judge()
+        test_images, _ = data.load_mnist(config.data_dir, "test")
+    except TrainerError as err:
+        logging.warning("no quality figures in TensorBoard: %s", err)
+        return None
+    return evaluate.QualityProbe(judge, test_images, config.eval_samples,
+                                 config.latent_dim, config.seed)
+
+
+def _epoch_end_summaries(summaries, state, fixed_z, probe):
+    """The fixed-noise grid and, when a probe is set, the quality figures."""
+    step = int(state.step)
     pixels = image_utils.to_uint8(state.ema_generator(fixed_z, training=False))
-    summaries.grid(int(state.step), "generated_images", pixels)
+    summaries.grid(step, "generated_images", pixels)
+    if probe is not None:
+        quality = probe(state.ema_generator)
+        summaries.scalars(step, {f"eval/{name}": value for name, value in quality.items()})
+        logging.info("step %d quality: Frechet distance %.3f, classifier score %.3f", step,
+                     quality["frechet_distance"], quality["classifier_score"])
     summaries.flush()
 
 

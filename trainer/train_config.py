@@ -35,7 +35,7 @@ class TrainConfig:
     # Allow a fresh run to replace the checkpoints already in checkpoint_dir.
     overwrite: bool = False
     # Passes over the 60,000 training images; ignored when train_steps is set.
-    num_epochs: int = 20
+    num_epochs: int = 30
     # Total optimizer steps; overrides num_epochs when set.
     train_steps: Optional[int] = None
     # Images per step, for both networks (DCGAN paper: 128).
@@ -47,14 +47,17 @@ class TrainConfig:
     # Length of the standard-normal noise vector z.
     latent_dim: int = 100
     # Channels of the generator's last hidden layer; the 7x7 layer has twice as many.
-    generator_width: int = 64
+    generator_width: int = 96
     # Channels of the discriminator's first layer; the 7x7 layer has twice as many.
     discriminator_width: int = 64
     # R1 gradient penalty on real images (Mescheder et al. 2018); 0 turns it off.
-    r1_gamma: float = 0.0
+    r1_gamma: float = 1.0
     # Decay of the generator's weight average used for sampling (Karras et al. 2018);
     # 0 samples from the raw generator.
     ema_decay: float = 0.999
+    # Samples judged by the MNIST classifier at each epoch end for TensorBoard's Frechet
+    # distance and classifier score; 0 turns it off.
+    eval_samples: int = 2000
     # Seed for weights, noise and the per-epoch shuffle.
     seed: int = 0
     # Op determinism: bit-identical results for the same seed, a little slower.
@@ -78,6 +81,10 @@ class TrainConfig:
         if not 0 <= self.beta1 < 1:
             raise ValueError(f"beta1 must be in [0, 1), got {self.beta1}; "
                              "try the DCGAN paper's 0.5")
+        if isinstance(self.eval_samples, bool) or not isinstance(self.eval_samples, int) \
+                or self.eval_samples < 0 or 0 < self.eval_samples < 10:
+            raise ValueError(f"eval_samples must be 0 (off) or at least 10, got "
+                             f"{self.eval_samples!r}")
         if not self.r1_gamma >= 0:
             raise ValueError(f"r1_gamma must be >= 0, got {self.r1_gamma}; 0 turns it off")
         if not 0 <= self.ema_decay < 1:

@@ -1,0 +1,102 @@
+import json
+import os
+
+import numpy as np
+import pytest
+
+from trainer import classifier, data, evaluate, images as image_utils, task, train
+from trainer.errors import TrainerError
+
+from conftest import MNIST_DIR, needs_mnist, replace
+from test_train import event_tags
+
+needs_weights = pytest.mark.skipif(not os.path.exists(classifier.WEIGHTS_PATH),
+                                   reason="classifier weights not trained yet")
+
+
+@pytest.fixture(scope="module")
+def judge():
+    return classifier.load_judge()
+
+
+@needs_mnist
+@needs_weights
+def test_shipped_classifier_accuracy_on_the_test_set(judge):
+    images, labels = data.load_mnist(MNIST_DIR, "test")
+    _, probs = judge(images)
+    assert probs.shape == (10000, 10)
+    assert np.mean(probs.argmax(axis=1) == labels) >= 0.992
+
+
+@needs_weights
+def test_classifier_weights_fit_in_two_megabytes():
+    assert os.path.getsize(classifier.WEIGHTS_PATH) <= 2 * 1024 * 1024
+
+
+@needs_weights
+def test_judge_gives_features_and_probabilities(judge):
+    features, probs = judge(np.zeros((3, 28, 28), np.uint8))
+    assert features.shape == (3, classifier.FEATURES) and probs.shape == (3, 10)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+    # uint8 [0, 255] and float [-1, 1] inputs are the same images.
+    same, _ = judge(-np.ones((3, 28, 28, 1), np.float32))
+    np.testing.assert_allclose(features, same, rtol=1e-5, atol=1e-5)
+
+
+@needs_mnist
+@needs_weights
+def test_real_data_floor_sits_far_below_noise(judge):
+    train_images, _ = data.load_mnist(MNIST_DIR, "train")
+    noise = np.random.default_rng(0).integers(0, 256, (2000, 28, 28), dtype=np.uint8)
+    results = evaluate.judge_against_test_set(
+        {"real": train_images[:2000], "noise": noise}, MNIST_DIR, judge)
+    real, bad = results["real"], results["noise"]
+    assert real["frechet_distance"] * 50 < bad["frechet_distance"]
+    assert real["classifier_score"] > 9.5 > bad["classifier_score"] + 3
+    assert real["precision"] > 0.6 and bad["precision"] < 0.05
+    assert real["confident_share"] > 0.95
+    assert max(real["class_shares"]) < 0.14 and min(real["class_shares"]) > 0.07
+
+
+def test_png_folder_loads_every_sample_but_the_grid(tmp_path):
+    pixels = np.arange(3 * 784, dtype=np.uint32).reshape(3, 28, 28).astype(np.uint8)
+    for index, image in enumerate(pixels):
+        image_utils.save_png(image, str(tmp_path / f"sample_{index:05d}.png"))
+    image_utils.save_png(image_utils.grid(pixels, 3), str(tmp_path / "grid.png"))
+    np.testing.assert_array_equal(evaluate.load_png_folder(str(tmp_path)), pixels)
+
+
+def test_png_folder_errors_name_the_problem(tmp_path):
+    with pytest.raises(TrainerError, match="no PNG files"):
+        evaluate.load_png_folder(str(tmp_path))
+    image_utils.save_png(np.zeros((32, 32), np.uint8), str(tmp_path / "big.png"))
+    with pytest.raises(TrainerError, match="big.png is 32x32"):
+        evaluate.load_png_folder(str(tmp_path))
+    (tmp_path / "big.png").write_bytes(b"not a png")
+    with pytest.raises(TrainerError, match="big.png: not a readable PNG"):
+        evaluate.load_png_folder(str(tmp_path))
+
+
+@needs_mnist
+@needs_weights
+def test_evaluate_cli_on_a_png_folder_prints_a_table_and_json(tmp_path, capsys):
+    train_images, _ = data.load_mnist(MNIST_DIR, "train")
+    for index, image in enumerate(train_images[-200:]):
+        image_utils.save_png(image, str(tmp_path / f"sample_{index:05d}.png"))
+    assert task.main(["--evaluate", str(tmp_path), "--data-dir", MNIST_DIR]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out[0].split() == ["measure", "generated", "real", "floor"]
+    results = json.loads(out[-1])
+    assert results["generated"]["count"] == 200
+    assert results["real_floor"]["count"] == 10000
+    assert results["generated"]["classifier_score"] > 8  # real digits
+
+
+@needs_mnist
+@needs_weights
+def test_training_logs_quality_figures_each_epoch(tiny_config, mnist_subset):
+    config = replace(tiny_config, data_dir=MNIST_DIR, eval_samples=50, train_steps=40)
+    train.run(config, images=mnist_subset)
+    tags = event_tags(config.log_dir)
+    assert tags["eval/frechet_distance"] == "scalars"
+    assert tags["eval/classifier_score"] == "scalars"

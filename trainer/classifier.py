@@ -1,0 +1,140 @@
+"""The MNIST classifier that judges generated digits, and the command that trains it.
+
+    python -m trainer.classifier --data-dir ../shared/mnist
+
+trains it and writes its weights into the package (`mnist_classifier.weights.h5`, about
+1 MB), where `load_classifier` finds them offline. Its 64 penultimate features give the
+Frechet distance and precision/recall, its probabilities the classifier score (TF-GAN's
+"MNIST score"): Inception features fit MNIST badly (Heusel et al. 2017).
+"""
+
+import argparse
+import logging
+import os
+import sys
+
+import numpy as np
+
+from trainer.errors import TrainerError
+
+WEIGHTS_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                            "mnist_classifier.weights.h5")
+FEATURES = 64
+BATCH = 500
+
+
+def build_classifier():
+    """A small CNN, images float32 (B, 28, 28, 1) in [-1, 1] -> logits float32 (B, 10).
+
+    The layer named "features" gives the 64 penultimate activations.
+    """
+    import tensorflow as tf
+    layers = tf.keras.layers
+    return tf.keras.Sequential([
+        tf.keras.Input((28, 28, 1)),
+        layers.RandomTranslation(0.08, 0.08, fill_mode="constant", fill_value=-1.0),
+        layers.Conv2D(32, 3, padding="same", activation="relu"),
+        layers.Conv2D(32, 3, padding="same", activation="relu"),
+        layers.MaxPooling2D(),  # (B, 14, 14, 32)
+        layers.Conv2D(64, 3, padding="same", activation="relu"),
+        layers.Conv2D(64, 3, padding="same", activation="relu"),
+        layers.MaxPooling2D(),  # (B, 7, 7, 64)
+        layers.Flatten(),
+        layers.Dropout(0.3),
+        layers.Dense(FEATURES, activation="relu", name="features"),
+        layers.Dropout(0.3),
+        layers.Dense(10),
+    ], name="mnist_classifier")
+
+
+class Judge:
+    """Features and class probabilities of images, from the trained classifier."""
+
+    def __init__(self, classifier):
+        import tensorflow as tf
+        features = classifier.get_layer("features").output
+        self._model = tf.keras.Model(classifier.inputs,
+                                     [features, tf.keras.layers.Softmax()(classifier.outputs[0])])
+        self._call = tf.function(lambda x: self._model(x, training=False))
+
+    def __call__(self, images):
+        """images: float32 (N, 28, 28[, 1]) in [-1, 1], or uint8 (N, 28, 28) in [0, 255].
+
+        Returns:
+          (features float32 (N, 64), probs float32 (N, 10)).
+        """
+        images = np.asarray(images)
+        if images.dtype == np.uint8:
+            images = images.astype(np.float32) / 127.5 - 1.0
+        images = images.reshape(-1, 28, 28, 1).astype(np.float32)
+        outputs = [self._call(images[i:i + BATCH]) for i in range(0, len(images), BATCH)]
+        return tuple(np.concatenate([o[j].numpy() for o in outputs]) for j in (0, 1))
+
+
+def load_judge(path: str = WEIGHTS_PATH) -> Judge:
+    """The shipped classifier, ready to judge images. Raises TrainerError if missing."""
+    if not os.path.exists(path):
+        raise TrainerError(f"no classifier weights at {path}; train them with "
+                           "`python -m trainer.classifier --data-dir DIR`")
+    classifier = build_classifier()
+    classifier.load_weights(path)
+    return Judge(classifier)
+
+
+def save_weights(classifier, path: str) -> None:
+    """Writes the weights alone: a compiled model would also save Adam's slots (3x)."""
+    bare = build_classifier()
+    bare.set_weights(classifier.get_weights())
+    bare.save_weights(path)
+
+
+def train_classifier(data_dir, epochs: int = 6, seed: int = 0):
+    """Trains the classifier on the MNIST training set.
+
+    Returns:
+      (classifier, test_accuracy).
+    """
+    import tensorflow as tf
+    from trainer import data
+
+    tf.keras.utils.set_random_seed(seed)
+    (train_x, train_y), (test_x, test_y) = (data.load_mnist(data_dir, s)
+                                            for s in ("train", "test"))
+    scale = lambda x: (x.astype(np.float32) / 127.5 - 1.0)[..., None]
+    classifier = build_classifier()
+    classifier.compile(
+        optimizer=tf.keras.optimizers.Adam(1e-3),
+        loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"])
+    schedule = tf.keras.callbacks.LearningRateScheduler(lambda epoch: 1e-3 * 0.6 ** epoch)
+    classifier.fit(scale(train_x), train_y, batch_size=128, epochs=epochs,
+                   callbacks=[schedule], verbose=2)
+    _, accuracy = classifier.evaluate(scale(test_x), test_y, batch_size=BATCH, verbose=0)
+    return classifier, float(accuracy)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m trainer.classifier",
+                                     description="Train the MNIST classifier that judges "
+                                     "generated digits.")
+    parser.add_argument("--data-dir", help="folder with the MNIST files (as for training)")
+    parser.add_argument("--epochs", type=int, default=6, help="training epochs (default 6)")
+    parser.add_argument("--output", default=WEIGHTS_PATH, help="weights file to write "
+                        "(default: the package's own)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.epochs <= 0:
+        parser.error(f"--epochs must be positive, got {args.epochs}")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    try:
+        classifier, accuracy = train_classifier(args.data_dir, args.epochs, args.seed)
+    except TrainerError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    save_weights(classifier, args.output)
+    print(f"test accuracy {accuracy:.4f}; weights written to {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,141 @@
+"""--evaluate: how good the digits are, judged by the MNIST classifier against the test set.
+
+Every figure comes with its real-data floor: the same measure for 10,000 real training
+images against the test set, the best a generator could hope for.
+"""
+
+import glob
+import json
+import os
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from trainer import data, metrics
+from trainer.classifier import load_judge
+from trainer.errors import TrainerError
+
+FLOOR_IMAGES = 10_000
+
+ROWS = [  # (key, label, format)
+    ("frechet_distance", "Frechet distance (lower is better)", "{:.3f}"),
+    ("classifier_score", "classifier score (10 is best)", "{:.3f}"),
+    ("precision", "precision, k=3", "{:.3f}"),
+    ("recall", "recall, k=3", "{:.3f}"),
+    ("class_kl", "KL(digit shares || uniform)", "{:.4f}"),
+    ("min_class_share", "rarest digit's share", "{:.3f}"),
+    ("max_class_share", "commonest digit's share", "{:.3f}"),
+    ("confident_share", "share with p > 0.9", "{:.3f}"),
+]
+
+
+def load_png_folder(folder: str) -> np.ndarray:
+    """Every 28x28 PNG in `folder` but grid.png, as uint8 (N, 28, 28).
+
+    Raises:
+      TrainerError: no such PNGs, or one that is not a 28x28 image (named).
+    """
+    paths = sorted(p for p in glob.glob(os.path.join(folder, "*.png"))
+                   if os.path.basename(p) != "grid.png")
+    if not paths:
+        raise TrainerError(f"--evaluate {folder!r}: no PNG files there; write some with "
+                           "`python -m trainer.task --sample 10000`")
+    images = np.empty((len(paths), 28, 28), dtype=np.uint8)
+    for index, path in enumerate(paths):
+        try:
+            with Image.open(path) as image:
+                if image.size != (28, 28):
+                    raise TrainerError(f"{path} is {image.size[0]}x{image.size[1]}, "
+                                       "expected a 28x28 digit")
+                images[index] = np.asarray(image.convert("L"))
+        except (OSError, UnidentifiedImageError) as err:
+            raise TrainerError(f"{path}: not a readable PNG ({err})") from err
+    return images
+
+
+def generated_images(checkpoint_dir: str, count: int, seed: int) -> np.ndarray:
+    """`count` uint8 (28, 28) samples of the latest checkpoint, as --sample writes them."""
+    from trainer import checkpoints, sample
+    generator, config = checkpoints.load_sampler(checkpoint_dir)
+    return np.concatenate(list(sample.generate(generator, count, config.latent_dim, seed)))
+
+
+def judge_against_test_set(images_by_name: dict, data_dir, judge=None) -> dict:
+    """Scores each uint8 (N, 28, 28) image set against the MNIST test set.
+
+    Returns:
+      name -> metrics.summarize(...) dict, plus min/max_class_share and count.
+    """
+    judge = judge or load_judge()
+    test_images, _ = data.load_mnist(data_dir, "test")
+    test_features, _ = judge(test_images)
+    results = {}
+    for name, images in images_by_name.items():
+        features, probs = judge(images)
+        scores = metrics.summarize(test_features, features, probs)
+        scores.update(min_class_share=min(scores["class_shares"]),
+                      max_class_share=max(scores["class_shares"]), count=len(images))
+        results[name] = scores
+    return results
+
+
+def run(data_dir, num_samples: int, seed: int, checkpoint_dir: str = None,
+        png_folder: str = None) -> dict:
+    """Evaluates a checkpoint's samples, or a folder of PNGs, beside the real-data floor.
+
+    Returns:
+      {"generated": scores, "real_floor": scores, "fd_over_floor": ratio}.
+    """
+    if png_folder:
+        generated = load_png_folder(png_folder)
+    else:
+        generated = generated_images(checkpoint_dir, num_samples, seed)
+    train_images, _ = data.load_mnist(data_dir, "train")
+    pick = np.random.default_rng(seed).choice(len(train_images),
+                                              min(FLOOR_IMAGES, len(train_images)),
+                                              replace=False)
+    results = judge_against_test_set(
+        {"generated": generated, "real_floor": train_images[pick]}, data_dir)
+    results["fd_over_floor"] = (results["generated"]["frechet_distance"]
+                                / max(results["real_floor"]["frechet_distance"], 1e-12))
+    return results
+
+
+def format_table(results: dict) -> str:
+    """A two-column text table, generated vs real-data floor, then the digit shares."""
+    generated, floor = results["generated"], results["real_floor"]
+    lines = [f"{'measure':<36}{'generated':>12}{'real floor':>12}",
+             f"{'images':<36}{generated['count']:>12}{floor['count']:>12}"]
+    for key, label, fmt in ROWS:
+        lines.append(f"{label:<36}{fmt.format(generated[key]):>12}"
+                     f"{fmt.format(floor[key]):>12}")
+    lines.append(f"{'Frechet distance / floor':<36}{results['fd_over_floor']:>12.2f}")
+    shares = "  ".join(f"{d}:{s:.3f}" for d, s in enumerate(generated["class_shares"]))
+    lines.append(f"digit shares (generated)  {shares}")
+    return "\n".join(lines)
+
+
+def to_json(results: dict) -> str:
+    """One JSON line with every figure, for scripts."""
+    return json.dumps(results, sort_keys=True, default=float)
+
+
+class QualityProbe:
+    """Frechet distance and classifier score of a generator, cheap enough to run every
+    epoch: the test set's statistics are computed once, the noise is fixed."""
+
+    def __init__(self, judge, test_images: np.ndarray, num_samples: int, latent_dim: int,
+                 seed: int):
+        self._judge = judge
+        test_features, _ = judge(test_images)
+        self._test_stats = metrics.gaussian_stats(test_features)
+        self._count, self._latent_dim, self._seed = num_samples, latent_dim, seed
+
+    def __call__(self, generator) -> dict:
+        from trainer import sample
+        pixels = np.concatenate(list(sample.generate(generator, self._count,
+                                                     self._latent_dim, self._seed)))
+        features, probs = self._judge(pixels)
+        return {"frechet_distance": metrics.frechet_distance_from_stats(
+                    *metrics.gaussian_stats(features), *self._test_stats),
+                "classifier_score": metrics.classifier_score(probs)}
