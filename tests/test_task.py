@@ -1,4 +1,5 @@
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -155,3 +156,12 @@ def test_help_explains_every_flag():
                  "--learning-rate", "--beta1", "--latent-dim", "--seed", "--log-freq",
                  "--checkpoint-freq", "--job-dir", "--overwrite", "--deterministic"):
         assert flag in out, flag
+
+
+@pytest.mark.skipif(shutil.which("dcgan-mnist") is None,
+                    reason="dcgan-mnist not on PATH: install with pip install -e .")
+def test_console_script_runs_the_same_cli():
+    result = subprocess.run(["dcgan-mnist", "--batch-size", "0"], capture_output=True,
+                            text=True)
+    assert result.returncode == 2
+    assert "--batch-size must be a positive integer" in result.stderr

@@ -12,14 +12,15 @@ _REDRAW_SECONDS = 0.2
 
 
 class EpochProgress:
-    """Shows `epoch E/N [=====>    ] b/B d_loss g_loss img/s` for one epoch."""
+    """Shows `epoch E/N [=====>    ] b/B  d_loss ..  g_loss ..  img/s ..` for one epoch."""
 
     def __init__(self, epoch: int, num_epochs: int, total: int, done: int = 0,
-                 stream=None):
+                 batch_size: int = 1, stream=None):
         self._stream = stream if stream is not None else sys.stderr
         self._enabled = hasattr(self._stream, "isatty") and self._stream.isatty()
         self._label = f"epoch {epoch + 1}/{num_epochs}"
-        self._total, self._done = total, done
+        self._total, self._done, self._start = total, done, done
+        self._batch_size, self._started = batch_size, time.monotonic()
         self._last_draw = 0.0
 
     def update(self, done: int, values: dict, force: bool = False) -> None:
@@ -31,7 +32,9 @@ class EpochProgress:
         self._last_draw = now
         filled = int(_WIDTH * done / self._total)
         bar = "=" * filled + (">" if filled < _WIDTH else "") + " " * (_WIDTH - filled - 1)
+        rate = (done - self._start) * self._batch_size / max(now - self._started, 1e-9)
         figures = "  ".join(f"{name} {value:.4g}" for name, value in values.items())
+        figures += f"  img/s {rate:.0f}"
         self._stream.write(f"\r{self._label} [{bar}] {done}/{self._total}  {figures}")
         self._stream.flush()
 

@@ -40,7 +40,8 @@ def write_samples(checkpoint_dir: str, sample_dir: str, count: int, seed: int) -
             path = os.path.join(sample_dir, f"sample_{len(paths):0{digits}d}.png")
             image_utils.save_png(pixels, path)
             paths.append(path)
-        logging.info("wrote %d/%d samples", len(paths), count)
+        if len(paths) % 5000 == 0 or len(paths) == count:
+            logging.info("wrote %d/%d samples", len(paths), count)
     image_utils.save_png(image_utils.grid(np.stack(first), GRID_COLUMNS),
                          os.path.join(sample_dir, "grid.png"))
     return paths

@@ -123,7 +123,8 @@ def _train_epoch(config, state, train_step, images, total, num_epochs, per_epoch
                  summaries, manager, stop):
     """Trains from the saved position to the end of the epoch, the budget or a signal."""
     start = int(state.batch_in_epoch)
-    progress = EpochProgress(int(state.epoch), num_epochs, per_epoch, start)
+    progress = EpochProgress(int(state.epoch), num_epochs, per_epoch, start,
+                             config.batch_size)
     batches = data.make_dataset(images, config.batch_size, config.seed, int(state.epoch),
                                 start).take(total - int(state.step))
     values, window_start, window_steps = {}, time.perf_counter(), 0
