@@ -180,3 +180,10 @@ def test_shared_mnist_loads_with_official_sizes():
     test_x, test_y = data.load_mnist(MNIST_DIR, "test")
     assert train_x.shape == (60000, 28, 28) and test_x.shape == (10000, 28, 28)
     assert train_y.shape == (60000,) and set(np.unique(test_y)) == set(range(10))
+
+
+def test_zero_record_header_is_called_empty(tmp_path):
+    header = (0x0803).to_bytes(4, "big") + (0).to_bytes(4, "big") + (28).to_bytes(4, "big") * 2
+    path = write(tmp_path / "x-idx3-ubyte", header, False)
+    with pytest.raises(TrainerError, match="claims 0 records; the file is empty"):
+        data.read_idx(path)

@@ -165,3 +165,18 @@ def test_console_script_runs_the_same_cli():
                             text=True)
     assert result.returncode == 2
     assert "--batch-size must be a positive integer" in result.stderr
+
+
+def test_second_run_on_a_live_runs_folder_is_refused(tmp_path, idx_dir, capsys):
+    process = _start(tmp_path, idx_dir)
+    try:
+        for line in process.stderr:  # wait until the first run holds the folder
+            if "step 2/" in line:
+                break
+        assert task.main(["--continue-train", "--checkpoint-dir",
+                          str(tmp_path / "ckpt")]) == 1
+        err = capsys.readouterr().err
+        assert f"in use by another training run (pid {process.pid})" in err
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=60)

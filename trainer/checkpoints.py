@@ -3,16 +3,22 @@
 A checkpoint holds both networks, the generator's moving average, both optimizers, the
 global step, the epoch, the batch inside the epoch and the noise generator's state, so
 a resumed run continues exactly where the interrupted one stopped.
+
+A run holds its folder's lock (trainer.lock) from restore_or_initialize until `release`
+or its exit, so two runs never write one folder. Resuming or sampling skips a damaged
+newest checkpoint for the one before it, and a failed save leaves the previous ones as
+they were.
 """
 
 import dataclasses
 import glob
 import logging
 import os
+import shutil
 
 import tensorflow as tf
 
-from trainer import model
+from trainer import lock, model
 from trainer.errors import TrainerError
 from trainer.paths import ensure_writable_dir
 from trainer.train_config import (CONFIG_FILENAME, RESUME_LOCKED_FIELDS, TrainConfig,
@@ -63,39 +69,152 @@ def build_state(config: TrainConfig) -> TrainState:
 
 
 def restore_or_initialize(state: TrainState, config: TrainConfig):
-    """Resumes from the latest checkpoint or prepares a fresh folder; the one path for both.
+    """Resumes from the newest readable checkpoint or prepares a fresh folder; the one
+    path for both.
+
+    Takes the folder's lock before reading or deleting anything in it; the caller
+    releases it with `release` when the run ends (process exit releases it too).
 
     Returns:
       The tf.train.CheckpointManager that saves `state` into config.checkpoint_dir.
 
     Raises:
-      TrainerError: resuming with no checkpoint or another architecture, or starting
-        fresh over existing checkpoints without --overwrite.
+      TrainerError: another run holds the folder; resuming with no readable checkpoint
+        or another architecture; or starting fresh over existing checkpoints without
+        --overwrite.
     """
     directory = config.checkpoint_dir
-    latest = tf.train.latest_checkpoint(directory) if os.path.isdir(directory) else None
-    if config.continue_train:
-        if latest is None:
-            raise TrainerError(f"--continue-train: no checkpoint in {directory!r} to resume; "
-                               "drop --continue-train to start fresh, or pass the "
-                               "--checkpoint-dir of the run to resume")
-        _check_same_architecture(load_saved_config(directory), config)
-    elif latest is not None or _checkpoint_files(directory):
-        if not config.overwrite:
-            raise TrainerError(
-                f"{directory!r} already holds checkpoints ({latest or 'partial files'}); "
-                "pass --continue-train True to resume them, another --checkpoint-dir, or "
-                "--overwrite to replace them")
-        _delete_checkpoints(directory)
+    if config.continue_train and not os.path.isdir(directory):
+        _raise_nothing_to_resume(directory)
     ensure_writable_dir(directory, "--checkpoint-dir")
-    manager = tf.train.CheckpointManager(state.checkpoint(), directory,
-                                         max_to_keep=MAX_TO_KEEP)
-    if config.continue_train:
-        manager.checkpoint.restore(latest).assert_existing_objects_matched()
-        logging.info("resumed from step %d (epoch %d) of %s", int(state.step),
-                     int(state.epoch) + 1, latest)
-    save_config(config, directory)
+    lock.acquire(directory)  # first: a live run's folder is refused as in use
+    try:
+        if config.continue_train:
+            if not checkpoint_prefixes(directory):
+                _raise_nothing_to_resume(directory)
+            _check_same_architecture(load_saved_config(directory), config)
+        else:
+            _refuse_or_delete(directory, config.overwrite)
+        manager = tf.train.CheckpointManager(state.checkpoint(), directory,
+                                             max_to_keep=MAX_TO_KEEP)
+        if config.continue_train:
+            restored = restore_newest(manager.checkpoint, directory)
+            logging.info("resumed from step %d (epoch %d) of %s", int(state.step),
+                         int(state.epoch) + 1, restored)
+        save_config(config, directory)
+    except Exception:
+        lock.release(directory)  # this run will not start: let others have the folder
+        raise
     return manager
+
+
+def _raise_nothing_to_resume(directory):
+    raise TrainerError(f"--continue-train: no checkpoint in {directory!r} to resume; "
+                       "drop --continue-train to start fresh, or pass the "
+                       "--checkpoint-dir of the run to resume")
+
+
+def release(manager: tf.train.CheckpointManager) -> None:
+    """Ends the run's hold on its checkpoint folder, so another run may write it."""
+    lock.release(manager.directory)
+
+
+def save(manager: tf.train.CheckpointManager, step: int) -> str:
+    """Writes the checkpoint of `step` through `manager`.
+
+    TensorFlow writes the new files under temporary names and lists them in the
+    `checkpoint` file only once complete, so a failed write (a full disk, say) leaves
+    the previous checkpoints restorable.
+
+    Returns:
+      The new checkpoint's path prefix, e.g. DIR/ckpt-500.
+
+    Raises:
+      TrainerError: the write failed, naming the folder, the reason and the last good
+        checkpoint.
+    """
+    previous = manager.latest_checkpoint
+    try:
+        return manager.save(checkpoint_number=step)
+    except (OSError, tf.errors.OpError) as err:
+        reason = (err.strerror if isinstance(err, OSError) else err.message) or err
+        raise TrainerError(
+            f"could not write the step {step} checkpoint in {manager.directory!r} "
+            f"({reason}); the last good checkpoint, {previous}, is intact. Free space or "
+            "fix the folder, then resume with --continue-train True") from err
+
+
+def checkpoint_prefixes(directory: str) -> list:
+    """Path prefixes of the checkpoints the `checkpoint` file lists, newest first."""
+    state = tf.train.get_checkpoint_state(directory) if os.path.isdir(directory) else None
+    return list(reversed(state.all_model_checkpoint_paths)) if state else []
+
+
+def restore_newest(checkpoint: tf.train.Checkpoint, directory: str,
+                   partial: bool = False) -> str:
+    """Restores the newest checkpoint in `directory` that reads, skipping damaged ones.
+
+    Args:
+      checkpoint: the tf.train.Checkpoint to fill.
+      directory: the checkpoint folder.
+      partial: `checkpoint` asks for part of what was saved (sampling reads only the
+        generator).
+
+    Returns:
+      The path prefix of the checkpoint restored.
+
+    Raises:
+      TrainerError: a checkpoint does not fit the networks built from config.json, or
+        none reads.
+    """
+    prefixes = checkpoint_prefixes(directory)
+    for prefix in prefixes:
+        try:
+            status = checkpoint.restore(prefix)
+            if partial:
+                status.expect_partial()
+            status.assert_existing_objects_matched()
+            return prefix
+        except _DAMAGED as err:
+            reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            logging.warning("checkpoint %s is damaged or unreadable (%s); skipping it",
+                            _damaged_file(prefix), reason)
+        except (AssertionError, ValueError) as err:
+            raise TrainerError(
+                f"{prefix} does not fit the networks its folder's {CONFIG_FILENAME} "
+                f"describes ({err}); the folder mixes runs: use the folder a run wrote, "
+                "or start fresh with another --checkpoint-dir") from err
+    raise TrainerError(
+        f"no checkpoint in {directory!r} can be restored (tried "
+        f"{', '.join(os.path.basename(p) for p in prefixes) or 'none'}); start a fresh run "
+        "with another --checkpoint-dir, or --overwrite to replace them")
+
+
+# What a missing, truncated or corrupt checkpoint file raises (a short data file raises
+# IndexError from TensorFlow's reader); a shape mismatch raises ValueError instead.
+_DAMAGED = (tf.errors.OpError, IndexError)
+
+
+def _damaged_file(prefix):
+    """The file of checkpoint `prefix` at fault: its .index if unreadable, else its data."""
+    try:
+        tf.train.load_checkpoint(prefix)  # reads only the .index
+    except _DAMAGED + (ValueError,):
+        return prefix + ".index"
+    data = sorted(glob.glob(glob.escape(prefix) + ".data-*"))
+    return ", ".join(data) or prefix + ".data-00000-of-00001"
+
+
+def _refuse_or_delete(directory, overwrite):
+    """Refuses to start fresh over checkpoints, or deletes them with --overwrite."""
+    found = _checkpoint_files(directory)
+    if found and not overwrite:
+        newest = (checkpoint_prefixes(directory) or ["partial files"])[0]
+        raise TrainerError(
+            f"{directory!r} already holds checkpoints ({newest}); pass --continue-train "
+            "True to resume them, another --checkpoint-dir, or --overwrite to replace them")
+    if found:
+        _delete_checkpoints(directory)
 
 
 def _check_same_architecture(saved: TrainConfig, config: TrainConfig):
@@ -109,39 +228,39 @@ def _check_same_architecture(saved: TrainConfig, config: TrainConfig):
 
 
 def _checkpoint_files(directory):
-    return glob.glob(os.path.join(directory, "ckpt-*")) + glob.glob(
-        os.path.join(directory, "checkpoint"))
+    """Checkpoint files and the `checkpoint` list; not config.json or the lock file."""
+    return glob.glob(os.path.join(glob.escape(directory), "ckpt-*")) + glob.glob(
+        os.path.join(glob.escape(directory), "checkpoint"))
 
 
 def _delete_checkpoints(directory):
     logging.warning("--overwrite: deleting the checkpoints in %s", directory)
     for path in _checkpoint_files(directory) + [os.path.join(directory, CONFIG_FILENAME)]:
-        if os.path.exists(path):
+        if os.path.isdir(path):  # ckpt-N_temp/, left by a write that was interrupted
+            shutil.rmtree(path)
+        elif os.path.exists(path):
             os.remove(path)
 
 
 def load_sampler(checkpoint_dir: str):
-    """The generator of the latest checkpoint in `checkpoint_dir`, for sampling.
+    """The generator of the newest readable checkpoint in `checkpoint_dir`, for sampling.
+
+    Reads without taking the folder's lock, so a live run can be sampled.
 
     Returns:
       (generator, config): the averaged generator when the run kept one, and the
       run's saved config.
 
     Raises:
-      TrainerError: no checkpoint there, or one this config cannot rebuild.
+      TrainerError: no checkpoint there, none that reads, or one this config cannot
+        rebuild.
     """
-    latest = (tf.train.latest_checkpoint(checkpoint_dir)
-              if os.path.isdir(checkpoint_dir) else None)
-    if latest is None:
+    if not checkpoint_prefixes(checkpoint_dir):
         raise TrainerError(
             f"no checkpoint in {checkpoint_dir!r}: train one with `python -m trainer.task "
             "--data-dir DIR`, or pass --checkpoint-dir with a trained model's folder")
     config = load_saved_config(checkpoint_dir)
     generator = model.build_generator(config.latent_dim, config.generator_width)
-    try:
-        tf.train.Checkpoint(ema_generator=generator).read(latest).expect_partial() \
-            .assert_existing_objects_matched()
-    except (AssertionError, ValueError, tf.errors.OpError) as err:
-        raise TrainerError(f"{latest} does not match its {CONFIG_FILENAME} ({err}); "
-                           "the folder mixes runs: use the folder a run wrote") from err
+    restore_newest(tf.train.Checkpoint(ema_generator=generator), checkpoint_dir,
+                   partial=True)
     return generator, config

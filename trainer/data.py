@@ -7,6 +7,8 @@ anything is allocated, so a corrupt or truncated file is one clear error naming 
 
 import gzip
 import logging
+import lzma
+import math
 import os
 import zipfile
 import zlib
@@ -64,7 +66,10 @@ def _read_dims(f, path, ndim):
     if len(raw) < 4 * ndim:
         raise TrainerError(f"{path}: truncated IDX header; re-download the file")
     shape = tuple(int.from_bytes(raw[4 * i:4 * i + 4], "big") for i in range(ndim))
-    if not 0 < shape[0] <= MAX_RECORDS:
+    if shape[0] == 0:
+        raise TrainerError(f"{path}: header claims 0 records; the file is empty or corrupt, "
+                           "re-download it")
+    if shape[0] > MAX_RECORDS:
         raise TrainerError(f"{path}: header claims {shape[0]} records, more than MNIST "
                            f"could hold ({MAX_RECORDS}); the file is corrupt")
     return shape
@@ -96,15 +101,23 @@ def _find_idx(data_dir, stem, kind):
 
 
 def read_npz(path: str, split: str):
-    """Reads x_{split} (N, 28, 28) and y_{split} (N,) uint8 from a Keras mnist.npz."""
+    """Reads x_{split} (N, 28, 28) and y_{split} (N,) uint8 from a Keras mnist.npz.
+
+    Reads the zip members itself rather than through np.load, whose npz reader sizes
+    its buffer from the .npy header before reading and returns raw bytes for a member
+    that is not .npy; nothing is unpickled.
+
+    Raises:
+      TrainerError: naming the file, if it is missing, not an npz of integer arrays,
+        corrupt, or not MNIST's shapes and labels.
+    """
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            missing = {f"x_{split}", f"y_{split}"} - set(npz.files)
-            if missing:
-                raise TrainerError(f"{path}: no {sorted(missing)} arrays; is it the Keras "
-                                   "mnist.npz?")
-            images, labels = npz[f"x_{split}"], npz[f"y_{split}"]
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        with zipfile.ZipFile(path) as archive:
+            images = _read_npy_member(archive, f"x_{split}", path)
+            labels = _read_npy_member(archive, f"y_{split}", path)
+    except (OSError, ValueError, EOFError, RuntimeError, NotImplementedError,
+            zipfile.BadZipFile, zlib.error, lzma.LZMAError) as err:
+        # RuntimeError: an encrypted member; NotImplementedError: an unknown compression.
         raise TrainerError(f"{path}: cannot read ({err}); re-download the file") from err
     if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (28, 28):
         raise TrainerError(f"{path}: x_{split} is {images.dtype} {images.shape}, "
@@ -112,12 +125,39 @@ def read_npz(path: str, split: str):
     return images, _check_labels(path, labels, len(images))
 
 
+def _read_npy_member(archive, name, path):
+    """The integer array `name`.npy of an open npz; its header checked before its data is
+    read, and the data read in chunks, so a lying header cannot force a huge allocation."""
+    try:
+        member = archive.open(f"{name}.npy")
+    except KeyError as err:
+        raise TrainerError(f"{path}: no {name} array; is it the Keras mnist.npz?") from err
+    with member:
+        version = np.lib.format.read_magic(member)
+        if version not in _NPY_HEADER_READERS:
+            raise TrainerError(f"{path}: {name} has .npy format {version}; re-download it")
+        shape, fortran_order, dtype = _NPY_HEADER_READERS[version](member)
+        if dtype.kind not in "iu" or any(dim < 0 for dim in shape):
+            raise TrainerError(f"{path}: {name} is {dtype} {shape}, expected integers")
+        size = math.prod(shape) * dtype.itemsize
+        if size > MAX_RECORDS * 28 * 28:
+            raise TrainerError(f"{path}: {name} claims {shape}, more than MNIST could "
+                               "hold; the file is corrupt")
+        raw = _read_exactly(member, path, size)
+    return raw.view(dtype).reshape(shape, order="F" if fortran_order else "C")
+
+
+_NPY_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0,
+                       (2, 0): np.lib.format.read_array_header_2_0}
+
+
 def _check_labels(path, labels, count):
     if labels.shape != (count,):
         raise TrainerError(f"{path}: {labels.shape[0] if labels.ndim else 0} labels for "
                            f"{count} images; the files do not belong together")
-    if labels.size and int(labels.max()) > 9:
-        raise TrainerError(f"{path}: label {int(labels.max())} is not a digit 0-9")
+    bad = labels[(labels < 0) | (labels > 9)]
+    if bad.size:
+        raise TrainerError(f"{path}: label {int(bad[0])} is not a digit 0-9")
     return labels.astype(np.uint8)
 
 

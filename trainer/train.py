@@ -82,10 +82,18 @@ def run(config: TrainConfig, images=None) -> dict:
     if images is None:
         images, _ = data.load_mnist(config.data_dir, "train")
     per_epoch = data.steps_per_epoch(len(images), config.batch_size)
+    state = checkpoints.build_state(config)
+    manager = checkpoints.restore_or_initialize(state, config)  # takes the folder's lock
+    try:
+        return _train(config, state, manager, images, per_epoch)
+    finally:
+        checkpoints.release(manager)
+
+
+def _train(config, state, manager, images, per_epoch) -> dict:
+    """The loop: steps toward the budget with summaries, samples and checkpoints on cadence."""
     total = config.train_steps or config.num_epochs * per_epoch
     num_epochs = math.ceil(total / per_epoch)
-    state = checkpoints.build_state(config)
-    manager = checkpoints.restore_or_initialize(state, config)
     train_step = make_train_step(
         state.generator, state.discriminator, state.ema_generator, state.g_optimizer,
         state.d_optimizer, state.noise, config.latent_dim, config.r1_gamma, config.ema_decay)
@@ -188,7 +196,7 @@ def _epoch_end_summaries(summaries, state, fixed_z, probe):
 
 def _save(manager, state) -> int:
     step = int(state.step)
-    path = manager.save(checkpoint_number=step)
+    path = checkpoints.save(manager, step)
     logging.info("saved checkpoint %s", path)
     return step
 
