@@ -48,10 +48,8 @@ def another_process_can_lock(folder):
 
 
 def trained(config, images, **changes):
-    """Trains `config` with `changes`, then lets go of its folder as the run would."""
-    result = train.run(replace(config, **changes), images=images)
-    lock.release(config.checkpoint_dir)
-    return result
+    """Trains `config` with `changes` (the run lets go of its folder when it ends)."""
+    return train.run(replace(config, **changes), images=images)
 
 
 def ema_weights(checkpoint_prefix, config):
