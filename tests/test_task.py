@@ -12,6 +12,8 @@ from trainer.train_config import TrainConfig
 
 from conftest import REPO
 
+SHIPPED = os.path.join(REPO, "MNIST-trained-model")
+
 TINY = ["--eval-samples", "0", "--batch-size", "16", "--latent-dim", "8", "--generator-width", "4",
         "--discriminator-width", "4", "--seed", "1"]
 
@@ -75,6 +77,15 @@ def test_train_resume_and_sample_through_the_cli(tmp_path, idx_dir, capsys):
     (["--learning-rate", "fast"], "invalid float value: 'fast'"),
     (["--continue-train", "maybe"], "expected True or False, got 'maybe'"),
     (["--wings", "2"], "unrecognized arguments: --wings 2"),
+    (["--generator-width", "0"], "--generator-width must be a positive integer"),
+    (["--discriminator-width", "-8"], "--discriminator-width must be a positive integer"),
+    (["--r1-gamma", "-1"], "--r1-gamma must be >= 0"),
+    (["--ema-decay", "1"], "--ema-decay must be in [0, 1)"),
+    (["--sample", "lots"], "invalid int value: 'lots'"),
+    (["--num-epochs", "ten"], "invalid int value: 'ten'"),
+    (["--seed", "1.5"], "invalid int value: '1.5'"),
+    (["--train-steps", "-5"], "--train-steps must be a positive integer"),
+    (["--batch-size"], "expected one argument"),
 ])
 def test_usage_errors_exit_2_with_one_line(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
@@ -91,8 +102,10 @@ def test_usage_errors_exit_2_with_one_line(argv, message, capsys):
     ("resume nothing", "no config.json"),
     ("sample nothing", "no checkpoint in"),
     ("unwritable", "--log-dir"),
+    ("unwritable checkpoints", "--checkpoint-dir"),
+    ("unwritable samples", "--sample-dir"),
 ])
-def test_runtime_errors_exit_1_with_one_line(case, message, tmp_path, capsys):
+def test_runtime_errors_exit_1_with_one_line(case, message, tmp_path, idx_dir, capsys):
     (tmp_path / "empty").mkdir()
     corrupt = tmp_path / "corrupt"
     corrupt.mkdir()
@@ -106,6 +119,10 @@ def test_runtime_errors_exit_1_with_one_line(case, message, tmp_path, capsys):
         "resume nothing": ["--continue-train", "True"],
         "sample nothing": ["--sample", "3"],
         "unwritable": ["--data-dir", str(corrupt), "--log-dir", str(tmp_path / "file/x")],
+        "unwritable checkpoints": ["--data-dir", idx_dir, "--checkpoint-dir",
+                                   str(tmp_path / "file/x")],
+        "unwritable samples": ["--sample", "2", "--checkpoint-dir", SHIPPED,
+                               "--sample-dir", str(tmp_path / "file/x")],
     }[case]
     assert task.main(flags(tmp_path) + argv) == 1
     err = capsys.readouterr().err.strip().splitlines()
