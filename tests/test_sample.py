@@ -45,3 +45,18 @@ def test_generation_is_batched_with_bounded_memory(trained):
 def test_no_checkpoint_says_how_to_get_one(tmp_path):
     with pytest.raises(TrainerError, match="no checkpoint in .*--data-dir"):
         sample.write_samples(str(tmp_path), str(tmp_path / "out"), 4, seed=0)
+
+
+def test_a_failed_write_names_the_file_and_the_reason(trained, tmp_path, monkeypatch):
+    import errno
+
+    real_save = sample.image_utils.save_png
+
+    def full_disk(pixels, path):
+        if path.endswith("sample_00002.png"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_save(pixels, path)
+
+    monkeypatch.setattr(sample.image_utils, "save_png", full_disk)
+    with pytest.raises(TrainerError, match=r"sample_00002.png \(No space left on device\)"):
+        sample.write_samples(trained.checkpoint_dir, str(tmp_path / "out"), 5, seed=0)

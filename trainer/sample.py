@@ -7,6 +7,7 @@ import numpy as np
 
 from trainer import checkpoints
 from trainer import images as image_utils
+from trainer.errors import TrainerError
 from trainer.paths import ensure_writable_dir
 
 BATCH = 500  # images generated per call: memory stays bounded for any N
@@ -38,10 +39,17 @@ def write_samples(checkpoint_dir: str, sample_dir: str, count: int, seed: int) -
             first.extend(batch[:GRID_COLUMNS ** 2 - len(first)])
         for pixels in batch:
             path = os.path.join(sample_dir, f"sample_{len(paths):0{digits}d}.png")
-            image_utils.save_png(pixels, path)
+            _write(pixels, path)
             paths.append(path)
         if len(paths) % 5000 == 0 or len(paths) == count:
             logging.info("wrote %d/%d samples", len(paths), count)
-    image_utils.save_png(image_utils.grid(np.stack(first), GRID_COLUMNS),
-                         os.path.join(sample_dir, "grid.png"))
+    _write(image_utils.grid(np.stack(first), GRID_COLUMNS), os.path.join(sample_dir, "grid.png"))
     return paths
+
+
+def _write(pixels, path):
+    try:
+        image_utils.save_png(pixels, path)
+    except OSError as err:
+        raise TrainerError(f"could not write {path} ({err.strerror or err}); free space or "
+                           "pass another --sample-dir") from err
