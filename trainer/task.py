@@ -94,6 +94,7 @@ def main(argv=None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow's start-up chatter
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
                         datefmt="%H:%M:%S")
+    logging.getLogger("absl").setLevel(logging.WARNING)  # TensorFlow's per-save chatter
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
