@@ -21,7 +21,7 @@ import tensorflow as tf
 from trainer import lock, model
 from trainer.errors import TrainerError
 from trainer.paths import ensure_writable_dir
-from trainer.train_config import (CONFIG_FILENAME, RESUME_LOCKED_FIELDS, TrainConfig,
+from trainer.train_config import (CONFIG_FILENAME, TrainConfig, check_resumable,
                                   load_saved_config, save_config)
 
 MAX_TO_KEEP = 3
@@ -92,7 +92,7 @@ def restore_or_initialize(state: TrainState, config: TrainConfig):
         if config.continue_train:
             if not checkpoint_prefixes(directory):
                 _raise_nothing_to_resume(directory)
-            _check_same_architecture(load_saved_config(directory), config)
+            check_resumable(load_saved_config(directory), dataclasses.asdict(config))
         else:
             _refuse_or_delete(directory, config.overwrite)
         manager = tf.train.CheckpointManager(state.checkpoint(), directory,
@@ -215,16 +215,6 @@ def _refuse_or_delete(directory, overwrite):
             "True to resume them, another --checkpoint-dir, or --overwrite to replace them")
     if found:
         _delete_checkpoints(directory)
-
-
-def _check_same_architecture(saved: TrainConfig, config: TrainConfig):
-    differing = [f"{name} (checkpoint {getattr(saved, name)}, flags {getattr(config, name)})"
-                 for name in RESUME_LOCKED_FIELDS
-                 if getattr(saved, name) != getattr(config, name)]
-    if differing:
-        raise TrainerError("cannot resume: the flags differ from the checkpoint in "
-                           + ", ".join(differing) + "; drop those flags, or start a fresh "
-                           "run with another --checkpoint-dir")
 
 
 def _checkpoint_files(directory):

@@ -158,12 +158,18 @@ def resolve_resume(saved: TrainConfig, overrides: dict) -> TrainConfig:
     Raises:
       TrainerError: a flag changes a field in RESUME_LOCKED_FIELDS.
     """
-    differing = [f"{name} (checkpoint {getattr(saved, name)}, flags {overrides[name]})"
+    check_resumable(saved, overrides)
+    return dataclasses.replace(saved, **overrides)
+
+
+def check_resumable(saved: TrainConfig, values: dict) -> None:
+    """Raises TrainerError naming each RESUME_LOCKED_FIELDS entry where `values` (field ->
+    value, possibly partial) differs from the saved config."""
+    differing = [f"{name} (checkpoint {getattr(saved, name)}, flags {values[name]})"
                  for name in RESUME_LOCKED_FIELDS
-                 if name in overrides and overrides[name] != getattr(saved, name)]
+                 if name in values and values[name] != getattr(saved, name)]
     if differing:
         raise TrainerError(
             "cannot resume: the flags differ from the checkpoint's architecture in "
             + ", ".join(differing)
             + "; drop those flags, or start a fresh run with another --checkpoint-dir")
-    return dataclasses.replace(saved, **overrides)
