@@ -55,9 +55,15 @@ def load_png_folder(folder: str) -> np.ndarray:
 
 def generated_images(checkpoint_dir: str, count: int, seed: int) -> np.ndarray:
     """`count` uint8 (28, 28) samples of the latest checkpoint, as --sample writes them."""
-    from trainer import checkpoints, sample
+    from trainer import checkpoints
     generator, config = checkpoints.load_sampler(checkpoint_dir)
-    return np.concatenate(list(sample.generate(generator, count, config.latent_dim, seed)))
+    return _draw(generator, count, config.latent_dim, seed)
+
+
+def _draw(generator, count, latent_dim, seed) -> np.ndarray:
+    """All of sample.generate's batches as one uint8 (count, 28, 28) array."""
+    from trainer import sample
+    return np.concatenate(list(sample.generate(generator, count, latent_dim, seed)))
 
 
 def judge_against_test_set(images_by_name: dict, data_dir, judge=None) -> dict:
@@ -132,10 +138,8 @@ class QualityProbe:
         self._count, self._latent_dim, self._seed = num_samples, latent_dim, seed
 
     def __call__(self, generator) -> dict:
-        from trainer import sample
-        pixels = np.concatenate(list(sample.generate(generator, self._count,
-                                                     self._latent_dim, self._seed)))
-        features, probs = self._judge(pixels)
+        features, probs = self._judge(
+            _draw(generator, self._count, self._latent_dim, self._seed))
         return {"frechet_distance": metrics.frechet_distance_from_stats(
                     *metrics.gaussian_stats(features), *self._test_stats),
                 "classifier_score": metrics.classifier_score(probs)}
