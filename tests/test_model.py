@@ -98,3 +98,33 @@ def test_discriminator_learns_with_generator_frozen():
         optimizer.apply_gradients(zip(grads, discriminator.trainable_variables))
         losses.append(float(loss))
     assert losses[-1] < 0.75 * losses[0]  # 2 ln 2 at the start, falling as D learns
+
+
+def test_label_smoothing_moves_the_real_target_only():
+    real, fake = tf.constant([[2.0], [-1.0]]), tf.constant([[0.5], [-3.0]])
+    softplus = lambda x: math.log1p(math.exp(x))
+    # Target 0.9 on real: 0.9 * -log(sigmoid(l)) + 0.1 * -log(1 - sigmoid(l)).
+    real_part = sum(0.9 * softplus(-l) + 0.1 * softplus(l) for l in (2.0, -1.0)) / 2
+    fake_part = (softplus(0.5) + softplus(-3)) / 2
+    assert float(model.discriminator_loss(real, fake, label_smoothing=0.1)) == \
+        pytest.approx(real_part + fake_part, 1e-6)
+
+
+def test_bfloat16_nets_compute_in_bfloat16_with_float32_weights_and_outputs():
+    generator = model.build_generator(16, 8, precision="bfloat16")
+    discriminator = model.build_discriminator(8, precision="bfloat16")
+    images = generator(tf.random.normal([2, 16]), training=False)
+    assert images.dtype == tf.float32
+    assert discriminator(images, training=False).dtype == tf.float32
+    conv = next(l for l in generator.layers if isinstance(l, tf.keras.layers.Conv2DTranspose))
+    assert conv.compute_dtype == "bfloat16" and conv.kernel.dtype == "float32"
+
+
+def test_float32_and_bfloat16_nets_share_weights_and_agree_to_bfloat16_precision():
+    tf.keras.utils.set_random_seed(3)
+    exact = model.build_generator(16, 8, precision="float32")
+    mixed = model.build_generator(16, 8, precision="bfloat16")
+    mixed.set_weights(exact.get_weights())  # same variables, same shapes
+    z = tf.random.normal([4, 16])
+    difference = np.abs(exact(z, training=False) - mixed(z, training=False))
+    assert 0 < difference.max() < 0.05  # bfloat16 keeps 8 bits of mantissa

@@ -86,6 +86,12 @@ def test_train_resume_and_sample_through_the_cli(tmp_path, idx_dir, capsys):
     (["--seed", "1.5"], "invalid int value: '1.5'"),
     (["--train-steps", "-5"], "--train-steps must be a positive integer"),
     (["--batch-size"], "expected one argument"),
+    (["--d-learning-rate", "-0.001"], "--d-learning-rate must be > 0"),
+    (["--d-learning-rate", "quick"], "invalid float value: 'quick'"),
+    (["--r1-interval", "0"], "--r1-interval must be a positive integer, got 0"),
+    (["--label-smoothing", "1"], "--label-smoothing must be in [0, 1)"),
+    (["--label-smoothing", "-0.1"], "--label-smoothing must be in [0, 1)"),
+    (["--precision", "float16"], "invalid choice: 'float16'"),
 ])
 def test_usage_errors_exit_2_with_one_line(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:

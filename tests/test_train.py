@@ -115,7 +115,7 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(
     train.run(replace(tiny_config, train_steps=4), images=blob_images)
     poisoned = tf.Variable(False)
     real_loss = model.discriminator_loss
-    monkeypatch.setattr(model, "discriminator_loss", lambda r, f: real_loss(r, f) * tf.where(
+    monkeypatch.setattr(model, "discriminator_loss", lambda *args: real_loss(*args) * tf.where(
         poisoned, np.float32("nan"), np.float32(1.0)))
     poisoned.assign(True)
     with pytest.raises(TrainerError, match=r"non-finite loss at step 5 .*ckpt-4"):
@@ -130,3 +130,39 @@ def test_unwritable_log_dir_is_named(tiny_config, blob_images, tmp_path):
     blocker.write_text("")
     with pytest.raises(TrainerError, match="--log-dir"):
         train.run(replace(tiny_config, log_dir=str(blocker / "logs")), images=blob_images)
+
+
+def test_weight_average_ramps_up_then_holds_its_decay():
+    assert float(train.ema_decay_at(0, 0.999)) == pytest.approx(0.1)  # (1 + 0) / (10 + 0)
+    assert float(train.ema_decay_at(90, 0.999)) == pytest.approx(91 / 100)
+    assert float(train.ema_decay_at(10**6, 0.999)) == pytest.approx(0.999)
+
+
+def test_first_step_moves_the_average_nine_tenths_toward_the_new_weights(tiny_config,
+                                                                          blob_images):
+    state = checkpoints.build_state(tiny_config)
+    before = [w.numpy() for w in state.ema_generator.trainable_variables]
+    step = train.make_train_step(state, tiny_config)
+    step(tf.convert_to_tensor(blob_images[:16, :, :, None] / 127.5 - 1, tf.float32), True)
+    for old, new, average in zip(before, state.generator.trainable_variables,
+                                 state.ema_generator.trainable_variables):
+        np.testing.assert_allclose(average.numpy(), 0.1 * old + 0.9 * new.numpy(),
+                                   rtol=1e-5, atol=1e-7)
+
+
+def test_lazy_r1_penalizes_only_when_asked(tiny_config, blob_images):
+    real = tf.convert_to_tensor(blob_images[:16, :, :, None] / 127.5 - 1, tf.float32)
+
+    def d_weights_after(regularize, gamma):
+        config = replace(tiny_config, r1_gamma=gamma, precision="float32")
+        tf.keras.utils.set_random_seed(0)
+        state = checkpoints.build_state(config)
+        train.make_train_step(state, config)(real, regularize)
+        return [w.numpy() for w in state.discriminator.trainable_variables]
+
+    def same(a, b):
+        return all(np.array_equal(x, y) for x, y in zip(a, b))
+
+    assert same(d_weights_after(False, 10.0), d_weights_after(False, 0.0))
+    assert same(d_weights_after(True, 0.0), d_weights_after(False, 0.0))
+    assert not same(d_weights_after(True, 10.0), d_weights_after(False, 10.0))

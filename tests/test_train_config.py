@@ -27,6 +27,8 @@ def test_config_is_frozen():
     ("log_freq", 0), ("checkpoint_freq", -10), ("learning_rate", 0.0),
     ("learning_rate", -1e-3), ("beta1", 1.0), ("beta1", -0.1), ("seed", -1),
     ("r1_gamma", -1.0), ("ema_decay", 1.0), ("batch_size", 2.5), ("learning_rate", "x"),
+    ("d_learning_rate", 0.0), ("d_learning_rate", "x"), ("r1_interval", 0),
+    ("label_smoothing", 1.0), ("label_smoothing", -0.5), ("precision", "float16"),
 ])
 def test_bad_values_raise_naming_the_field(field, value):
     with pytest.raises(ValueError, match=field):
@@ -62,3 +64,9 @@ def test_resume_with_other_architecture_names_the_differing_fields():
         resolve_resume(saved, {"latent_dim": 64, "generator_width": 64, "seed": 3})
     assert "latent_dim (checkpoint 100, flags 64)" in str(err.value)
     assert "generator_width" not in str(err.value)
+
+
+def test_discriminator_learning_rate_defaults_to_the_generators():
+    assert TrainConfig(learning_rate=3e-4).discriminator_learning_rate == 3e-4
+    assert TrainConfig(learning_rate=3e-4, d_learning_rate=1e-3
+                       ).discriminator_learning_rate == 1e-3

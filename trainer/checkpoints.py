@@ -49,13 +49,16 @@ class TrainState:
 def build_state(config: TrainConfig) -> TrainState:
     """Fresh networks and optimizers, with every variable created (so restore fills
     them at once instead of deferring)."""
-    generator = model.build_generator(config.latent_dim, config.generator_width)
+    generator = model.build_generator(config.latent_dim, config.generator_width,
+                                      config.precision)
+    # The average is sampled from, so it computes in float32 whatever the training does.
     ema_generator = model.build_generator(config.latent_dim, config.generator_width)
     ema_generator.set_weights(generator.get_weights())
-    discriminator = model.build_discriminator(config.discriminator_width)
+    discriminator = model.build_discriminator(config.discriminator_width, config.precision)
     optimizers = []
-    for net in (generator, discriminator):
-        optimizer = tf.keras.optimizers.Adam(config.learning_rate, beta_1=config.beta1)
+    for net, rate in ((generator, config.learning_rate),
+                      (discriminator, config.discriminator_learning_rate)):
+        optimizer = tf.keras.optimizers.Adam(rate, beta_1=config.beta1)
         optimizer.build(net.trainable_variables)
         optimizers.append(optimizer)
     return TrainState(

@@ -17,64 +17,85 @@ def _init():
     return keras.initializers.RandomNormal(mean=0.0, stddev=0.02)  # DCGAN paper.
 
 
-def build_generator(latent_dim: int = 100, width: int = 64) -> keras.Model:
+def _policy(precision: str) -> str:
+    """Keras dtype policy: weights stay float32 either way; "bfloat16" computes in it."""
+    return {"float32": "float32", "bfloat16": "mixed_bfloat16"}[precision]
+
+
+def build_generator(latent_dim: int = 100, width: int = 64,
+                    precision: str = "float32") -> keras.Model:
     """Maps noise to images.
 
     Args:
       latent_dim: length of z.
       width: channels at 14x14; the 7x7 layer has 2 * width.
+      precision: "float32", or "bfloat16" for mixed precision (float32 weights, output
+        and checkpoints either way, so the two load each other's weights).
 
     Returns:
       A model from z, float32 (batch, latent_dim), to images, float32
       (batch, 28, 28, 1) in [-1, 1].
     """
+    dtype = _policy(precision)
     z = keras.Input(shape=(latent_dim,), name="z")
-    x = layers.Reshape((1, 1, latent_dim))(z)  # (B, 1, 1, latent_dim)
+    x = layers.Reshape((1, 1, latent_dim), dtype=dtype)(z)  # (B, 1, 1, latent_dim)
     # A 7x7 transposed conv on a 1x1 input is the projection, without a dense layer.
     x = layers.Conv2DTranspose(2 * width, 7, padding="valid", use_bias=False,
-                               kernel_initializer=_init())(x)  # (B, 7, 7, 2w)
-    x = layers.LeakyReLU(LEAKY_SLOPE)(layers.BatchNormalization()(x))
+                               kernel_initializer=_init(), dtype=dtype)(x)  # (B, 7, 7, 2w)
+    x = _norm_act(x, dtype)
     # Kernel 4 with stride 2 covers each output pixel evenly: no checkerboard.
     x = layers.Conv2DTranspose(width, 4, strides=2, padding="same", use_bias=False,
-                               kernel_initializer=_init())(x)  # (B, 14, 14, w)
-    x = layers.LeakyReLU(LEAKY_SLOPE)(layers.BatchNormalization()(x))
+                               kernel_initializer=_init(), dtype=dtype)(x)  # (B, 14, 14, w)
+    x = _norm_act(x, dtype)
     x = layers.Conv2DTranspose(1, 4, strides=2, padding="same",
-                               kernel_initializer=_init())(x)  # (B, 28, 28, 1)
+                               kernel_initializer=_init(), dtype=dtype)(x)  # (B, 28, 28, 1)
     images = layers.Activation("tanh", dtype="float32")(x)  # No batch norm on the output.
     return keras.Model(z, images, name="generator")
 
 
-def build_discriminator(width: int = 64) -> keras.Model:
+def _norm_act(x, dtype):
+    return layers.LeakyReLU(LEAKY_SLOPE, dtype=dtype)(
+        layers.BatchNormalization(dtype=dtype)(x))
+
+
+def build_discriminator(width: int = 64, precision: str = "float32") -> keras.Model:
     """Scores images: real high, generated low.
 
     Args:
       width: channels at 14x14; the 7x7 layer has 2 * width.
+      precision: "float32" or "bfloat16", as for build_generator.
 
     Returns:
       A model from images, float32 (batch, 28, 28, 1) in [-1, 1], to logits,
       float32 (batch, 1).
     """
+    dtype = _policy(precision)
     images = keras.Input(shape=(28, 28, 1), name="images")
     # No batch norm on the input layer (DCGAN paper: it made training unstable).
-    x = layers.Conv2D(width, 4, strides=2, padding="same",
-                      kernel_initializer=_init())(images)  # (B, 14, 14, w)
-    x = layers.LeakyReLU(LEAKY_SLOPE)(x)
+    x = layers.Conv2D(width, 4, strides=2, padding="same", kernel_initializer=_init(),
+                      dtype=dtype)(images)  # (B, 14, 14, w)
+    x = layers.LeakyReLU(LEAKY_SLOPE, dtype=dtype)(x)
     x = layers.Conv2D(2 * width, 4, strides=2, padding="same", use_bias=False,
-                      kernel_initializer=_init())(x)  # (B, 7, 7, 2w)
-    x = layers.LeakyReLU(LEAKY_SLOPE)(layers.BatchNormalization()(x))
-    x = layers.Conv2D(1, 7, padding="valid", kernel_initializer=_init())(x)  # (B, 1, 1, 1)
+                      kernel_initializer=_init(), dtype=dtype)(x)  # (B, 7, 7, 2w)
+    x = _norm_act(x, dtype)
+    x = layers.Conv2D(1, 7, padding="valid", kernel_initializer=_init(),
+                      dtype=dtype)(x)  # (B, 1, 1, 1)
     logits = layers.Flatten(dtype="float32")(x)  # (B, 1)
     return keras.Model(images, logits, name="discriminator")
 
 
-def discriminator_loss(real_logits: tf.Tensor, fake_logits: tf.Tensor) -> tf.Tensor:
-    """Cross-entropy of D on real (label 1) plus on generated (label 0) images.
+def discriminator_loss(real_logits: tf.Tensor, fake_logits: tf.Tensor,
+                       label_smoothing: float = 0.0) -> tf.Tensor:
+    """Cross-entropy of D on real (label 1 - label_smoothing) plus on generated (label 0)
+    images; smoothing only the real side is Salimans et al. 2016's one-sided smoothing.
 
     softplus(-l) = -log(sigmoid(l)) and softplus(l) = -log(1 - sigmoid(l)), computed
     stably on logits. Zero logits give ln 2 + ln 2.
     """
-    return (tf.reduce_mean(tf.nn.softplus(-real_logits))
-            + tf.reduce_mean(tf.nn.softplus(fake_logits)))
+    target = 1.0 - label_smoothing
+    real_loss = target * tf.nn.softplus(-real_logits) + (1 - target) * tf.nn.softplus(
+        real_logits)
+    return tf.reduce_mean(real_loss) + tf.reduce_mean(tf.nn.softplus(fake_logits))
 
 
 def generator_loss(fake_logits: tf.Tensor) -> tf.Tensor:

@@ -2,6 +2,7 @@
 
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -31,10 +32,15 @@ def write_samples(checkpoint_dir: str, sample_dir: str, count: int, seed: int) -
     if count <= 0:
         raise ValueError(f"--sample must be a positive number of images, got {count}")
     generator, config = checkpoints.load_sampler(checkpoint_dir)
+    return write_images(generator, config.latent_dim, sample_dir, count, seed)
+
+
+def write_images(generator, latent_dim: int, sample_dir: str, count: int, seed: int) -> list:
+    """write_samples for a generator already loaded; returns the PNG paths."""
     ensure_writable_dir(sample_dir, "--sample-dir")
     digits = max(5, len(str(count - 1)))
     paths, first = [], []
-    for batch in generate(generator, count, config.latent_dim, seed):
+    for batch in _ahead(generate(generator, count, latent_dim, seed)):
         if len(first) < GRID_COLUMNS ** 2:
             first.extend(batch[:GRID_COLUMNS ** 2 - len(first)])
         for pixels in batch:
@@ -45,6 +51,17 @@ def write_samples(checkpoint_dir: str, sample_dir: str, count: int, seed: int) -
             logging.info("wrote %d/%d samples", len(paths), count)
     _write(image_utils.grid(np.stack(first), GRID_COLUMNS), os.path.join(sample_dir, "grid.png"))
     return paths
+
+
+def _ahead(batches):
+    """Yields the items of the iterator `batches`, drawing the next one on a worker
+    thread while the caller writes this one: TensorFlow computes without holding
+    Python's lock, so generation and PNG encoding overlap."""
+    with ThreadPoolExecutor(max_workers=1) as worker:
+        pending = worker.submit(next, batches, None)
+        while (batch := pending.result()) is not None:
+            pending = worker.submit(next, batches, None)
+            yield batch
 
 
 def _write(pixels, path):

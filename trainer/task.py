@@ -13,7 +13,8 @@ import os
 import sys
 
 from trainer.errors import TrainerError
-from trainer.train_config import TrainConfig, load_saved_config, resolve_resume
+from trainer.train_config import (PRECISIONS, TrainConfig, load_saved_config,
+                                  resolve_resume)
 
 DEFAULTS = TrainConfig()
 _TRUE, _FALSE = {"true", "1", "yes", "y", "on"}, {"false", "0", "no", "n", "off"}
@@ -54,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--batch-size", type=int, help=f"images per step (default: {DEFAULTS.batch_size})")
     add("--learning-rate", type=float, help=f"Adam learning rate (default: "
         f"{DEFAULTS.learning_rate})")
+    add("--d-learning-rate", type=float, help="the discriminator's Adam learning rate "
+        "(default: --learning-rate)")
     add("--beta1", type=float, help=f"Adam beta1 (default: {DEFAULTS.beta1})")
     add("--latent-dim", type=int, help=f"noise length (default: {DEFAULTS.latent_dim})")
     add("--generator-width", type=int, help=f"generator channels at 14x14 (default: "
@@ -62,6 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
         f"(default: {DEFAULTS.discriminator_width})")
     add("--r1-gamma", type=float, help=f"R1 penalty weight on real images, 0 off (default: "
         f"{DEFAULTS.r1_gamma})")
+    add("--r1-interval", type=int, help=f"steps between R1 penalties, each weighted by "
+        f"as many (default: {DEFAULTS.r1_interval})")
+    add("--label-smoothing", type=float, help=f"real images' target is 1 minus this "
+        f"(default: {DEFAULTS.label_smoothing})")
+    add("--precision", choices=PRECISIONS, help=f"bfloat16 (mixed precision, float32 weights) or float32 "
+        f"(default: {DEFAULTS.precision})")
     add("--ema-decay", type=float, help=f"decay of the generator average sampled from, 0 "
         f"off (default: {DEFAULTS.ema_decay})")
     add("--eval-samples", type=int, help=f"samples judged at each epoch end for the "

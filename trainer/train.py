@@ -20,42 +20,49 @@ from trainer.train_config import TrainConfig
 GRID_SIZE = 64  # fixed-noise images in each TensorBoard grid (8x8)
 
 
-def make_train_step(generator, discriminator, ema_generator, g_optimizer, d_optimizer,
-                    noise, latent_dim: int, r1_gamma: float = 0.0, ema_decay: float = 0.0):
+def make_train_step(state: checkpoints.TrainState, config: TrainConfig):
     """Builds the compiled step that updates both networks on one batch of real images.
 
     Both networks see the same generated batch and are updated simultaneously from one
-    forward pass. `noise` (a tf.random.Generator) draws z, so its state, saved in the
-    checkpoint, makes a resumed run draw the same z.
+    forward pass. `state.noise` (a tf.random.Generator) draws z, so its state, saved in
+    the checkpoint, makes a resumed run draw the same z.
 
     Returns:
-      A tf.function from real images, float32 (B, 28, 28, 1) in [-1, 1], to a dict of
-      float32 scalars: d_loss, g_loss, d_real and d_fake (mean sigmoid outputs).
+      A tf.function (real_images, regularize) -> metrics. real_images: float32
+      (B, 28, 28, 1) in [-1, 1]; regularize: Python bool, True adds the R1 penalty
+      weighted by config.r1_interval (the loop passes True every r1_interval steps; each
+      value compiles once). Metrics: a dict of float32 scalars d_loss, g_loss, d_real
+      and d_fake (mean sigmoid outputs).
     """
-    ema_pairs = list(zip(ema_generator.trainable_variables, generator.trainable_variables))
-    stat_pairs = list(zip(ema_generator.non_trainable_variables,
+    generator, discriminator = state.generator, state.discriminator
+    ema_pairs = list(zip(state.ema_generator.trainable_variables,
+                         generator.trainable_variables))
+    stat_pairs = list(zip(state.ema_generator.non_trainable_variables,
                           generator.non_trainable_variables))
+    r1_weight = 0.5 * config.r1_gamma * config.r1_interval
 
     @tf.function
-    def train_step(real_images):
-        z = noise.normal([tf.shape(real_images)[0], latent_dim])
+    def train_step(real_images, regularize):
+        z = state.noise.normal([tf.shape(real_images)[0], config.latent_dim])
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
             fake_images = generator(z, training=True)
             real_logits = discriminator(real_images, training=True)
             fake_logits = discriminator(fake_images, training=True)
             g_loss = model.generator_loss(fake_logits)
-            d_loss = model.discriminator_loss(real_logits, fake_logits)
+            d_loss = model.discriminator_loss(real_logits, fake_logits,
+                                              config.label_smoothing)
             d_total = d_loss
-            if r1_gamma > 0:
-                d_total += 0.5 * r1_gamma * model.r1_penalty(discriminator, real_images)
-        g_optimizer.apply_gradients(zip(
+            if regularize and config.r1_gamma > 0:
+                d_total += r1_weight * model.r1_penalty(discriminator, real_images)
+        state.g_optimizer.apply_gradients(zip(
             g_tape.gradient(g_loss, generator.trainable_variables),
             generator.trainable_variables))
-        d_optimizer.apply_gradients(zip(
+        state.d_optimizer.apply_gradients(zip(
             d_tape.gradient(d_total, discriminator.trainable_variables),
             discriminator.trainable_variables))
+        decay = ema_decay_at(state.step, config.ema_decay)
         for average, weight in ema_pairs:
-            average.assign(ema_decay * average + (1.0 - ema_decay) * weight)
+            average.assign(decay * average + (1.0 - decay) * weight)
         for average, statistic in stat_pairs:  # batch-norm moving statistics
             average.assign(statistic)
         return {"d_loss": d_loss, "g_loss": g_loss,
@@ -63,6 +70,14 @@ def make_train_step(generator, discriminator, ema_generator, g_optimizer, d_opti
                 "d_fake": tf.reduce_mean(tf.sigmoid(fake_logits))}
 
     return train_step
+
+
+def ema_decay_at(step, ema_decay: float):
+    """The weight average's decay after `step` updates: min(ema_decay, (1 + step) /
+    (10 + step)), tf.train.ExponentialMovingAverage's ramp, so the average forgets the
+    random initial weights within a few hundred steps instead of thousands."""
+    step = tf.cast(step, tf.float32)
+    return tf.minimum(ema_decay, (1.0 + step) / (10.0 + step))
 
 
 def run(config: TrainConfig, images=None) -> dict:
@@ -94,9 +109,7 @@ def _train(config, state, manager, images, per_epoch) -> dict:
     """The loop: steps toward the budget with summaries, samples and checkpoints on cadence."""
     total = config.train_steps or config.num_epochs * per_epoch
     num_epochs = math.ceil(total / per_epoch)
-    train_step = make_train_step(
-        state.generator, state.discriminator, state.ema_generator, state.g_optimizer,
-        state.d_optimizer, state.noise, config.latent_dim, config.r1_gamma, config.ema_decay)
+    train_step = make_train_step(state, config)
     summaries = Summaries(config.log_dir)
     probe = _quality_probe(config)
     fixed_z = np.random.default_rng(config.seed).standard_normal(
@@ -137,7 +150,9 @@ def _train_epoch(config, state, train_step, images, total, num_epochs, per_epoch
                                 start).take(total - int(state.step))
     values, window_start, window_steps = {}, time.perf_counter(), 0
     for batch in batches:
-        values = {name: float(value) for name, value in train_step(batch).items()}
+        regularize = int(state.step) % config.r1_interval == 0
+        values = {name: float(value)
+                  for name, value in train_step(batch, regularize).items()}
         _check_finite(values, int(state.step) + 1, manager)
         state.step.assign_add(1)
         state.batch_in_epoch.assign_add(1)

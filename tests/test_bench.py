@@ -1,0 +1,105 @@
+import json
+
+import pytest
+import tensorflow as tf
+from tensorflow.python.framework.convert_to_constants import (
+    convert_variables_to_constants_v2)
+
+from conftest import MNIST_DIR, REPO, needs_mnist
+from trainer import bench, model
+from trainer.train_config import TrainConfig
+
+
+def profiler_flops(net, input_shape) -> int:
+    """TensorFlow's own count of a forward pass's floating-point operations."""
+    forward = tf.function(lambda x: net(x, training=False)).get_concrete_function(
+        tf.TensorSpec(input_shape))
+    options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+    options["output"] = "none"
+    return tf.compat.v1.profiler.profile(
+        graph=convert_variables_to_constants_v2(forward).graph,
+        options=options).total_float_ops
+
+
+def test_conv_flops_agree_with_tensorflows_profiler():
+    # The profiler also counts bias adds, batch norm and activations, which layer_flops
+    # leaves out: a fraction of a percent here.
+    net = model.build_discriminator(64)
+    assert bench.layer_flops(net) == pytest.approx(profiler_flops(net, [1, 28, 28, 1]),
+                                                   rel=0.01)
+
+
+def test_transposed_conv_flops_count_each_input_pixels_patch():
+    # 2 x (1*1*100 * 7*7*128  +  7*7*128 * 4*4*64  +  14*14*64 * 4*4*1): the adjoint
+    # convolutions' counts (the profiler counts zeros of the dilated input instead).
+    assert bench.layer_flops(model.build_generator(100, 64)) == 2 * (
+        100 * 49 * 128 + 49 * 128 * 16 * 64 + 196 * 64 * 16)
+
+
+def test_training_flops_are_three_forward_passes_plus_the_extra_d_passes():
+    config = TrainConfig(generator_width=8, discriminator_width=8, r1_interval=4)
+    flops = bench.train_flops_per_image(config)
+    g, d = flops["generator_forward"], flops["discriminator_forward"]
+    assert flops["train"] == int(3 * g + 7 * d + d)  # R1: 4 F_D every 4 steps
+    no_r1 = bench.train_flops_per_image(TrainConfig(generator_width=8,
+                                                    discriminator_width=8, r1_gamma=0.0))
+    assert no_r1["train"] == 3 * g + 7 * d
+
+
+def test_matmul_peak_is_positive_and_finite():
+    assert 0 < bench.matmul_peak_gflops(size=256, seconds=0.2) < 1e6
+
+
+def test_train_throughput_runs_the_real_step(blob_images):
+    config = TrainConfig(generator_width=4, discriminator_width=4, batch_size=8,
+                         r1_interval=2)
+    assert bench.train_images_per_sec(config, blob_images, cycles=2) > 0
+
+
+@needs_mnist
+def test_benchmark_prints_a_table_and_every_figure_as_json(capsys, monkeypatch, tmp_path):
+    monkeypatch.chdir(REPO)
+    monkeypatch.setattr(bench, "SAMPLE_COUNT", 200)
+    monkeypatch.setattr(bench, "MATMUL_SIZE", 512)
+    monkeypatch.setattr(bench, "PEAK_SECONDS", 0.3)
+    assert bench.main(["--data-dir", str(MNIST_DIR), "--train-steps", "5"]) == 0
+    table, line = capsys.readouterr().out.strip().rsplit("\n", 1)
+    figures = json.loads(line)
+    for key in ("train_images_per_sec", "flops_per_image", "achieved_gflops", "peak_gflops",
+                "peak_fraction", "sample_images_per_sec", "sample16_seconds",
+                "train_peak_rss_mb"):
+        assert figures[key] > 0, key
+    assert figures["peak_fraction"] == pytest.approx(
+        figures["achieved_gflops"] / figures["peak_gflops"])
+    assert figures["achieved_gflops"] == pytest.approx(
+        figures["train_images_per_sec"] * figures["flops_per_image"] / 1e9)
+    assert 100 < figures["train_peak_rss_mb"] < 24_000  # a real process's megabytes
+    assert "training images/s" in table
+
+
+def test_time_to_quality_rejects_a_non_positive_budget(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main(["--time-to-quality", "0"])
+    assert exit_info.value.code == 2
+    assert "--time-to-quality must be a positive number of minutes, got 0" in (
+        capsys.readouterr().err)
+
+
+def test_quality_events_are_read_back_with_their_times(tmp_path):
+    from trainer.summaries import Summaries
+    summaries = Summaries(str(tmp_path))
+    for step, value in ((468, 40.0), (936, 12.5)):
+        summaries.scalars(step, {"eval/frechet_distance": value, "d_loss": 1.0})
+    summaries.close()
+    events = bench.scalar_events(str(tmp_path), "eval/frechet_distance")
+    assert [(step, value) for _, step, value in events] == [(468, 40.0), (936, 12.5)]
+    assert events[0][0] <= events[1][0]  # wall times, in order
+    assert bench.scalar_events(str(tmp_path), "no/such/tag") == []
+
+
+def test_crossing_minutes_are_the_first_below_each_ratio():
+    rows = [{"minutes": 1.0, "over_floor": 40.0}, {"minutes": 2.0, "over_floor": 25.0},
+            {"minutes": 3.0, "over_floor": 31.0}, {"minutes": 4.0, "over_floor": 9.0}]
+    assert bench.minutes_below(rows, 30) == 2.0
+    assert bench.minutes_below(rows, 10) == 4.0
+    assert bench.minutes_below(rows, 5) is None

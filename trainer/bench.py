@@ -1,0 +1,332 @@
+"""python -m trainer.bench: how fast training and sampling run on this machine, in figures.
+
+    python -m trainer.bench --data-dir ../shared/mnist     # throughput, peak, memory
+    python -m trainer.bench --data-dir ../shared/mnist --time-to-quality 30
+
+Prints a table, then one JSON line with every figure. Training throughput is measured
+at the default settings after compilation; the float32 peak is a large matmul through
+TensorFlow in the same process, so the ratio compares like with like.
+"""
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+from trainer.errors import TrainerError
+from trainer.train_config import TrainConfig
+
+MATMUL_SIZE = 2048
+PEAK_SECONDS = 3.0  # per matmul peak: the best of repeated timings over this long
+SAMPLE_COUNT = 10_000
+
+
+def layer_flops(net) -> int:
+    """Floating-point operations of one image's forward pass through `net`'s conv and
+    dense layers (batch norm and activations, a few per value, are left out).
+
+    Multiply-adds per image, each counted as 2 FLOPs:
+      Conv2D:          out_h * out_w * out_c * k_h * k_w * in_c
+      Conv2DTranspose: in_h * in_w * in_c * k_h * k_w * out_c  (each input pixel
+                       scatters a k_h x k_w x out_c patch)
+      Dense:           in_features * out_features
+    """
+    import tensorflow as tf
+    layers = tf.keras.layers
+    total = 0
+    for layer in net.layers:
+        if isinstance(layer, (layers.Conv2D, layers.Conv2DTranspose)):
+            k_h, k_w, *_ = layer.kernel.shape
+            _, in_h, in_w, in_c = layer.input.shape
+            _, out_h, out_w, out_c = layer.output.shape
+            if isinstance(layer, layers.Conv2DTranspose):
+                total += 2 * in_h * in_w * in_c * k_h * k_w * out_c
+            else:
+                total += 2 * out_h * out_w * out_c * k_h * k_w * in_c
+        elif isinstance(layer, layers.Dense):
+            total += 2 * layer.kernel.shape[0] * layer.kernel.shape[1]
+    return total
+
+
+def train_flops_per_image(config: TrainConfig) -> dict:
+    """FLOPs of one training image at `config`, from the layer shapes.
+
+    With F_G and F_D the forward FLOPs of the generator and the discriminator, and a
+    backward pass costing twice its forward (input and weight gradients):
+      G forward + backward                              3 F_G
+      D forward + backward on the real image            3 F_D
+      D forward + backward on the generated image       3 F_D
+      D backward again, into G, on the generator's tape 1 F_D (input gradients only)
+      R1 every r1_interval steps: D forward, input gradient, and the backward of
+        that gradient (twice the first), about          4 F_D / r1_interval
+    """
+    from trainer import model
+    g = layer_flops(model.build_generator(config.latent_dim, config.generator_width))
+    d = layer_flops(model.build_discriminator(config.discriminator_width))
+    r1 = 4 * d / config.r1_interval if config.r1_gamma > 0 else 0
+    return {"generator_forward": g, "discriminator_forward": d,
+            "train": int(3 * g + 7 * d + r1)}
+
+
+def matmul_peak_gflops(dtype: str = "float32", size: int = None,
+                       seconds: float = None) -> float:
+    """Best GFLOP/s of a size x size (default MATMUL_SIZE) matmul through TensorFlow
+    over ~`seconds` (default PEAK_SECONDS)."""
+    import tensorflow as tf
+    size, seconds = size or MATMUL_SIZE, seconds or PEAK_SECONDS
+    a = tf.cast(tf.random.normal([size, size]), dtype)
+    b = tf.cast(tf.random.normal([size, size]), dtype)
+    matmul = tf.function(tf.linalg.matmul)
+    matmul(a, b).numpy()  # compile and warm up
+    best, deadline = 0.0, time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        start = time.perf_counter()
+        for _ in range(4):
+            result = matmul(a, b)
+        result.numpy()
+        best = max(best, 4 * 2 * size ** 3 / (time.perf_counter() - start) / 1e9)
+    return best
+
+
+def train_images_per_sec(config: TrainConfig, images: np.ndarray, cycles: int = 8) -> float:
+    """Steady-state training throughput: the real step and input pipeline, timed over
+    whole R1 cycles after both compiled variants of the step have run."""
+    from trainer import checkpoints, data, train
+    state = checkpoints.build_state(config)
+    step = train.make_train_step(state, config)
+    interval = config.r1_interval
+    needed = (cycles + 1) * interval + 1
+    batches = iter(data.make_dataset(np.resize(images, (needed * config.batch_size, 28, 28)),
+                                     config.batch_size, config.seed, 0))
+    float(step(next(batches), True)["d_loss"])  # compile both variants
+    for index in range(interval):
+        float(step(next(batches), index == 0)["d_loss"])
+    start = time.perf_counter()
+    for index in range(cycles * interval):
+        metrics = step(next(batches), index % interval == 0)
+        float(metrics["d_loss"])  # the loop reads the losses every step, as here
+    return cycles * interval * config.batch_size / (time.perf_counter() - start)
+
+
+def sampling_images_per_sec(checkpoint_dir: str, count: int = None) -> dict:
+    """--sample's throughput once the model is loaded: generation plus PNG writing of
+    `count` (default SAMPLE_COUNT) images."""
+    from trainer import checkpoints, sample
+    count = count or SAMPLE_COUNT
+    generator, config = checkpoints.load_sampler(checkpoint_dir)
+    with tempfile.TemporaryDirectory() as folder:
+        start = time.perf_counter()
+        sample.write_images(generator, config.latent_dim, folder, count, seed=0)
+        seconds = time.perf_counter() - start
+    return {"sample_images_per_sec": count / seconds, "sample_seconds": seconds}
+
+
+def run_child(args: list, timeout: float = None) -> dict:
+    """Runs `python -m trainer.task ARGS`, stopped with SIGINT (the trainer saves and
+    exits) after `timeout` seconds; returns its wall time and peak resident memory."""
+    start = time.perf_counter()
+    with tempfile.TemporaryFile() as errors:
+        proc = subprocess.Popen([sys.executable, "-m", "trainer.task", *args],
+                                stdout=subprocess.DEVNULL, stderr=errors)
+        interrupted = False
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if timeout and not interrupted and time.perf_counter() - start > timeout:
+                proc.send_signal(signal.SIGINT)
+                interrupted = True
+            time.sleep(0.05)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        errors.seek(0)
+        stderr = errors.read().decode(errors="replace")
+    if proc.returncode not in (0, 130):
+        raise TrainerError(f"`python -m trainer.task {' '.join(args)}` failed "
+                           f"(exit {proc.returncode}): {stderr[-500:]}")
+    return {"seconds": time.perf_counter() - start,
+            "peak_rss_mb": usage.ru_maxrss / 1024}  # Linux reports kilobytes
+
+
+def benchmark(data_dir, checkpoint_dir: str, train_steps: int) -> dict:
+    """Every figure of the default table; see the module docstring."""
+    import tensorflow as tf
+    from trainer import data
+    config = dataclasses.replace(TrainConfig(), data_dir=data_dir)
+    results = {"cpu": _cpu_name(), "cores": os.cpu_count(), "tensorflow": tf.__version__,
+               "batch_size": config.batch_size, "precision": config.precision}
+    with tempfile.TemporaryDirectory() as folder:
+        results["sample16_seconds"] = run_child(
+            ["--sample", "16", "--checkpoint-dir", checkpoint_dir,
+             "--sample-dir", os.path.join(folder, "s16")])["seconds"]
+        child = run_child(["--train-steps", str(train_steps), "--checkpoint-dir",
+                           os.path.join(folder, "ckpt"), "--log-dir",
+                           os.path.join(folder, "log")] + _data_flag(data_dir))
+        results["train_peak_rss_mb"] = child["peak_rss_mb"]
+    images, _ = data.load_mnist(data_dir, "train")
+    flops = train_flops_per_image(config)
+    results["train_images_per_sec"] = train_images_per_sec(config, images)
+    results["flops_per_image"] = flops["train"]
+    results["achieved_gflops"] = results["train_images_per_sec"] * flops["train"] / 1e9
+    results["peak_gflops"] = matmul_peak_gflops("float32")
+    results["peak_bfloat16_gflops"] = matmul_peak_gflops("bfloat16")
+    results["peak_fraction"] = results["achieved_gflops"] / results["peak_gflops"]
+    results["bfloat16_peak_fraction"] = (results["achieved_gflops"]
+                                         / results["peak_bfloat16_gflops"])
+    results.update(sampling_images_per_sec(checkpoint_dir))
+    return results
+
+
+def time_to_quality(data_dir, minutes: float, folder: str) -> dict:
+    """Trains from scratch with the README's command (into `folder`) for `minutes`, and
+    reads the minutes until the per-epoch Frechet distance fell below 30x and 10x the
+    real-data floor.
+
+    The per-epoch figure is the trainer's own quality probe (--eval-samples images,
+    costing a few percent of an epoch), so nothing competes with training for the CPU.
+    On its 2,000 samples the distance reads higher than on 10,000, so the crossing
+    times are upper bounds; the final checkpoint is also judged on 10,000 samples.
+    """
+    from trainer import evaluate
+    floor = _real_floor(data_dir)
+    log_dir = os.path.join(folder, "log")
+    started = time.time()
+    child = run_child(["--checkpoint-dir", os.path.join(folder, "ckpt"), "--log-dir",
+                       log_dir, "--num-epochs", "1000"] + _data_flag(data_dir),
+                      timeout=minutes * 60)
+    rows = [{"minutes": (wall_time - started) / 60, "step": step, "frechet_distance": fd,
+             "over_floor": fd / floor}
+            for wall_time, step, fd in scalar_events(log_dir, "eval/frechet_distance")]
+    final = evaluate.run(data_dir, evaluate.FLOOR_IMAGES, seed=0,
+                         checkpoint_dir=os.path.join(folder, "ckpt"))
+
+    return {"floor": floor, "epochs": rows, "train_minutes": child["seconds"] / 60,
+            "minutes_to_30x_floor": minutes_below(rows, 30),
+            "minutes_to_10x_floor": minutes_below(rows, 10),
+            "final_frechet_distance_10k": final["generated"]["frechet_distance"],
+            "final_over_floor_10k": final["fd_over_floor"]}
+
+
+def minutes_below(rows: list, ratio: float):
+    """Minutes of the first row whose distance is under `ratio` x the floor, or None."""
+    return next((row["minutes"] for row in rows if row["over_floor"] < ratio), None)
+
+
+def _data_flag(data_dir) -> list:
+    return ["--data-dir", data_dir] if data_dir else []
+
+
+def _real_floor(data_dir) -> float:
+    """Frechet distance of 10,000 training images to the test set, as --evaluate has it."""
+    from trainer import data, evaluate
+    images, _ = data.load_mnist(data_dir, "train")
+    pick = np.random.default_rng(0).choice(len(images), evaluate.FLOOR_IMAGES,
+                                           replace=False)
+    return evaluate.judge_against_test_set({"real": images[pick]}, data_dir)["real"][
+        "frechet_distance"]
+
+
+def scalar_events(log_dir: str, tag: str) -> list:
+    """(wall_time, step, value) of every `tag` summary under log_dir, in step order."""
+    import tensorflow as tf
+    from tensorboard.backend.event_processing import event_accumulator
+    events = event_accumulator.EventAccumulator(
+        log_dir, size_guidance={event_accumulator.TENSORS: 0})
+    events.Reload()
+    if tag not in events.Tags()[event_accumulator.TENSORS]:
+        return []
+    return sorted((e.wall_time, e.step, float(tf.make_ndarray(e.tensor_proto)))
+                  for e in events.Tensors(tag))
+
+
+def format_quality_table(results: dict) -> str:
+    lines = [f"real-data floor (10,000 training images): {results['floor']:.3f}",
+             f"{'minutes':>8}{'step':>8}{'Frechet distance':>18}{'x floor':>9}"]
+    lines += [f"{row['minutes']:>8.1f}{row['step']:>8}{row['frechet_distance']:>18.3f}"
+              f"{row['over_floor']:>9.1f}" for row in results["epochs"]]
+    for ratio in (30, 10):
+        reached = results[f"minutes_to_{ratio}x_floor"]
+        lines.append(f"below {ratio}x the floor: " + (
+            f"{reached:.1f} minutes" if reached is not None else "not reached"))
+    lines.append(f"final checkpoint on 10,000 samples: Frechet distance "
+                 f"{results['final_frechet_distance_10k']:.3f} "
+                 f"({results['final_over_floor_10k']:.1f}x the floor)")
+    return "\n".join(lines)
+
+
+TABLE = [  # (key, label, format)
+    ("train_images_per_sec", "training images/s (steady state)", "{:.0f}"),
+    ("flops_per_image", "FLOPs per training image", "{:.3g}"),
+    ("achieved_gflops", "achieved GFLOP/s", "{:.1f}"),
+    ("peak_gflops", "float32 matmul peak GFLOP/s", "{:.1f}"),
+    ("peak_fraction", "achieved / float32 peak", "{:.2f}"),
+    ("peak_bfloat16_gflops", "bfloat16 matmul peak GFLOP/s", "{:.1f}"),
+    ("bfloat16_peak_fraction", "achieved / bfloat16 peak", "{:.2f}"),
+    ("sample_images_per_sec", f"--sample images/s ({SAMPLE_COUNT} PNGs)", "{:.0f}"),
+    ("sample16_seconds", "--sample 16, whole process, s", "{:.2f}"),
+    ("train_peak_rss_mb", "training peak memory, MB", "{:.0f}"),
+]
+
+
+def format_table(results: dict) -> str:
+    lines = [f"{results['cpu']}, {results['cores']} cores, TensorFlow "
+             f"{results['tensorflow']}, batch {results['batch_size']}, "
+             f"{results['precision']}"]
+    lines += [f"{label:<40}{fmt.format(results[key]):>12}" for key, label, fmt in TABLE]
+    return "\n".join(lines)
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+def main(argv=None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
+                        datefmt="%H:%M:%S")
+    parser = argparse.ArgumentParser(prog="python -m trainer.bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", help="MNIST folder, as for trainer.task")
+    parser.add_argument("--checkpoint-dir", default=TrainConfig.checkpoint_dir,
+                        help="model sampled from (default: the shipped model)")
+    parser.add_argument("--train-steps", type=int, default=300,
+                        help="steps of the training run whose peak memory is measured")
+    parser.add_argument("--time-to-quality", type=float, metavar="MINUTES",
+                        help="instead: train from scratch for MINUTES with the README's "
+                        "command and report when the Frechet distance fell below 30x and "
+                        "10x the real-data floor")
+    args = parser.parse_args(argv)
+    if args.time_to_quality is not None and not args.time_to_quality > 0:
+        parser.error(f"--time-to-quality must be a positive number of minutes, got "
+                     f"{args.time_to_quality}")
+    try:
+        if args.time_to_quality:
+            with tempfile.TemporaryDirectory() as folder:
+                results = time_to_quality(args.data_dir, args.time_to_quality, folder)
+            print(format_quality_table(results))
+        else:
+            results = benchmark(args.data_dir, args.checkpoint_dir, args.train_steps)
+            print(format_table(results))
+    except TrainerError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(json.dumps(results, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
