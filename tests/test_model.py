@@ -128,3 +128,21 @@ def test_float32_and_bfloat16_nets_share_weights_and_agree_to_bfloat16_precision
     z = tf.random.normal([4, 16])
     difference = np.abs(exact(z, training=False) - mixed(z, training=False))
     assert 0 < difference.max() < 0.05  # bfloat16 keeps 8 bits of mantissa
+
+
+def test_mlp_baseline_follows_the_tutorials_layer_sizes():
+    generator, discriminator = model.build_mlp_generator(100), model.build_mlp_discriminator()
+    dense = lambda net: [l.units for l in net.layers if isinstance(l, tf.keras.layers.Dense)]
+    assert dense(generator) == [256, 512, 1024, 784]
+    assert dense(discriminator) == [512, 256, 1]
+    images = generator(tf.random.normal([3, 100]) * 10, training=False)
+    assert images.shape == (3, 28, 28, 1) and float(tf.reduce_max(tf.abs(images))) <= 1
+    assert discriminator(images).shape == (3, 1)
+    # Batch norm on the generator's hidden layers only; none in the discriminator.
+    assert _layer_types(generator).count("BatchNormalization") == 3
+    assert "BatchNormalization" not in _layer_types(discriminator)
+
+
+def test_arch_picks_the_networks():
+    assert model.generator_for("mlp", 16, 8).name == "mlp_generator"
+    assert model.discriminator_for("dcgan", 8).name == "discriminator"

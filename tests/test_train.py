@@ -166,3 +166,15 @@ def test_lazy_r1_penalizes_only_when_asked(tiny_config, blob_images):
     assert same(d_weights_after(False, 10.0), d_weights_after(False, 0.0))
     assert same(d_weights_after(True, 0.0), d_weights_after(False, 0.0))
     assert not same(d_weights_after(True, 10.0), d_weights_after(False, 10.0))
+
+
+def test_mlp_baseline_trains_resumes_and_samples(tiny_config, blob_images):
+    config = replace(tiny_config, arch="mlp")
+    assert train.run(config, images=blob_images)["step"] == 6
+    generator, saved = checkpoints.load_sampler(config.checkpoint_dir)
+    assert saved.arch == "mlp" and generator.name == "mlp_generator"
+    assert train.run(replace(config, continue_train=True, train_steps=9),
+                     images=blob_images)["step"] == 9
+    with pytest.raises(TrainerError, match=r"arch \(checkpoint mlp, flags dcgan\)"):
+        train.run(replace(config, continue_train=True, arch="dcgan", train_steps=12),
+                  images=blob_images)

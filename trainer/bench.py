@@ -69,8 +69,9 @@ def train_flops_per_image(config: TrainConfig) -> dict:
         that gradient (twice the first), about          4 F_D / r1_interval
     """
     from trainer import model
-    g = layer_flops(model.build_generator(config.latent_dim, config.generator_width))
-    d = layer_flops(model.build_discriminator(config.discriminator_width))
+    g = layer_flops(model.generator_for(config.arch, config.latent_dim,
+                                        config.generator_width))
+    d = layer_flops(model.discriminator_for(config.arch, config.discriminator_width))
     r1 = 4 * d / config.r1_interval if config.r1_gamma > 0 else 0
     return {"generator_forward": g, "discriminator_forward": d,
             "train": int(3 * g + 7 * d + r1)}

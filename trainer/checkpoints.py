@@ -49,12 +49,14 @@ class TrainState:
 def build_state(config: TrainConfig) -> TrainState:
     """Fresh networks and optimizers, with every variable created (so restore fills
     them at once instead of deferring)."""
-    generator = model.build_generator(config.latent_dim, config.generator_width,
-                                      config.precision)
+    generator = model.generator_for(config.arch, config.latent_dim, config.generator_width,
+                                    config.precision)
     # The average is sampled from, so it computes in float32 whatever the training does.
-    ema_generator = model.build_generator(config.latent_dim, config.generator_width)
+    ema_generator = model.generator_for(config.arch, config.latent_dim,
+                                        config.generator_width)
     ema_generator.set_weights(generator.get_weights())
-    discriminator = model.build_discriminator(config.discriminator_width, config.precision)
+    discriminator = model.discriminator_for(config.arch, config.discriminator_width,
+                                            config.precision)
     optimizers = []
     for net, rate in ((generator, config.learning_rate),
                       (discriminator, config.discriminator_learning_rate)):
@@ -248,12 +250,23 @@ def load_sampler(checkpoint_dir: str):
       TrainerError: no checkpoint there, none that reads, or one this config cannot
         rebuild.
     """
+    return _load_network(checkpoint_dir, "ema_generator", lambda config: model.generator_for(
+        config.arch, config.latent_dim, config.generator_width))
+
+
+def load_discriminator(checkpoint_dir: str):
+    """(discriminator, config) of the newest readable checkpoint, as load_sampler."""
+    return _load_network(checkpoint_dir, "discriminator",
+                         lambda config: model.discriminator_for(config.arch,
+                                                                config.discriminator_width))
+
+
+def _load_network(checkpoint_dir, name, build):
     if not checkpoint_prefixes(checkpoint_dir):
         raise TrainerError(
             f"no checkpoint in {checkpoint_dir!r}: train one with `python -m trainer.task "
             "--data-dir DIR`, or pass --checkpoint-dir with a trained model's folder")
     config = load_saved_config(checkpoint_dir)
-    generator = model.build_generator(config.latent_dim, config.generator_width)
-    restore_newest(tf.train.Checkpoint(ema_generator=generator), checkpoint_dir,
-                   partial=True)
-    return generator, config
+    network = build(config)
+    restore_newest(tf.train.Checkpoint(**{name: network}), checkpoint_dir, partial=True)
+    return network, config

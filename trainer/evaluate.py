@@ -57,13 +57,14 @@ def generated_images(checkpoint_dir: str, count: int, seed: int) -> np.ndarray:
     """`count` uint8 (28, 28) samples of the latest checkpoint, as --sample writes them."""
     from trainer import checkpoints
     generator, config = checkpoints.load_sampler(checkpoint_dir)
-    return _draw(generator, count, config.latent_dim, seed)
+    return _draw(generator, count, config.latent_dim, seed, config.latent_distribution)
 
 
-def _draw(generator, count, latent_dim, seed) -> np.ndarray:
+def _draw(generator, count, latent_dim, seed, distribution="normal") -> np.ndarray:
     """All of sample.generate's batches as one uint8 (count, 28, 28) array."""
     from trainer import sample
-    return np.concatenate(list(sample.generate(generator, count, latent_dim, seed)))
+    return np.concatenate(list(sample.generate(generator, count, latent_dim, seed,
+                                               distribution)))
 
 
 def judge_against_test_set(images_by_name: dict, data_dir, judge=None) -> dict:
@@ -131,15 +132,16 @@ class QualityProbe:
     epoch: the test set's statistics are computed once, the noise is fixed."""
 
     def __init__(self, judge, test_images: np.ndarray, num_samples: int, latent_dim: int,
-                 seed: int):
+                 seed: int, distribution: str = "normal"):
         self._judge = judge
         test_features, _ = judge(test_images)
         self._test_stats = metrics.gaussian_stats(test_features)
         self._count, self._latent_dim, self._seed = num_samples, latent_dim, seed
+        self._distribution = distribution
 
     def __call__(self, generator) -> dict:
         features, probs = self._judge(
-            _draw(generator, self._count, self._latent_dim, self._seed))
+            _draw(generator, self._count, self._latent_dim, self._seed, self._distribution))
         return {"frechet_distance": metrics.frechet_distance_from_stats(
                     *metrics.gaussian_stats(features), *self._test_stats),
                 "classifier_score": metrics.classifier_score(probs)}

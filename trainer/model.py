@@ -115,3 +115,54 @@ def r1_penalty(discriminator: keras.Model, real_images: tf.Tensor) -> tf.Tensor:
         logits = discriminator(real_images, training=True)
     grads = tape.gradient(logits, real_images)  # logits are per-image: d logit_i / d x_i
     return tf.reduce_mean(tf.reduce_sum(tf.square(grads), axis=[1, 2, 3]))
+
+
+def build_mlp_generator(latent_dim: int = 100, precision: str = "float32") -> keras.Model:
+    """The fully connected generator the GAN tutorials start from: z -> 256 -> 512 ->
+    1024 (each batch norm, LeakyReLU) -> 784 tanh, shaped as images.
+
+    Returns:
+      A model from z, float32 (batch, latent_dim), to images, float32
+      (batch, 28, 28, 1) in [-1, 1].
+    """
+    dtype = _policy(precision)
+    z = keras.Input(shape=(latent_dim,), name="z")
+    x = z
+    for units in (256, 512, 1024):
+        x = layers.Dense(units, use_bias=False, kernel_initializer=_init(), dtype=dtype)(x)
+        x = _norm_act(x, dtype)
+    x = layers.Dense(28 * 28, kernel_initializer=_init(), dtype=dtype)(x)  # (B, 784)
+    x = layers.Activation("tanh", dtype="float32")(x)
+    images = layers.Reshape((28, 28, 1), dtype="float32")(x)
+    return keras.Model(z, images, name="mlp_generator")
+
+
+def build_mlp_discriminator(precision: str = "float32") -> keras.Model:
+    """The tutorials' fully connected discriminator: 784 -> 512 -> 256 (LeakyReLU) -> 1.
+
+    Returns:
+      A model from images, float32 (batch, 28, 28, 1) in [-1, 1], to logits,
+      float32 (batch, 1).
+    """
+    dtype = _policy(precision)
+    images = keras.Input(shape=(28, 28, 1), name="images")
+    x = layers.Flatten(dtype=dtype)(images)  # (B, 784)
+    for units in (512, 256):
+        x = layers.Dense(units, kernel_initializer=_init(), dtype=dtype)(x)
+        x = layers.LeakyReLU(LEAKY_SLOPE, dtype=dtype)(x)
+    logits = layers.Dense(1, kernel_initializer=_init(), dtype="float32")(x)  # (B, 1)
+    return keras.Model(images, logits, name="mlp_discriminator")
+
+
+def generator_for(arch: str, latent_dim: int, width: int, precision: str = "float32"):
+    """The generator of architecture `arch` ("dcgan" or "mlp"; mlp ignores width)."""
+    if arch == "mlp":
+        return build_mlp_generator(latent_dim, precision)
+    return build_generator(latent_dim, width, precision)
+
+
+def discriminator_for(arch: str, width: int, precision: str = "float32"):
+    """The discriminator of architecture `arch` ("dcgan" or "mlp"; mlp ignores width)."""
+    if arch == "mlp":
+        return build_mlp_discriminator(precision)
+    return build_discriminator(width, precision)

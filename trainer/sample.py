@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from trainer import checkpoints
+from trainer import checkpoints, latent
 from trainer import images as image_utils
 from trainer.errors import TrainerError
 from trainer.paths import ensure_writable_dir
@@ -15,11 +15,13 @@ BATCH = 500  # images generated per call: memory stays bounded for any N
 GRID_COLUMNS = 10
 
 
-def generate(generator, count: int, latent_dim: int, seed: int):
-    """Yields uint8 (b, 28, 28) batches, `count` images in all, reproducible by `seed`."""
+def generate(generator, count: int, latent_dim: int, seed: int,
+             distribution: str = "normal"):
+    """Yields uint8 (b, 28, 28) batches, `count` images in all, reproducible by `seed`;
+    z is drawn from `distribution` (see trainer.latent)."""
     rng = np.random.default_rng(seed)
     for start in range(0, count, BATCH):
-        z = rng.standard_normal((min(BATCH, count - start), latent_dim)).astype(np.float32)
+        z = latent.draw(rng, min(BATCH, count - start), latent_dim, distribution)
         yield image_utils.to_uint8(generator(z, training=False))
 
 
@@ -32,15 +34,17 @@ def write_samples(checkpoint_dir: str, sample_dir: str, count: int, seed: int) -
     if count <= 0:
         raise ValueError(f"--sample must be a positive number of images, got {count}")
     generator, config = checkpoints.load_sampler(checkpoint_dir)
-    return write_images(generator, config.latent_dim, sample_dir, count, seed)
+    return write_images(generator, config.latent_dim, sample_dir, count, seed,
+                        config.latent_distribution)
 
 
-def write_images(generator, latent_dim: int, sample_dir: str, count: int, seed: int) -> list:
+def write_images(generator, latent_dim: int, sample_dir: str, count: int, seed: int,
+                 distribution: str = "normal") -> list:
     """write_samples for a generator already loaded; returns the PNG paths."""
     ensure_writable_dir(sample_dir, "--sample-dir")
     digits = max(5, len(str(count - 1)))
     paths, first = [], []
-    for batch in _ahead(generate(generator, count, latent_dim, seed)):
+    for batch in _ahead(generate(generator, count, latent_dim, seed, distribution)):
         if len(first) < GRID_COLUMNS ** 2:
             first.extend(batch[:GRID_COLUMNS ** 2 - len(first)])
         for pixels in batch:

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from trainer import checkpoints, classifier, data, evaluate, model
+from trainer import checkpoints, classifier, data, evaluate, latent, model
 from trainer import images as image_utils
 from trainer.errors import TrainerError
 from trainer.paths import ensure_writable_dir
@@ -43,7 +43,8 @@ def make_train_step(state: checkpoints.TrainState, config: TrainConfig):
 
     @tf.function
     def train_step(real_images, regularize):
-        z = state.noise.normal([tf.shape(real_images)[0], config.latent_dim])
+        z = latent.draw_tf(state.noise, [tf.shape(real_images)[0], config.latent_dim],
+                           config.latent_distribution)
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
             fake_images = generator(z, training=True)
             real_logits = discriminator(real_images, training=True)
@@ -112,8 +113,8 @@ def _train(config, state, manager, images, per_epoch) -> dict:
     train_step = make_train_step(state, config)
     summaries = Summaries(config.log_dir)
     probe = _quality_probe(config)
-    fixed_z = np.random.default_rng(config.seed).standard_normal(
-        (GRID_SIZE, config.latent_dim)).astype(np.float32)  # same across resumes
+    fixed_z = latent.draw(np.random.default_rng(config.seed), GRID_SIZE, config.latent_dim,
+                          config.latent_distribution)  # same across resumes
     if int(state.step) == 0:
         summaries.grid(0, "real_images", images[:GRID_SIZE])
         summaries.text(0, "config", config.to_json())
@@ -193,7 +194,7 @@ def _quality_probe(config):
         logging.warning("no quality figures in TensorBoard: %s", err)
         return None
     return evaluate.QualityProbe(judge, test_images, config.eval_samples,
-                                 config.latent_dim, config.seed)
+                                 config.latent_dim, config.seed, config.latent_distribution)
 
 
 def _epoch_end_summaries(summaries, state, fixed_z, probe):

@@ -14,9 +14,12 @@ from trainer.errors import TrainerError
 
 CONFIG_FILENAME = "config.json"
 PRECISIONS = ("bfloat16", "float32")
+ARCHS = ("dcgan", "mlp")
+LATENT_DISTRIBUTIONS = ("normal", "uniform")  # as trainer.latent.DISTRIBUTIONS
 
 # Fields that shape the saved variables or the step bookkeeping: a resume must keep them.
-RESUME_LOCKED_FIELDS = ("latent_dim", "generator_width", "discriminator_width", "batch_size")
+RESUME_LOCKED_FIELDS = ("arch", "latent_dim", "latent_distribution", "generator_width",
+                        "discriminator_width", "batch_size")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,8 +51,13 @@ class TrainConfig:
     d_learning_rate: Optional[float] = None
     # Adam beta1 (DCGAN paper: 0.5; the default 0.9 made training oscillate).
     beta1: float = 0.5
+    # "dcgan": the all-convolutional nets; "mlp": the fully connected GAN of the
+    # tutorials (Goodfellow et al. 2014), the baseline; the width fields do not apply.
+    arch: str = "dcgan"
     # Length of the standard-normal noise vector z.
     latent_dim: int = 100
+    # Distribution of z: "normal", N(0, 1), or "uniform", U(-1, 1) as in the DCGAN paper.
+    latent_distribution: str = "normal"
     # Channels of the generator's last hidden layer; the 7x7 layer has twice as many.
     generator_width: int = 96
     # Channels of the discriminator's first layer; the 7x7 layer has twice as many.
@@ -98,6 +106,12 @@ class TrainConfig:
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"label_smoothing must be in [0, 1), got "
                              f"{self.label_smoothing}; 0 is off, 0.1 is typical")
+        if self.arch not in ARCHS:
+            raise ValueError(f"arch must be one of {', '.join(ARCHS)}, got {self.arch!r}")
+        if self.latent_distribution not in LATENT_DISTRIBUTIONS:
+            raise ValueError(f"latent_distribution must be one of "
+                             f"{', '.join(LATENT_DISTRIBUTIONS)}, got "
+                             f"{self.latent_distribution!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got "
                              f"{self.precision!r}")

@@ -1,0 +1,37 @@
+import numpy as np
+import tensorflow as tf
+
+from trainer import latent, sample, train
+from trainer.checkpoints import load_sampler
+
+from conftest import replace
+
+
+def test_numpy_draws_have_the_named_distribution():
+    rng = np.random.default_rng(0)
+    uniform = latent.draw(rng, 4000, 10, "uniform")
+    normal = latent.draw(rng, 4000, 10, "normal")
+    assert uniform.shape == normal.shape == (4000, 10) and uniform.dtype == np.float32
+    assert uniform.min() >= -1 and uniform.max() <= 1
+    assert abs(uniform.std() - 1 / np.sqrt(3)) < 0.01  # U(-1, 1): sd 0.577
+    assert abs(normal.std() - 1) < 0.02 and np.abs(normal).max() > 2.5
+
+
+def test_tensorflow_draws_have_the_named_distribution():
+    noise = tf.random.Generator.from_seed(0)
+    uniform = latent.draw_tf(noise, [4000, 10], "uniform").numpy()
+    normal = latent.draw_tf(noise, [4000, 10], "normal").numpy()
+    assert uniform.min() >= -1 and uniform.max() <= 1 and abs(uniform.std() - 0.577) < 0.01
+    assert abs(normal.std() - 1) < 0.02
+
+
+def test_uniform_latent_run_samples_with_uniform_noise(tiny_config, blob_images, monkeypatch):
+    config = replace(tiny_config, latent_distribution="uniform")
+    train.run(config, images=blob_images)
+    generator, saved = load_sampler(config.checkpoint_dir)
+    assert saved.latent_distribution == "uniform"
+    seen = []
+    real_draw = latent.draw
+    monkeypatch.setattr(latent, "draw", lambda *a: seen.append(a[3]) or real_draw(*a))
+    sample.write_samples(config.checkpoint_dir, str(config.sample_dir), 3, seed=0)
+    assert seen == ["uniform"]

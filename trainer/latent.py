@@ -1,0 +1,23 @@
+"""The noise z a generator maps to images: one definition for training and sampling.
+
+"normal" is N(0, 1) per coordinate; "uniform" is U(-1, 1), the DCGAN paper's choice.
+"""
+
+import numpy as np
+
+DISTRIBUTIONS = ("normal", "uniform")
+
+
+def draw(rng: np.random.Generator, count: int, latent_dim: int,
+         distribution: str = "normal") -> np.ndarray:
+    """float32 (count, latent_dim) noise from a NumPy generator."""
+    if distribution == "uniform":
+        return rng.uniform(-1.0, 1.0, (count, latent_dim)).astype(np.float32)
+    return rng.standard_normal((count, latent_dim)).astype(np.float32)
+
+
+def draw_tf(noise, shape, distribution: str = "normal"):
+    """float32 noise of `shape` from a tf.random.Generator, inside compiled code."""
+    if distribution == "uniform":
+        return noise.uniform(shape, minval=-1.0, maxval=1.0)
+    return noise.normal(shape)
