@@ -1,4 +1,5 @@
 import json
+import os
 
 import pytest
 import tensorflow as tf
@@ -103,3 +104,21 @@ def test_crossing_minutes_are_the_first_below_each_ratio():
     assert bench.minutes_below(rows, 30) == 2.0
     assert bench.minutes_below(rows, 10) == 4.0
     assert bench.minutes_below(rows, 5) is None
+
+
+@needs_mnist
+def test_time_to_quality_reads_the_runs_own_probe_and_keeps_the_run(tmp_path):
+    tiny = ["--batch-size", "250", "--generator-width", "4", "--discriminator-width", "4",
+            "--eval-samples", "200", "--log-freq", "1000"]
+    results = bench.time_to_quality(str(MNIST_DIR), 0.4, str(tmp_path), extra_flags=tiny)
+    rows = results["epochs"]
+    assert rows, "no epoch ended within the budget"
+    steps = [row["step"] for row in rows]  # each epoch end (240 steps), then the stop
+    assert steps[0] == 240 and all(a < b for a, b in zip(steps, steps[1:]))
+    assert all(step % 240 == 0 for step in steps[:-1])
+    assert all(a["minutes"] < b["minutes"] for a, b in zip(rows, rows[1:]))
+    for row in rows:
+        assert row["over_floor"] == pytest.approx(row["frechet_distance"] / results["floor"])
+    assert 0 < results["floor"] < 5 and results["final_frechet_distance_10k"] > 0
+    assert os.path.exists(tmp_path / "ckpt" / "checkpoint")  # stopped, saved, resumable
+    assert "below 30x the floor" in bench.format_quality_table(results)

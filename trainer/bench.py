@@ -130,25 +130,36 @@ def sampling_images_per_sec(checkpoint_dir: str, count: int = None) -> dict:
     return {"sample_images_per_sec": count / seconds, "sample_seconds": seconds}
 
 
-def run_child(args: list, timeout: float = None) -> dict:
+def run_child(args: list, timeout: float = None, show_log: bool = False) -> dict:
     """Runs `python -m trainer.task ARGS`, stopped with SIGINT (the trainer saves and
-    exits) after `timeout` seconds; returns its wall time and peak resident memory."""
+    exits) after `timeout` seconds; returns its wall time and peak resident memory.
+
+    With show_log the child's log goes to this terminal, and a Ctrl-C stops the child
+    (the trainer installs its own handler: it saves and exits) while this process
+    ignores it and goes on to report.
+    """
     start = time.perf_counter()
-    with tempfile.TemporaryFile() as errors:
-        proc = subprocess.Popen([sys.executable, "-m", "trainer.task", *args],
-                                stdout=subprocess.DEVNULL, stderr=errors)
-        interrupted = False
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if timeout and not interrupted and time.perf_counter() - start > timeout:
-                proc.send_signal(signal.SIGINT)
-                interrupted = True
-            time.sleep(0.05)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        errors.seek(0)
-        stderr = errors.read().decode(errors="replace")
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if show_log else None
+    try:
+        with tempfile.TemporaryFile() as errors:
+            proc = subprocess.Popen([sys.executable, "-m", "trainer.task", *args],
+                                    stdout=subprocess.DEVNULL,
+                                    stderr=None if show_log else errors)
+            interrupted = False
+            while True:
+                pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+                if pid:
+                    break
+                if timeout and not interrupted and time.perf_counter() - start > timeout:
+                    proc.send_signal(signal.SIGINT)
+                    interrupted = True
+                time.sleep(0.05)
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            errors.seek(0)
+            stderr = errors.read().decode(errors="replace")
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
     if proc.returncode not in (0, 130):
         raise TrainerError(f"`python -m trainer.task {' '.join(args)}` failed "
                            f"(exit {proc.returncode}): {stderr[-500:]}")
@@ -185,7 +196,7 @@ def benchmark(data_dir, checkpoint_dir: str, train_steps: int) -> dict:
     return results
 
 
-def time_to_quality(data_dir, minutes: float, folder: str) -> dict:
+def time_to_quality(data_dir, minutes: float, folder: str, extra_flags=()) -> dict:
     """Trains from scratch with the README's command (into `folder`) for `minutes`, and
     reads the minutes until the per-epoch Frechet distance fell below 30x and 10x the
     real-data floor.
@@ -194,14 +205,15 @@ def time_to_quality(data_dir, minutes: float, folder: str) -> dict:
     costing a few percent of an epoch), so nothing competes with training for the CPU.
     On its 2,000 samples the distance reads higher than on 10,000, so the crossing
     times are upper bounds; the final checkpoint is also judged on 10,000 samples.
+    `extra_flags` go to the training command after the README's.
     """
     from trainer import evaluate
     floor = _real_floor(data_dir)
     log_dir = os.path.join(folder, "log")
     started = time.time()
     child = run_child(["--checkpoint-dir", os.path.join(folder, "ckpt"), "--log-dir",
-                       log_dir, "--num-epochs", "1000"] + _data_flag(data_dir),
-                      timeout=minutes * 60)
+                       log_dir, "--num-epochs", "1000", *extra_flags] + _data_flag(data_dir),
+                      timeout=minutes * 60, show_log=True)
     rows = [{"minutes": (wall_time - started) / 60, "step": step, "frechet_distance": fd,
              "over_floor": fd / floor}
             for wall_time, step, fd in scalar_events(log_dir, "eval/frechet_distance")]
@@ -310,12 +322,17 @@ def main(argv=None) -> int:
                         help="instead: train from scratch for MINUTES with the README's "
                         "command and report when the Frechet distance fell below 30x and "
                         "10x the real-data floor")
+    parser.add_argument("--output-dir", help="with --time-to-quality: keep the run's "
+                        "checkpoints (DIR/ckpt) and summaries (DIR/log) there, resumable")
     args = parser.parse_args(argv)
     if args.time_to_quality is not None and not args.time_to_quality > 0:
         parser.error(f"--time-to-quality must be a positive number of minutes, got "
                      f"{args.time_to_quality}")
     try:
-        if args.time_to_quality:
+        if args.time_to_quality and args.output_dir:
+            results = time_to_quality(args.data_dir, args.time_to_quality, args.output_dir)
+            print(format_quality_table(results))
+        elif args.time_to_quality:
             with tempfile.TemporaryDirectory() as folder:
                 results = time_to_quality(args.data_dir, args.time_to_quality, folder)
             print(format_quality_table(results))
