@@ -120,7 +120,7 @@ def _train(config, state, manager, images, per_epoch) -> dict:
         summaries.text(0, "config", config.to_json())
     logging.info("training to step %d (%d epochs of %d steps), checkpoints in %s",
                  total, num_epochs, per_epoch, config.checkpoint_dir)
-    metrics, saved_step = {}, None
+    metrics = {}
     with _StopOnSignal() as stop:
         while int(state.step) < total and not stop.requested:
             metrics = _train_epoch(config, state, train_step, images, total, num_epochs,
@@ -129,14 +129,15 @@ def _train(config, state, manager, images, per_epoch) -> dict:
                 state.epoch.assign_add(1)
                 state.batch_in_epoch.assign(0)
                 _epoch_end_summaries(summaries, state, fixed_z, probe)
-                saved_step = _save(manager, state)
-        if saved_step != int(state.step):
+                _save(manager, state)
+        if int(state.batch_in_epoch) != 0:  # a mid-epoch end: the budget or a signal
             _epoch_end_summaries(summaries, state, fixed_z, probe)
-            saved_step = _save(manager, state)
+        if not _saved(manager, int(state.step)):
+            _save(manager, state)
     summaries.close()
     if stop.requested:
         logging.warning("stopped by %s at step %d; resume with --continue-train True",
-                        stop.requested, saved_step)
+                        stop.requested, int(state.step))
     return {"step": int(state.step), "epoch": int(state.epoch),
             "interrupted": stop.requested, "checkpoint": manager.latest_checkpoint, **metrics}
 
@@ -208,6 +209,11 @@ def _epoch_end_summaries(summaries, state, fixed_z, probe):
         logging.info("step %d quality: Frechet distance %.3f, classifier score %.3f", step,
                      quality["frechet_distance"], quality["classifier_score"])
     summaries.flush()
+
+
+def _saved(manager, step: int) -> bool:
+    """Whether the newest checkpoint is of `step` (so stopping there writes nothing)."""
+    return (manager.latest_checkpoint or "").endswith(f"ckpt-{step}")
 
 
 def _save(manager, state) -> int:
