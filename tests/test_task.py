@@ -203,3 +203,25 @@ def test_second_run_on_a_live_runs_folder_is_refused(tmp_path, idx_dir, capsys):
     finally:
         process.send_signal(signal.SIGINT)
         process.communicate(timeout=60)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--arch", "resnet"], "invalid choice: 'resnet'"),
+    (["--latent-distribution", "cauchy"], "invalid choice: 'cauchy'"),
+])
+def test_choice_flags_name_the_choices(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        task.main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "choose from" in err
+
+
+def test_mlp_uniform_run_through_the_cli_and_probe_without_data(tmp_path, idx_dir, capsys):
+    assert task.main(["--data-dir", idx_dir, "--train-steps", "3", "--arch", "mlp",
+                      "--latent-distribution", "uniform", *flags(tmp_path)]) == 0
+    saved = TrainConfig.from_json((tmp_path / "ckpt" / "config.json").read_text())
+    assert (saved.arch, saved.latent_distribution) == ("mlp", "uniform")
+    # The blob data has no test split: --probe says what is missing, in one line.
+    assert task.main(["--probe", "--data-dir", idx_dir, *flags(tmp_path)]) == 1
+    assert "no MNIST test data" in capsys.readouterr().err

@@ -13,8 +13,8 @@ import os
 import sys
 
 from trainer.errors import TrainerError
-from trainer.train_config import (PRECISIONS, TrainConfig, load_saved_config,
-                                  resolve_resume)
+from trainer.train_config import (ARCHS, LATENT_DISTRIBUTIONS, PRECISIONS, TrainConfig,
+                                  load_saved_config, resolve_resume)
 
 DEFAULTS = TrainConfig()
 _TRUE, _FALSE = {"true", "1", "yes", "y", "on"}, {"false", "0", "no", "n", "off"}
@@ -44,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("--evaluate", nargs="?", const="", metavar="PNG_DIR", help="judge the latest "
         "checkpoint's samples (or the PNGs in PNG_DIR) against the MNIST test set with the "
         "MNIST classifier, beside the real-data floor; prints a table and a JSON line")
+    add("--probe", action="store_true", help="train a linear classifier on the latest "
+        "checkpoint's discriminator features with 100 and 1,000 labelled images and print "
+        "its MNIST test accuracy beside the same on raw pixels (needs --data-dir)")
     add("--num-eval-samples", type=int, metavar="N", help="samples --evaluate draws from "
         "the checkpoint (default: 10000)")
     add("--continue-train", type=parse_bool, nargs="?", const=True, metavar="BOOL",
@@ -58,7 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
     add("--d-learning-rate", type=float, help="the discriminator's Adam learning rate "
         "(default: --learning-rate)")
     add("--beta1", type=float, help=f"Adam beta1 (default: {DEFAULTS.beta1})")
+    add("--arch", choices=ARCHS, help=f"dcgan, or mlp: the fully connected GAN of the "
+        f"tutorials, as a baseline (default: {DEFAULTS.arch})")
     add("--latent-dim", type=int, help=f"noise length (default: {DEFAULTS.latent_dim})")
+    add("--latent-distribution", choices=LATENT_DISTRIBUTIONS, help=f"distribution of the "
+        f"noise: normal N(0, 1) or uniform U(-1, 1) (default: "
+        f"{DEFAULTS.latent_distribution})")
     add("--generator-width", type=int, help=f"generator channels at 14x14 (default: "
         f"{DEFAULTS.generator_width})")
     add("--discriminator-width", type=int, help=f"discriminator channels at 14x14 "
@@ -125,6 +133,10 @@ def main(argv=None) -> int:
             return 0
         if "evaluate" in vars(args):
             return _evaluate(args, config)
+        if "probe" in vars(args):
+            from trainer import probe
+            print(probe.format_table(probe.run(config.checkpoint_dir, config.data_dir)))
+            return 0
         from trainer import train
         result = train.run(config)
     except TrainerError as err:
@@ -133,7 +145,7 @@ def main(argv=None) -> int:
 
 
 _SIGNALS = {"SIGINT": 2, "SIGTERM": 15}
-_MODE_FLAGS = ("sample", "job_dir", "evaluate", "num_eval_samples")
+_MODE_FLAGS = ("sample", "job_dir", "evaluate", "num_eval_samples", "probe")
 _MODE_MINIMUMS = {"sample": 1, "num_eval_samples": 10}  # precision/recall need k + 1
 
 
