@@ -37,8 +37,11 @@ def test_end_to_end_on_real_mnist_leaves_checkpoints_events_and_config(
     assert os.path.exists(os.path.join(ckpt, "ckpt-4.index"))  # --checkpoint-freq 4
     assert os.path.exists(os.path.join(ckpt, "config.json"))
     tags = event_tags(tiny_config.log_dir)
-    for scalar in ("d_loss", "g_loss", "d_real", "d_fake", "images_per_sec"):
+    for scalar in ("d_loss", "g_loss", "d_real", "d_fake", "images_per_sec",
+                   "pixels/generated_mean", "pixels/generated_std", "pixels/real_mean",
+                   "pixels/real_std"):
         assert tags.get(scalar) == "scalars", scalar
+    assert tags["histograms/d_real"] == tags["histograms/d_fake"] == "histograms"
     assert tags["generated_images"] == "images" and tags["real_images"] == "images"
     assert tags["config"] == "text"
 
@@ -178,3 +181,17 @@ def test_mlp_baseline_trains_resumes_and_samples(tiny_config, blob_images):
     with pytest.raises(TrainerError, match=r"arch \(checkpoint mlp, flags dcgan\)"):
         train.run(replace(config, continue_train=True, arch="dcgan", train_steps=12),
                   images=blob_images)
+
+
+def test_pixel_statistics_and_d_outputs_match_the_batch(tiny_config, blob_images):
+    state = checkpoints.build_state(tiny_config)
+    real = tf.convert_to_tensor(blob_images[:16, :, :, None] / 127.5 - 1, tf.float32)
+    out = train.make_train_step(state, tiny_config)(real, False)
+    assert float(out["pixels/real_mean"]) == pytest.approx(float(tf.reduce_mean(real)), 1e-5)
+    assert float(out["pixels/real_std"]) == pytest.approx(float(tf.math.reduce_std(real)),
+                                                          1e-5)
+    assert -1 <= float(out["pixels/generated_mean"]) <= 1
+    for name in ("d_real_probs", "d_fake_probs"):
+        probs = out[name].numpy()
+        assert probs.shape == (16,) and ((probs > 0) & (probs < 1)).all()
+    assert float(out["d_real"]) == pytest.approx(out["d_real_probs"].numpy().mean(), 1e-5)

@@ -17,6 +17,12 @@ class Summaries:
             for name, value in values.items():
                 tf.summary.scalar(name, value)
 
+    def histograms(self, step: int, values: dict) -> None:
+        """Logs each name -> 1-D tensor as a TensorBoard histogram."""
+        with self._writer.as_default(step=step):
+            for name, value in values.items():
+                tf.summary.histogram(name, value)
+
     def grid(self, step: int, tag: str, pixels: np.ndarray, columns: int = 8) -> None:
         """Logs uint8 (N, 28, 28) images as one tiled picture."""
         picture = image_utils.grid(pixels, columns)

@@ -18,6 +18,7 @@ from trainer.summaries import Summaries
 from trainer.train_config import TrainConfig
 
 GRID_SIZE = 64  # fixed-noise images in each TensorBoard grid (8x8)
+LOGGED = ("d_loss", "g_loss", "d_real", "d_fake", "images_per_sec")  # in the log lines
 
 
 def make_train_step(state: checkpoints.TrainState, config: TrainConfig):
@@ -32,7 +33,8 @@ def make_train_step(state: checkpoints.TrainState, config: TrainConfig):
       (B, 28, 28, 1) in [-1, 1]; regularize: Python bool, True adds the R1 penalty
       weighted by config.r1_interval (the loop passes True every r1_interval steps; each
       value compiles once). Metrics: a dict of float32 scalars d_loss, g_loss, d_real
-      and d_fake (mean sigmoid outputs).
+      and d_fake (mean sigmoid outputs), pixels/{generated,real}_{mean,std}, and the
+      float32 (B,) vectors d_real_probs and d_fake_probs, D's sigmoid outputs.
     """
     generator, discriminator = state.generator, state.discriminator
     ema_pairs = list(zip(state.ema_generator.trainable_variables,
@@ -66,9 +68,16 @@ def make_train_step(state: checkpoints.TrainState, config: TrainConfig):
             average.assign(decay * average + (1.0 - decay) * weight)
         for average, statistic in stat_pairs:  # batch-norm moving statistics
             average.assign(statistic)
+        real_probs, fake_probs = tf.sigmoid(real_logits[:, 0]), tf.sigmoid(fake_logits[:, 0])
         return {"d_loss": d_loss, "g_loss": g_loss,
-                "d_real": tf.reduce_mean(tf.sigmoid(real_logits)),
-                "d_fake": tf.reduce_mean(tf.sigmoid(fake_logits))}
+                "d_real": tf.reduce_mean(real_probs), "d_fake": tf.reduce_mean(fake_probs),
+                # Pixel statistics: a generator drifting off MNIST's ink/background
+                # balance shows here before it shows in the grids.
+                "pixels/generated_mean": tf.reduce_mean(fake_images),
+                "pixels/generated_std": tf.math.reduce_std(fake_images),
+                "pixels/real_mean": tf.reduce_mean(real_images),
+                "pixels/real_std": tf.math.reduce_std(real_images),
+                "d_real_probs": real_probs, "d_fake_probs": fake_probs}
 
     return train_step
 
@@ -153,8 +162,9 @@ def _train_epoch(config, state, train_step, images, total, num_epochs, per_epoch
     values, window_start, window_steps = {}, time.perf_counter(), 0
     for batch in batches:
         regularize = int(state.step) % config.r1_interval == 0
-        values = {name: float(value)
-                  for name, value in train_step(batch, regularize).items()}
+        outputs = train_step(batch, regularize)
+        values = {name: float(value) for name, value in outputs.items()
+                  if value.shape.rank == 0}
         _check_finite(values, int(state.step) + 1, manager)
         state.step.assign_add(1)
         state.batch_in_epoch.assign_add(1)
@@ -164,8 +174,10 @@ def _train_epoch(config, state, train_step, images, total, num_epochs, per_epoch
             rate = window_steps * config.batch_size / (time.perf_counter() - window_start)
             values["images_per_sec"] = rate
             summaries.scalars(step, values)
-            logging.info("step %d/%d  %s", step, total,
-                         "  ".join(f"{k} {v:.4g}" for k, v in values.items()))
+            summaries.histograms(step, {"histograms/d_real": outputs["d_real_probs"],
+                                        "histograms/d_fake": outputs["d_fake_probs"]})
+            logging.info("step %d/%d  %s", step, total, "  ".join(
+                f"{k} {v:.4g}" for k, v in values.items() if k in LOGGED))
             window_start, window_steps = time.perf_counter(), 0
         if step % config.checkpoint_freq == 0:
             _save(manager, state)
