@@ -7,7 +7,7 @@ from tensorflow.python.framework.convert_to_constants import (
     convert_variables_to_constants_v2)
 
 from conftest import MNIST_DIR, REPO, needs_mnist
-from trainer import bench, model
+from trainer import bench, data, model
 from trainer.train_config import TrainConfig
 
 
@@ -122,3 +122,15 @@ def test_time_to_quality_reads_the_runs_own_probe_and_keeps_the_run(tmp_path):
     assert 0 < results["floor"] < 5 and results["final_frechet_distance_10k"] > 0
     assert os.path.exists(tmp_path / "ckpt" / "checkpoint")  # stopped, saved, resumable
     assert "below 30x the floor" in bench.format_quality_table(results)
+
+
+def test_variants_measure_each_option_against_the_defaults(monkeypatch, blob_images):
+    monkeypatch.setattr(bench, "VARIANTS", [
+        ("defaults", {"generator_width": 4, "discriminator_width": 4, "batch_size": 8}),
+        ("float32", {"generator_width": 4, "discriminator_width": 4, "batch_size": 8,
+                     "precision": "float32"})])
+    monkeypatch.setattr(data, "load_mnist", lambda *args: (blob_images, None))
+    rows = bench.variants(None)
+    assert [r["variant"] for r in rows] == ["defaults", "float32"]
+    assert rows[0]["vs_defaults"] == 1.0 and rows[1]["vs_defaults"] > 0
+    assert "x defaults" in bench.format_variants(rows)

@@ -195,3 +195,10 @@ def test_pixel_statistics_and_d_outputs_match_the_batch(tiny_config, blob_images
         probs = out[name].numpy()
         assert probs.shape == (16,) and ((probs > 0) & (probs < 1)).all()
     assert float(out["d_real"]) == pytest.approx(out["d_real_probs"].numpy().mean(), 1e-5)
+
+
+def test_xla_compiled_step_trains_and_resumes(tiny_config, blob_images):
+    config = replace(tiny_config, xla=True, train_steps=4)
+    assert train.run(config, images=blob_images)["step"] == 4
+    assert train.run(replace(config, continue_train=True, train_steps=6),
+                     images=blob_images)["step"] == 6

@@ -227,6 +227,43 @@ def time_to_quality(data_dir, minutes: float, folder: str, extra_flags=()) -> di
             "final_over_floor_10k": final["fd_over_floor"]}
 
 
+# Training options measured against the defaults by --variants: (label, config changes).
+VARIANTS = [
+    ("defaults", {}),
+    ("float32 instead of bfloat16", {"precision": "float32"}),
+    ("XLA (--xla)", {"xla": True}),
+    ("XLA, float32", {"xla": True, "precision": "float32"}),
+    ("R1 every step (--r1-interval 1)", {"r1_interval": 1}),
+    ("no R1 (--r1-gamma 0)", {"r1_gamma": 0.0}),
+    ("batch 32", {"batch_size": 32}),
+    ("batch 128", {"batch_size": 128}),
+    ("batch 256", {"batch_size": 256}),
+]
+
+
+def variants(data_dir) -> list:
+    """Steady-state training images/s of each VARIANTS entry, in one process."""
+    from trainer import data
+    images, _ = data.load_mnist(data_dir, "train")
+    rows = []
+    for label, changes in VARIANTS:
+        config = dataclasses.replace(TrainConfig(), **changes)
+        rate = train_images_per_sec(config, images)
+        flops = train_flops_per_image(config)["train"]
+        rows.append({"variant": label, "train_images_per_sec": rate,
+                     "achieved_gflops": rate * flops / 1e9,
+                     "vs_defaults": rate / (rows[0]["train_images_per_sec"] if rows else rate)})
+        logging.info("%s: %.0f images/s", label, rate)
+    return rows
+
+
+def format_variants(rows: list) -> str:
+    lines = [f"{'variant':<36}{'images/s':>10}{'GFLOP/s':>9}{'x defaults':>12}"]
+    lines += [f"{r['variant']:<36}{r['train_images_per_sec']:>10.0f}"
+              f"{r['achieved_gflops']:>9.1f}{r['vs_defaults']:>12.2f}" for r in rows]
+    return "\n".join(lines)
+
+
 def minutes_below(rows: list, ratio: float):
     """Minutes of the first row whose distance is under `ratio` x the floor, or None."""
     return next((row["minutes"] for row in rows if row["over_floor"] < ratio), None)
@@ -322,6 +359,9 @@ def main(argv=None) -> int:
                         help="instead: train from scratch for MINUTES with the README's "
                         "command and report when the Frechet distance fell below 30x and "
                         "10x the real-data floor")
+    parser.add_argument("--variants", action="store_true", help="instead: training "
+                        "images/s of each speed option (precision, XLA, R1 cadence, "
+                        "batch size) beside the defaults")
     parser.add_argument("--output-dir", help="with --time-to-quality: keep the run's "
                         "checkpoints (DIR/ckpt) and summaries (DIR/log) there, resumable")
     args = parser.parse_args(argv)
@@ -329,7 +369,10 @@ def main(argv=None) -> int:
         parser.error(f"--time-to-quality must be a positive number of minutes, got "
                      f"{args.time_to_quality}")
     try:
-        if args.time_to_quality and args.output_dir:
+        if args.variants:
+            results = variants(args.data_dir)
+            print(format_variants(results))
+        elif args.time_to_quality and args.output_dir:
             results = time_to_quality(args.data_dir, args.time_to_quality, args.output_dir)
             print(format_quality_table(results))
         elif args.time_to_quality:

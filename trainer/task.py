@@ -79,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
         f"(default: {DEFAULTS.label_smoothing})")
     add("--precision", choices=PRECISIONS, help=f"bfloat16 (mixed precision, float32 weights) or float32 "
         f"(default: {DEFAULTS.precision})")
+    add("--xla", action="store_true", help="compile the train step with XLA "
+        "(slower than the default on the CPUs measured)")
     add("--ema-decay", type=float, help=f"decay of the generator average sampled from, 0 "
         f"off (default: {DEFAULTS.ema_decay})")
     add("--eval-samples", type=int, help=f"samples judged at each epoch end for the "

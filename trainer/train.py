@@ -43,7 +43,7 @@ def make_train_step(state: checkpoints.TrainState, config: TrainConfig):
                           generator.non_trainable_variables))
     r1_weight = 0.5 * config.r1_gamma * config.r1_interval
 
-    @tf.function
+    @tf.function(jit_compile=config.xla)
     def train_step(real_images, regularize):
         z = latent.draw_tf(state.noise, [tf.shape(real_images)[0], config.latent_dim],
                            config.latent_distribution)

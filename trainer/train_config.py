@@ -73,6 +73,9 @@ class TrainConfig:
     # Arithmetic of the networks: "bfloat16" computes in bfloat16 with float32 weights
     # (mixed precision; fast on CPUs with AVX512-BF16 or AMX), "float32" throughout.
     precision: str = "bfloat16"
+    # Compile the train step with XLA (jit_compile); slower than TensorFlow's oneDNN
+    # kernels on the CPUs measured (see the README's Performance section).
+    xla: bool = False
     # Decay of the generator's weight average used for sampling (Karras et al. 2018);
     # 0 samples from the raw generator.
     ema_decay: float = 0.999
