@@ -7,9 +7,10 @@ from trainer.train_config import (TrainConfig, load_saved_config, resolve_resume
                                   save_config)
 
 
-def test_defaults_are_the_dcgan_paper_settings():
+def test_defaults_keep_the_dcgan_papers_adam_for_the_discriminator():
     config = TrainConfig()
-    assert (config.learning_rate, config.beta1, config.batch_size) == (2e-4, 0.5, 128)
+    assert (config.d_learning_rate, config.beta1) == (2e-4, 0.5)  # DCGAN paper
+    assert (config.learning_rate, config.batch_size) == (1e-3, 64)  # measured, README
     assert config.latent_dim == 100
     assert config.checkpoint_dir == "MNIST-trained-model"
     assert config.log_dir == "trainer/summary"
@@ -66,7 +67,8 @@ def test_resume_with_other_architecture_names_the_differing_fields():
     assert "generator_width" not in str(err.value)
 
 
-def test_discriminator_learning_rate_defaults_to_the_generators():
-    assert TrainConfig(learning_rate=3e-4).discriminator_learning_rate == 3e-4
+def test_discriminator_learning_rate_follows_the_generators_when_none():
+    assert TrainConfig(learning_rate=3e-4, d_learning_rate=None
+                       ).discriminator_learning_rate == 3e-4
     assert TrainConfig(learning_rate=3e-4, d_learning_rate=1e-3
                        ).discriminator_learning_rate == 1e-3

@@ -4,6 +4,8 @@
     python -m trainer.task --continue-train True       # resume the run in --checkpoint-dir
     python -m trainer.task --sample 64                 # PNGs from the latest checkpoint
     python -m trainer.task --evaluate                  # quality of the latest checkpoint
+    python -m trainer.task --interpolate 8 --gif       # latent walks as a PNG and a GIF
+    python -m trainer.task --progress-gif              # a run's grids as progress.gif
 """
 
 import argparse
@@ -44,6 +46,15 @@ def build_parser() -> argparse.ArgumentParser:
     add("--evaluate", nargs="?", const="", metavar="PNG_DIR", help="judge the latest "
         "checkpoint's samples (or the PNGs in PNG_DIR) against the MNIST test set with the "
         "MNIST classifier, beside the real-data floor; prints a table and a JSON line")
+    add("--interpolate", type=int, metavar="K", help="write interpolation.png: K rows of "
+        "10 digits walking between two random noise vectors, from the latest checkpoint, "
+        "then exit")
+    add("--slerp", action="store_true", help="with --interpolate: walk along the great "
+        "circle (spherical interpolation) instead of a straight line")
+    add("--gif", action="store_true", help="with --interpolate: also write "
+        "interpolation.gif, every walk moving at once")
+    add("--progress-gif", action="store_true", help="write LOG_DIR/progress.gif from the "
+        "grids a training run saved at each epoch end in --log-dir, then exit")
     add("--probe", action="store_true", help="train a linear classifier on the latest "
         "checkpoint's discriminator features with 100 and 1,000 labelled images and print "
         "its MNIST test accuracy beside the same on raw pixels (needs --data-dir)")
@@ -56,10 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
     add("--num-epochs", type=int, help=f"epochs to train (default: {DEFAULTS.num_epochs})")
     add("--train-steps", type=int, help="total optimizer steps; overrides --num-epochs")
     add("--batch-size", type=int, help=f"images per step (default: {DEFAULTS.batch_size})")
-    add("--learning-rate", type=float, help=f"Adam learning rate (default: "
+    add("--learning-rate", type=float, help=f"the generator's Adam learning rate (default: "
         f"{DEFAULTS.learning_rate})")
-    add("--d-learning-rate", type=float, help="the discriminator's Adam learning rate "
-        "(default: --learning-rate)")
+    add("--d-learning-rate", type=float, help=f"the discriminator's Adam learning rate "
+        f"(default: {DEFAULTS.d_learning_rate})")
     add("--beta1", type=float, help=f"Adam beta1 (default: {DEFAULTS.beta1})")
     add("--arch", choices=ARCHS, help=f"dcgan, or mlp: the fully connected GAN of the "
         f"tutorials, as a baseline (default: {DEFAULTS.arch})")
@@ -121,6 +132,9 @@ def main(argv=None) -> int:
             if vars(args).get(flag, least) < least:
                 raise ValueError(f"--{flag.replace('_', '-')} must be at least {least}, "
                                  f"got {vars(args)[flag]}")
+        for flag, mode in _MODE_OPTIONS.items():
+            if flag in vars(args) and mode not in vars(args):
+                raise ValueError(f"--{flag} only applies with --{mode}")
         config = resolve(args)
     except ValueError as err:
         parser.error(_as_flag(str(err)))  # usage error: exit 2
@@ -135,6 +149,12 @@ def main(argv=None) -> int:
             return 0
         if "evaluate" in vars(args):
             return _evaluate(args, config)
+        if "interpolate" in vars(args):
+            return _interpolate(args, config)
+        if "progress_gif" in vars(args):
+            from trainer import animation
+            print(f"wrote {animation.write_progress_gif(config.log_dir)}")
+            return 0
         if "probe" in vars(args):
             from trainer import probe
             print(probe.format_table(probe.run(config.checkpoint_dir, config.data_dir)))
@@ -147,8 +167,11 @@ def main(argv=None) -> int:
 
 
 _SIGNALS = {"SIGINT": 2, "SIGTERM": 15}
-_MODE_FLAGS = ("sample", "job_dir", "evaluate", "num_eval_samples", "probe")
-_MODE_MINIMUMS = {"sample": 1, "num_eval_samples": 10}  # precision/recall need k + 1
+_MODE_FLAGS = ("sample", "job_dir", "evaluate", "num_eval_samples", "probe", "interpolate",
+               "slerp", "gif", "progress_gif")
+_MODE_MINIMUMS = {"sample": 1, "num_eval_samples": 10,  # precision/recall need k + 1
+                  "interpolate": 1}
+_MODE_OPTIONS = {"slerp": "interpolate", "gif": "interpolate"}  # option -> its mode
 
 
 def _as_flag(message: str) -> str:
@@ -166,6 +189,17 @@ def _evaluate(args, config) -> int:
                            png_folder=args.evaluate or None)
     print(evaluate.format_table(results))
     print(evaluate.to_json(results))
+    return 0
+
+
+def _interpolate(args, config) -> int:
+    from trainer import interpolate
+    paths = interpolate.write_walks(config.checkpoint_dir, config.sample_dir,
+                                    args.interpolate, config.seed,
+                                    spherical="slerp" in vars(args), gif="gif" in vars(args))
+    names = " and ".join(os.path.basename(p) for p in paths)
+    print(f"wrote {names} ({args.interpolate} walks of {interpolate.STEPS} steps) to "
+          f"{config.sample_dir}")
     return 0
 
 
