@@ -90,6 +90,16 @@ def test_evaluate_cli_on_a_png_folder_prints_a_table_and_json(tmp_path, capsys):
     assert results["generated"]["count"] == 200
     assert results["real_floor"]["count"] == 10000
     assert results["generated"]["classifier_score"] > 8  # real digits
+    # The memorization check: these "samples" are training images, so it flags them all.
+    memo = results["memorization"]
+    assert set(memo) == {"percentile", "threshold", "generated", "test"}
+    for name in ("generated", "test"):
+        assert set(memo[name]) == {"mean", "percentile_distance", "share_below_threshold",
+                                   "count"}
+        assert memo[name]["count"] == 200  # as many test images as samples
+    assert memo["generated"]["mean"] == 0.0 and memo["generated"]["share_below_threshold"] == 1
+    assert 2 < memo["test"]["mean"] < 8 and memo["threshold"] > 0  # MNIST: about 4.2
+    assert "nearest training image, pixel L2" in "\n".join(out)
 
 
 @needs_mnist
@@ -100,3 +110,35 @@ def test_training_logs_quality_figures_each_epoch(tiny_config, mnist_subset):
     tags = event_tags(config.log_dir)
     assert tags["eval/frechet_distance"] == "scalars"
     assert tags["eval/classifier_score"] == "scalars"
+
+
+def test_memorization_check_scales_pixels_to_unit_range_and_uses_as_many_test_images():
+    train_images = np.zeros((3, 28, 28), np.uint8)
+    train_images[1, 0, :4] = 255  # a 4-pixel stroke
+    test_images = np.zeros((50, 28, 28), np.uint8)
+    test_images[:, 5, :9] = 255  # 9 lit pixels, 3 away from the blank training image
+    generated = train_images[[1, 1, 0, 1]].copy()
+    generated[3, 27, 27] = 255  # one pixel off a training image: distance 1
+    memo = evaluate.memorization_check(generated, test_images, train_images, seed=0)
+    assert memo["test"]["count"] == len(generated)
+    assert memo["test"]["mean"] == pytest.approx(3.0) and memo["threshold"] == pytest.approx(3)
+    assert memo["generated"]["mean"] == pytest.approx(0.25)  # (0 + 0 + 0 + 1) / 4
+    assert memo["generated"]["share_below_threshold"] == 1.0
+    assert memo["test"]["share_below_threshold"] == 0.0
+
+
+def test_table_shows_the_memorization_rows_beside_test_images():
+    scores = {key: 0.5 for key, _, _ in evaluate.ROWS}
+    scores.update(count=10, class_shares=[0.1] * 10)
+    memo = {"percentile": 1.0, "threshold": 1.2,
+            "generated": {"mean": 4.0, "percentile_distance": 1.5,
+                          "share_below_threshold": 0.0125, "count": 10},
+            "test": {"mean": 4.5, "percentile_distance": 1.2,
+                     "share_below_threshold": 0.01, "count": 10}}
+    table = evaluate.format_table({"generated": scores, "real_floor": scores,
+                                   "fd_over_floor": 1.0, "memorization": memo})
+    lines = table.splitlines()[-4:]
+    assert lines[0].split()[-4:] == ["L2", "generated", "test", "images"]
+    assert lines[1].split()[-2:] == ["4.000", "4.500"]
+    assert lines[2].split()[-2:] == ["1.500", "1.200"]
+    assert lines[3].split()[-2:] == ["0.0125", "0.0100"]

@@ -10,6 +10,7 @@ class Summaries:
     """Writes one run's TensorBoard event files into `log_dir`."""
 
     def __init__(self, log_dir: str):
+        self.log_dir = log_dir
         self._writer = tf.summary.create_file_writer(log_dir)
 
     def scalars(self, step: int, values: dict) -> None:
@@ -23,11 +24,13 @@ class Summaries:
             for name, value in values.items():
                 tf.summary.histogram(name, value)
 
-    def grid(self, step: int, tag: str, pixels: np.ndarray, columns: int = 8) -> None:
-        """Logs uint8 (N, 28, 28) images as one tiled picture."""
+    def grid(self, step: int, tag: str, pixels: np.ndarray, columns: int = 8) -> np.ndarray:
+        """Logs uint8 (N, 28, 28) images as one tiled picture, and returns that uint8
+        (H, W) picture."""
         picture = image_utils.grid(pixels, columns)
         with self._writer.as_default(step=step):
             tf.summary.image(tag, picture[None, :, :, None])
+        return picture
 
     def text(self, step: int, tag: str, text: str) -> None:
         with self._writer.as_default(step=step):

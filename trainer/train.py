@@ -9,7 +9,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from trainer import checkpoints, classifier, data, evaluate, latent, model
+from trainer import animation, checkpoints, classifier, data, evaluate, latent, model
 from trainer import images as image_utils
 from trainer.errors import TrainerError
 from trainer.paths import ensure_writable_dir
@@ -139,14 +139,19 @@ def _train(config, state, manager, images, per_epoch) -> dict:
                 state.batch_in_epoch.assign(0)
                 _epoch_end_summaries(summaries, state, fixed_z, probe)
                 _save(manager, state)
-        if int(state.batch_in_epoch) != 0:  # a mid-epoch end: the budget or a signal
-            _epoch_end_summaries(summaries, state, fixed_z, probe)
         if not _saved(manager, int(state.step)):
-            _save(manager, state)
+            _save(manager, state)  # first, so a stop request is honoured at once
+        if int(state.batch_in_epoch) != 0:  # a mid-epoch end: the budget or a signal
+            # A stop skips the quality probe: seconds a user waiting on Ctrl-C or a
+            # scheduler's grace period should not spend.
+            _epoch_end_summaries(summaries, state, fixed_z,
+                                 None if stop.requested else probe)
     summaries.close()
     if stop.requested:
         logging.warning("stopped by %s at step %d; resume with --continue-train True",
                         stop.requested, int(state.step))
+    if animation.grid_paths(config.log_dir):  # none if a resume found nothing to train
+        logging.info("wrote %s", animation.write_progress_gif(config.log_dir))
     return {"step": int(state.step), "epoch": int(state.epoch),
             "interrupted": stop.requested, "checkpoint": manager.latest_checkpoint, **metrics}
 
@@ -211,10 +216,12 @@ def _quality_probe(config):
 
 
 def _epoch_end_summaries(summaries, state, fixed_z, probe):
-    """The fixed-noise grid and, when a probe is set, the quality figures."""
+    """The fixed-noise grid, to TensorBoard and as LOG_DIR/grids/step_N.png for the
+    training animation, and, when a probe is set, the quality figures."""
     step = int(state.step)
     pixels = image_utils.to_uint8(state.ema_generator(fixed_z, training=False))
-    summaries.grid(step, "generated_images", pixels)
+    picture = summaries.grid(step, "generated_images", pixels)
+    animation.save_grid(picture, summaries.log_dir, step)
     if probe is not None:
         quality = probe(state.ema_generator)
         summaries.scalars(step, {f"eval/{name}": value for name, value in quality.items()})

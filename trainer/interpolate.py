@@ -1,0 +1,142 @@
+"""--interpolate K: latent walks, K rows of STEPS digits between two random noise vectors.
+
+Each walk starts and ends at z drawn from the checkpoint's latent distribution and moves
+in STEPS even steps, endpoints included, linearly or along the great circle (slerp). A
+smooth row of digits says the generator maps nearby z to nearby digits rather than
+memorizing isolated points.
+
+interpolation.png tiles the walks, one per row, left to right. interpolation.gif plays
+them: frame t is the t-th digit of every walk at once, walk i in the i-th cell of a near-
+square grid read row by row, so all K walks morph together; the endpoints linger so the
+loop's jump from the last step back to the first reads as a restart.
+"""
+
+import math
+import os
+
+import numpy as np
+
+from trainer import animation, checkpoints, latent
+from trainer import images as image_utils
+from trainer.errors import TrainerError
+from trainer.paths import ensure_writable_dir
+from trainer.sample import BATCH
+
+STEPS = 10  # images per walk, both endpoints included
+PNG_NAME, GIF_NAME = "interpolation.png", "interpolation.gif"
+STEP_MS, ENDPOINT_MS = 150, 800  # GIF frame durations
+# Above this |cos(angle)| the two points are nearly parallel (or opposite): sin(angle)
+# nears 0 and slerp's division loses precision, while the arc is nearly a straight line.
+PARALLEL_COSINE = 0.9995
+
+
+def lerp(a, b, t):
+    """Linear interpolation (1 - t) a + t b.
+
+    Args:
+      a, b: float (..., D) endpoints, the same shape.
+      t: float (T,) fractions in [0, 1]; 0 gives a, 1 gives b.
+
+    Returns:
+      float (..., T, D): for each pair of rows of a and b, its T points.
+    """
+    a, b, t = _broadcast(a, b, t)
+    return (1.0 - t) * a + t * b
+
+
+def slerp(a, b, t):
+    """Spherical interpolation (Shoemake 1985, "Animating Rotation with Quaternion Curves"):
+
+        sin((1 - t) w) / sin(w) a + sin(t w) / sin(w) b,  w the angle between a and b.
+
+    For endpoints of equal norm every point keeps that norm, where lerp's midpoint of two
+    independent high-dimensional normal z is ~1/sqrt(2) as long, a z the generator rarely
+    saw in training. Pairs within PARALLEL_COSINE of parallel or opposite use lerp.
+
+    Args:
+      a, b: float (..., D) endpoints, the same shape, non-zero rows.
+      t: float (T,) fractions in [0, 1]; 0 gives a, 1 gives b.
+
+    Returns:
+      float64 (..., T, D), as lerp.
+    """
+    a, b, t = _broadcast(a, b, t)
+    norms = np.linalg.norm(a, axis=-1, keepdims=True) * np.linalg.norm(b, axis=-1,
+                                                                        keepdims=True)
+    cosine = np.clip(np.sum(a * b, axis=-1, keepdims=True) / np.maximum(norms, 1e-30),
+                     -1.0, 1.0)
+    straight = np.abs(cosine) > PARALLEL_COSINE
+    omega = np.arccos(cosine)
+    sin_omega = np.where(straight, 1.0, np.sin(omega))  # unused where straight
+    arc = (np.sin((1.0 - t) * omega) * a + np.sin(t * omega) * b) / sin_omega
+    return np.where(straight, (1.0 - t) * a + t * b, arc)
+
+
+def _broadcast(a, b, t):
+    """a, b (..., D) -> float64 (..., 1, D); t (T,) -> float64 (T, 1)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a.shape != b.shape or a.ndim < 1:
+        raise ValueError(f"a and b must be arrays of the same shape (..., D), got "
+                         f"{a.shape} and {b.shape}")
+    t = np.asarray(t, np.float64).reshape(-1, 1)
+    return a[..., None, :], b[..., None, :], t
+
+
+def endpoints(count: int, latent_dim: int, seed: int, distribution: str = "normal"):
+    """The walks' start and end z: two float32 (count, latent_dim) arrays from one
+    NumPy generator seeded with `seed` (starts drawn first)."""
+    rng = np.random.default_rng(seed)
+    starts = latent.draw(rng, count, latent_dim, distribution)
+    return starts, latent.draw(rng, count, latent_dim, distribution)
+
+
+def walks(starts, ends, spherical: bool = False, steps: int = STEPS) -> np.ndarray:
+    """float32 (K, steps, D) evenly spaced points from starts[k] to ends[k] (both kept)."""
+    fractions = np.linspace(0.0, 1.0, steps)
+    return (slerp if spherical else lerp)(starts, ends, fractions).astype(np.float32)
+
+
+def render(generator, z) -> np.ndarray:
+    """z float32 (K, T, D) -> uint8 (K, T, 28, 28) digits, BATCH images per call."""
+    flat = z.reshape(-1, z.shape[-1])
+    pixels = np.concatenate([image_utils.to_uint8(generator(flat[i:i + BATCH],
+                                                            training=False))
+                             for i in range(0, len(flat), BATCH)])
+    return pixels.reshape(z.shape[:2] + (28, 28))
+
+
+def write_walks(checkpoint_dir: str, sample_dir: str, count: int, seed: int,
+                spherical: bool = False, gif: bool = False) -> list:
+    """Writes interpolation.png (and interpolation.gif) of `count` walks into sample_dir,
+    from the latest checkpoint's averaged generator.
+
+    Returns:
+      The paths written, the PNG first.
+
+    Raises:
+      ValueError: count below 1.
+      TrainerError: no readable checkpoint, or sample_dir or a file cannot be written.
+    """
+    if count < 1:
+        raise ValueError(f"--interpolate must be a positive number of walks, got {count}")
+    ensure_writable_dir(sample_dir, "--sample-dir")
+    generator, config = checkpoints.load_sampler(checkpoint_dir)
+    starts, ends = endpoints(count, config.latent_dim, seed, config.latent_distribution)
+    digits = render(generator, walks(starts, ends, spherical))  # (K, STEPS, 28, 28)
+    paths = [os.path.join(sample_dir, PNG_NAME)]
+    _save_png(image_utils.grid(digits.reshape(-1, 28, 28), STEPS), paths[0])
+    if gif:
+        paths.append(os.path.join(sample_dir, GIF_NAME))
+        columns = math.ceil(math.sqrt(count))
+        frames = [image_utils.grid(digits[:, step], columns) for step in range(STEPS)]
+        animation.write_gif(frames, paths[1], [ENDPOINT_MS] + [STEP_MS] * (STEPS - 2)
+                            + [ENDPOINT_MS], fix="free space or pass another --sample-dir")
+    return paths
+
+
+def _save_png(pixels, path):
+    try:
+        image_utils.save_png(pixels, path)
+    except OSError as err:
+        raise TrainerError(f"could not write {path} ({err.strerror or err}); free space or "
+                           "pass another --sample-dir") from err
