@@ -21,6 +21,9 @@ import time
 
 from trainer import checkpoints
 from trainer.errors import TrainerError
+from trainer.train_config import TrainConfig
+
+EPOCH_STEPS = 60_000 // TrainConfig().batch_size  # steps in one MNIST epoch by default
 
 # (name, signal, extra flags, log line to wait for, CPU hogs beside the run)
 CASES = [
@@ -32,7 +35,8 @@ CASES = [
      r"saved checkpoint .*ckpt-100$", 0),
     # The log line of an epoch's last step comes just before its quality probe, grid
     # and checkpoint.
-    ("at an epoch boundary", signal.SIGINT, ["--log-freq", "468"], r"step 468/", 0),
+    ("at an epoch boundary", signal.SIGINT, ["--log-freq", str(EPOCH_STEPS)],
+     rf"step {EPOCH_STEPS}/", 0),
 ]
 
 
