@@ -7,7 +7,7 @@ from tensorflow.python.framework.convert_to_constants import (
     convert_variables_to_constants_v2)
 
 from conftest import MNIST_DIR, REPO, needs_mnist
-from trainer import bench, data, model
+from trainer import bench, data, model, time_to_quality
 from trainer.train_config import TrainConfig
 
 
@@ -92,25 +92,25 @@ def test_quality_events_are_read_back_with_their_times(tmp_path):
     for step, value in ((468, 40.0), (936, 12.5)):
         summaries.scalars(step, {"eval/frechet_distance": value, "d_loss": 1.0})
     summaries.close()
-    events = bench.scalar_events(str(tmp_path), "eval/frechet_distance")
+    events = time_to_quality.scalar_events(str(tmp_path), "eval/frechet_distance")
     assert [(step, value) for _, step, value in events] == [(468, 40.0), (936, 12.5)]
     assert events[0][0] <= events[1][0]  # wall times, in order
-    assert bench.scalar_events(str(tmp_path), "no/such/tag") == []
+    assert time_to_quality.scalar_events(str(tmp_path), "no/such/tag") == []
 
 
 def test_crossing_minutes_are_the_first_below_each_ratio():
     rows = [{"minutes": 1.0, "over_floor": 40.0}, {"minutes": 2.0, "over_floor": 25.0},
             {"minutes": 3.0, "over_floor": 31.0}, {"minutes": 4.0, "over_floor": 9.0}]
-    assert bench.minutes_below(rows, 30) == 2.0
-    assert bench.minutes_below(rows, 10) == 4.0
-    assert bench.minutes_below(rows, 5) is None
+    assert time_to_quality.minutes_below(rows, 30) == 2.0
+    assert time_to_quality.minutes_below(rows, 10) == 4.0
+    assert time_to_quality.minutes_below(rows, 5) is None
 
 
 @needs_mnist
 def test_time_to_quality_reads_the_runs_own_probe_and_keeps_the_run(tmp_path):
     tiny = ["--batch-size", "250", "--generator-width", "4", "--discriminator-width", "4",
             "--eval-samples", "200", "--log-freq", "1000"]
-    results = bench.time_to_quality(str(MNIST_DIR), 0.4, str(tmp_path), extra_flags=tiny)
+    results = time_to_quality.measure(str(MNIST_DIR), 0.4, str(tmp_path), extra_flags=tiny)
     rows = results["epochs"]
     assert rows, "no epoch ended within the budget"
     steps = [row["step"] for row in rows]  # each epoch end (240 steps), then the stop
@@ -121,7 +121,7 @@ def test_time_to_quality_reads_the_runs_own_probe_and_keeps_the_run(tmp_path):
         assert row["over_floor"] == pytest.approx(row["frechet_distance"] / results["floor"])
     assert 0 < results["floor"] < 5 and results["final_frechet_distance_10k"] > 0
     assert os.path.exists(tmp_path / "ckpt" / "checkpoint")  # stopped, saved, resumable
-    assert "below 30x the floor" in bench.format_quality_table(results)
+    assert "below 30x the floor" in time_to_quality.format_table(results)
 
 
 def test_variants_measure_each_option_against_the_defaults(monkeypatch, blob_images):

@@ -7,6 +7,7 @@ import sys
 import pytest
 import tensorflow as tf
 
+from trainer import flags as cli_flags
 from trainer import task
 from trainer.train_config import TrainConfig
 
@@ -28,22 +29,22 @@ def flags(tmp_path, *extra):
     ("Yes", True), ("False", False), ("false", False), ("FALSE", False), ("0", False),
     ("no", False), ("NO", False)])
 def test_continue_train_spellings(text, value):
-    args = task.build_parser().parse_args(["--continue-train", text])
+    args = cli_flags.build_parser().parse_args(["--continue-train", text])
     assert args.continue_train is value
 
 
 def test_bare_continue_train_flag_means_true():
-    assert task.build_parser().parse_args(["--continue-train"]).continue_train is True
+    assert cli_flags.build_parser().parse_args(["--continue-train"]).continue_train is True
 
 
 def test_only_given_flags_override_defaults():
-    config = task.resolve(task.build_parser().parse_args(["--batch-size", "64"]))
+    config = cli_flags.resolve(cli_flags.build_parser().parse_args(["--batch-size", "64"]))
     assert config == TrainConfig(batch_size=64)
 
 
 def test_job_dir_moves_the_default_folders():
-    args = task.build_parser().parse_args(["--job-dir", "gs-job", "--log-dir", "mine"])
-    config = task.resolve(args)
+    args = cli_flags.build_parser().parse_args(["--job-dir", "gs-job", "--log-dir", "mine"])
+    config = cli_flags.resolve(args)
     assert config.checkpoint_dir == os.path.join("gs-job", "checkpoints")
     assert config.sample_dir == os.path.join("gs-job", "samples")
     assert config.log_dir == "mine"

@@ -1,0 +1,139 @@
+"""The command line's flags: the parser, and its arguments resolved into a TrainConfig.
+
+Only flags the user gave override (argparse.SUPPRESS): the defaults come from
+TrainConfig, or from the saved config.json on resume. Mode flags (--sample, --evaluate,
+...) pick what task.main does and are not config fields.
+"""
+
+import argparse
+import dataclasses
+import os
+
+from trainer.train_config import (ARCHS, LATENT_DISTRIBUTIONS, PRECISIONS, TrainConfig,
+                                  load_saved_config, resolve_resume)
+
+DEFAULTS = TrainConfig()
+# Flags that pick a mode or its options, not TrainConfig fields.
+MODE_FLAGS = ("sample", "job_dir", "evaluate", "num_eval_samples", "probe", "interpolate",
+              "slerp", "gif", "progress_gif")
+MODE_MINIMUMS = {"sample": 1, "num_eval_samples": 10,  # precision/recall need k + 1
+                 "interpolate": 1}
+MODE_OPTIONS = {"slerp": "interpolate", "gif": "interpolate"}  # option -> its mode
+_TRUE, _FALSE = {"true", "1", "yes", "y", "on"}, {"false", "0", "no", "n", "off"}
+
+
+def parse_bool(text: str) -> bool:
+    """'True'/'false'/'1'/'0'/'yes'/'no' (any case) -> bool, for --continue-train."""
+    if text.lower() in _TRUE | _FALSE:
+        return text.lower() in _TRUE
+    raise argparse.ArgumentTypeError(f"expected True or False, got {text!r}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m trainer.task", argument_default=argparse.SUPPRESS,
+        description="Train a DCGAN on MNIST, resume it, or sample digits from it.")
+    add = parser.add_argument
+    add("--data-dir", help="folder with the four MNIST IDX files (.gz or raw) or mnist.npz "
+        "(default: ~/.keras/datasets/mnist.npz, downloaded if missing)")
+    add("--checkpoint-dir", help=f"checkpoint folder (default: {DEFAULTS.checkpoint_dir})")
+    add("--log-dir", help=f"TensorBoard folder (default: {DEFAULTS.log_dir})")
+    add("--sample-dir", help=f"folder for --sample PNGs (default: {DEFAULTS.sample_dir})")
+    add("--job-dir", help="Cloud ML Engine job folder: checkpoints, summaries and samples "
+        "default to its checkpoints/, summary/ and samples/")
+    add("--sample", type=int, metavar="N", help="write N generated PNGs and grid.png from "
+        "the latest checkpoint, then exit (no data or training needed)")
+    add("--evaluate", nargs="?", const="", metavar="PNG_DIR", help="judge the latest "
+        "checkpoint's samples (or the PNGs in PNG_DIR) against the MNIST test set with the "
+        "MNIST classifier, beside the real-data floor; prints a table and a JSON line")
+    add("--interpolate", type=int, metavar="K", help="write interpolation.png: K rows of "
+        "10 digits walking between two random noise vectors, from the latest checkpoint, "
+        "then exit")
+    add("--slerp", action="store_true", help="with --interpolate: walk along the great "
+        "circle (spherical interpolation) instead of a straight line")
+    add("--gif", action="store_true", help="with --interpolate: also write "
+        "interpolation.gif, every walk moving at once")
+    add("--progress-gif", action="store_true", help="write LOG_DIR/progress.gif from the "
+        "grids a training run saved at each epoch end in --log-dir, then exit")
+    add("--probe", action="store_true", help="train a linear classifier on the latest "
+        "checkpoint's discriminator features with 100 and 1,000 labelled images and print "
+        "its MNIST test accuracy beside the same on raw pixels (needs --data-dir)")
+    add("--num-eval-samples", type=int, metavar="N", help="samples --evaluate draws from "
+        "the checkpoint (default: 10000)")
+    add("--continue-train", type=parse_bool, nargs="?", const=True, metavar="BOOL",
+        help="resume the run in --checkpoint-dir at its exact step (True/False)")
+    add("--overwrite", action="store_true", help="let a fresh run delete the checkpoints "
+        "already in --checkpoint-dir")
+    add("--num-epochs", type=int, help=f"epochs to train (default: {DEFAULTS.num_epochs})")
+    add("--train-steps", type=int, help="total optimizer steps; overrides --num-epochs")
+    add("--batch-size", type=int, help=f"images per step (default: {DEFAULTS.batch_size})")
+    add("--learning-rate", type=float, help=f"the generator's Adam learning rate (default: "
+        f"{DEFAULTS.learning_rate})")
+    add("--d-learning-rate", type=float, help=f"the discriminator's Adam learning rate "
+        f"(default: {DEFAULTS.d_learning_rate})")
+    add("--beta1", type=float, help=f"Adam beta1 (default: {DEFAULTS.beta1})")
+    add("--arch", choices=ARCHS, help=f"dcgan, or mlp: the fully connected GAN of the "
+        f"tutorials, as a baseline (default: {DEFAULTS.arch})")
+    add("--latent-dim", type=int, help=f"noise length (default: {DEFAULTS.latent_dim})")
+    add("--latent-distribution", choices=LATENT_DISTRIBUTIONS, help=f"distribution of the "
+        f"noise: normal N(0, 1) or uniform U(-1, 1) (default: "
+        f"{DEFAULTS.latent_distribution})")
+    add("--generator-width", type=int, help=f"generator channels at 14x14 (default: "
+        f"{DEFAULTS.generator_width})")
+    add("--discriminator-width", type=int, help=f"discriminator channels at 14x14 "
+        f"(default: {DEFAULTS.discriminator_width})")
+    add("--r1-gamma", type=float, help=f"R1 penalty weight on real images, 0 off (default: "
+        f"{DEFAULTS.r1_gamma})")
+    add("--r1-interval", type=int, help=f"steps between R1 penalties, each weighted by "
+        f"as many (default: {DEFAULTS.r1_interval})")
+    add("--label-smoothing", type=float, help=f"real images' target is 1 minus this "
+        f"(default: {DEFAULTS.label_smoothing})")
+    add("--precision", choices=PRECISIONS, help=f"bfloat16 (mixed precision, float32 weights) or float32 "
+        f"(default: {DEFAULTS.precision})")
+    add("--xla", action="store_true", help="compile the train step with XLA "
+        "(slower than the default on the CPUs measured)")
+    add("--ema-decay", type=float, help=f"decay of the generator average sampled from, 0 "
+        f"off (default: {DEFAULTS.ema_decay})")
+    add("--eval-samples", type=int, help=f"samples judged at each epoch end for the "
+        f"Frechet distance and classifier score in TensorBoard, 0 off (default: "
+        f"{DEFAULTS.eval_samples})")
+    add("--seed", type=int, help=f"random seed (default: {DEFAULTS.seed})")
+    add("--deterministic", action="store_true", help="op determinism: bit-identical "
+        "reruns and resumes, somewhat slower")
+    add("--log-freq", type=int, help=f"steps between log lines and scalar summaries "
+        f"(default: {DEFAULTS.log_freq})")
+    add("--checkpoint-freq", type=int, help=f"steps between checkpoints, besides each "
+        f"epoch end and the end (default: {DEFAULTS.checkpoint_freq})")
+    return parser
+
+
+def resolve(args: argparse.Namespace) -> TrainConfig:
+    """The run's config: flags over defaults, or over the saved config on resume."""
+    overrides = {k: v for k, v in vars(args).items() if k not in MODE_FLAGS}
+    if "job_dir" in vars(args):
+        for field, sub in (("checkpoint_dir", "checkpoints"), ("log_dir", "summary"),
+                           ("sample_dir", "samples")):
+            overrides.setdefault(field, os.path.join(args.job_dir, sub))
+    if overrides.get("continue_train"):
+        saved_dir = overrides.get("checkpoint_dir", DEFAULTS.checkpoint_dir)
+        return resolve_resume(load_saved_config(saved_dir), overrides)
+    return dataclasses.replace(DEFAULTS, **overrides)
+
+
+def as_flag(message: str) -> str:
+    """'batch_size must be ...' -> '--batch-size must be ...': name what the user typed."""
+    field = message.split(" ", 1)[0]
+    if field in {f.name for f in dataclasses.fields(TrainConfig)}:
+        return "--" + field.replace("_", "-") + message[len(field):]
+    return message
+
+
+def check_modes(args: argparse.Namespace) -> None:
+    """Raises ValueError for a mode flag below its minimum or an option without its mode."""
+    for flag, least in MODE_MINIMUMS.items():
+        if vars(args).get(flag, least) < least:
+            raise ValueError(f"--{flag.replace('_', '-')} must be at least {least}, "
+                             f"got {vars(args)[flag]}")
+    for flag, mode in MODE_OPTIONS.items():
+        if flag in vars(args) and mode not in vars(args):
+            raise ValueError(f"--{flag} only applies with --{mode}")
