@@ -10,6 +10,7 @@ TensorFlow in the same process, so the ratio compares like with like.
 
 import argparse
 import dataclasses
+import itertools
 import json
 import logging
 import os
@@ -113,7 +114,9 @@ def throughput_timer(config: TrainConfig, images: np.ndarray, cycles: int = 8):
     state = checkpoints.build_state(config)
     step = train.make_train_step(state, config)
     interval = config.r1_interval
-    batches = iter(data.make_dataset(images, config.batch_size, config.seed, 0).repeat())
+    batches = itertools.chain.from_iterable(
+        data.epoch_batches(images, config.batch_size, config.seed, epoch)
+        for epoch in itertools.count())
     float(step(next(batches), True)["d_loss"])  # compile both variants
     for index in range(interval):
         float(step(next(batches), index == 0)["d_loss"])

@@ -1,5 +1,6 @@
 """The train step and the training loop: the only place that sequences I/O."""
 
+import itertools
 import logging
 import math
 import signal
@@ -162,8 +163,9 @@ def _train_epoch(config, state, train_step, images, total, num_epochs, per_epoch
     start = int(state.batch_in_epoch)
     progress = EpochProgress(int(state.epoch), num_epochs, per_epoch, start,
                              config.batch_size)
-    batches = data.make_dataset(images, config.batch_size, config.seed, int(state.epoch),
-                                start).take(total - int(state.step))
+    batches = itertools.islice(
+        data.epoch_batches(images, config.batch_size, config.seed, int(state.epoch), start),
+        total - int(state.step))
     values, window_start, window_steps = {}, time.perf_counter(), 0
     for batch in batches:
         regularize = int(state.step) % config.r1_interval == 0
