@@ -92,7 +92,9 @@ def test_train_resume_and_sample_through_the_cli(tmp_path, idx_dir, capsys):
     (["--r1-interval", "0"], "--r1-interval must be a positive integer, got 0"),
     (["--label-smoothing", "1"], "--label-smoothing must be in [0, 1)"),
     (["--label-smoothing", "-0.1"], "--label-smoothing must be in [0, 1)"),
-    (["--precision", "float16"], "invalid choice: 'float16'"),
+    (["--precision", "float16"], "invalid choice: 'float16' (choose from"),
+    (["--arch", "resnet"], "invalid choice: 'resnet' (choose from"),
+    (["--latent-distribution", "cauchy"], "invalid choice: 'cauchy' (choose from"),
 ])
 def test_usage_errors_exit_2_with_one_line(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
@@ -204,18 +206,6 @@ def test_second_run_on_a_live_runs_folder_is_refused(tmp_path, idx_dir, capsys):
     finally:
         process.send_signal(signal.SIGINT)
         process.communicate(timeout=60)
-
-
-@pytest.mark.parametrize("argv, message", [
-    (["--arch", "resnet"], "invalid choice: 'resnet'"),
-    (["--latent-distribution", "cauchy"], "invalid choice: 'cauchy'"),
-])
-def test_choice_flags_name_the_choices(argv, message, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        task.main(argv)
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err
-    assert message in err and "choose from" in err
 
 
 def test_mlp_uniform_run_through_the_cli_and_probe_without_data(tmp_path, idx_dir, capsys):

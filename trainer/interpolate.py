@@ -18,9 +18,8 @@ import numpy as np
 
 from trainer import animation, checkpoints, latent
 from trainer import images as image_utils
-from trainer.errors import TrainerError
 from trainer.paths import ensure_writable_dir
-from trainer.sample import BATCH
+from trainer import sample
 
 STEPS = 10  # images per walk, both endpoints included
 PNG_NAME, GIF_NAME = "interpolation.png", "interpolation.gif"
@@ -97,11 +96,11 @@ def walks(starts, ends, spherical: bool = False, steps: int = STEPS) -> np.ndarr
 
 
 def render(generator, z) -> np.ndarray:
-    """z float32 (K, T, D) -> uint8 (K, T, 28, 28) digits, BATCH images per call."""
+    """z float32 (K, T, D) -> uint8 (K, T, 28, 28) digits, sample.BATCH images per call."""
     flat = z.reshape(-1, z.shape[-1])
-    pixels = np.concatenate([image_utils.to_uint8(generator(flat[i:i + BATCH],
+    pixels = np.concatenate([image_utils.to_uint8(generator(flat[i:i + sample.BATCH],
                                                             training=False))
-                             for i in range(0, len(flat), BATCH)])
+                             for i in range(0, len(flat), sample.BATCH)])
     return pixels.reshape(z.shape[:2] + (28, 28))
 
 
@@ -124,7 +123,7 @@ def write_walks(checkpoint_dir: str, sample_dir: str, count: int, seed: int,
     starts, ends = endpoints(count, config.latent_dim, seed, config.latent_distribution)
     digits = render(generator, walks(starts, ends, spherical))  # (K, STEPS, 28, 28)
     paths = [os.path.join(sample_dir, PNG_NAME)]
-    _save_png(image_utils.grid(digits.reshape(-1, 28, 28), STEPS), paths[0])
+    sample.write_png(image_utils.grid(digits.reshape(-1, 28, 28), STEPS), paths[0])
     if gif:
         paths.append(os.path.join(sample_dir, GIF_NAME))
         columns = math.ceil(math.sqrt(count))
@@ -132,11 +131,3 @@ def write_walks(checkpoint_dir: str, sample_dir: str, count: int, seed: int,
         animation.write_gif(frames, paths[1], [ENDPOINT_MS] + [STEP_MS] * (STEPS - 2)
                             + [ENDPOINT_MS], fix="free space or pass another --sample-dir")
     return paths
-
-
-def _save_png(pixels, path):
-    try:
-        image_utils.save_png(pixels, path)
-    except OSError as err:
-        raise TrainerError(f"could not write {path} ({err.strerror or err}); free space or "
-                           "pass another --sample-dir") from err

@@ -49,11 +49,12 @@ def write_images(generator, latent_dim: int, sample_dir: str, count: int, seed: 
             first.extend(batch[:GRID_COLUMNS ** 2 - len(first)])
         for pixels in batch:
             path = os.path.join(sample_dir, f"sample_{len(paths):0{digits}d}.png")
-            _write(pixels, path)
+            write_png(pixels, path)
             paths.append(path)
         if len(paths) % 5000 == 0 or len(paths) == count:
             logging.info("wrote %d/%d samples", len(paths), count)
-    _write(image_utils.grid(np.stack(first), GRID_COLUMNS), os.path.join(sample_dir, "grid.png"))
+    write_png(image_utils.grid(np.stack(first), GRID_COLUMNS),
+              os.path.join(sample_dir, "grid.png"))
     return paths
 
 
@@ -68,7 +69,8 @@ def _ahead(batches):
             yield batch
 
 
-def _write(pixels, path):
+def write_png(pixels, path):
+    """Writes one uint8 (H, W) PNG; a failure raises TrainerError naming the file."""
     try:
         image_utils.save_png(pixels, path)
     except OSError as err:
