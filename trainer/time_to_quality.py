@@ -42,6 +42,7 @@ def measure(data_dir, minutes: float, folder: str, extra_flags=()) -> dict:
             "minutes_to_30x_floor": minutes_below(rows, 30),
             "minutes_to_10x_floor": minutes_below(rows, 10),
             "final_frechet_distance_10k": final["generated"]["frechet_distance"],
+            "final_10k": final["generated"],
             "final_over_floor_10k": final["fd_over_floor"]}
 
 
