@@ -332,7 +332,7 @@ def main(argv=None) -> int:
     except TrainerError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    print(json.dumps(results, sort_keys=True))
+    print(json.dumps(results, sort_keys=True, default=float))
     return 0
 
 
