@@ -9,8 +9,6 @@ second process competes with it for the CPU.
 import os
 import time
 
-import numpy as np
-
 from trainer.bench import data_flag, run_child
 
 
@@ -26,18 +24,18 @@ def measure(data_dir, minutes: float, folder: str, extra_flags=()) -> dict:
     `extra_flags` go to the training command after the README's.
     """
     from trainer import evaluate
-    floor = _real_floor(data_dir)
     log_dir = os.path.join(folder, "log")
     started = time.time()
     child = run_child(["--checkpoint-dir", os.path.join(folder, "ckpt"), "--log-dir",
                        log_dir, "--num-epochs", "1000", *extra_flags] + data_flag(data_dir),
                       timeout=minutes * 60, show_log=True)
+    # The final judgement computes the real-data floor (seed 0, as --evaluate does).
+    final = evaluate.run(data_dir, evaluate.FLOOR_IMAGES, seed=0,
+                         checkpoint_dir=os.path.join(folder, "ckpt"))
+    floor = final["real_floor"]["frechet_distance"]
     rows = [{"minutes": (wall_time - started) / 60, "step": step, "frechet_distance": fd,
              "over_floor": fd / floor}
             for wall_time, step, fd in scalar_events(log_dir, "eval/frechet_distance")]
-    final = evaluate.run(data_dir, evaluate.FLOOR_IMAGES, seed=0,
-                         checkpoint_dir=os.path.join(folder, "ckpt"))
-
     return {"floor": floor, "epochs": rows, "train_minutes": child["seconds"] / 60,
             "minutes_to_30x_floor": minutes_below(rows, 30),
             "minutes_to_10x_floor": minutes_below(rows, 10),
@@ -49,16 +47,6 @@ def measure(data_dir, minutes: float, folder: str, extra_flags=()) -> dict:
 def minutes_below(rows: list, ratio: float):
     """Minutes of the first row whose distance is under `ratio` x the floor, or None."""
     return next((row["minutes"] for row in rows if row["over_floor"] < ratio), None)
-
-
-def _real_floor(data_dir) -> float:
-    """Frechet distance of 10,000 training images to the test set, as --evaluate has it."""
-    from trainer import data, evaluate
-    images, _ = data.load_mnist(data_dir, "train")
-    pick = np.random.default_rng(0).choice(len(images), evaluate.FLOOR_IMAGES,
-                                           replace=False)
-    return evaluate.judge_against_test_set({"real": images[pick]}, data_dir)["real"][
-        "frechet_distance"]
 
 
 def scalar_events(log_dir: str, tag: str) -> list:
