@@ -202,3 +202,50 @@ def test_xla_compiled_step_trains_and_resumes(tiny_config, blob_images):
     assert train.run(config, images=blob_images)["step"] == 4
     assert train.run(replace(config, continue_train=True, train_steps=6),
                      images=blob_images)["step"] == 6
+
+
+def logged_scalars(log_dir, tag):
+    """step -> value of every `tag` scalar written to log_dir."""
+    values = {}
+    for path in glob.glob(os.path.join(log_dir, "events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                if value.tag == tag:
+                    values[event.step] = float(tf.make_ndarray(value.tensor))
+    return values
+
+
+def saved_learning_rates(checkpoint_dir):
+    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(checkpoint_dir))
+    return tuple(float(reader.get_tensor(f"{net}_optimizer/_learning_rate/.ATTRIBUTES/"
+                                         "VARIABLE_VALUE")) for net in ("g", "d"))
+
+
+def test_learning_rate_scale_is_constant_then_falls_linearly_to_the_budget():
+    assert train.learning_rate_scale(95, 100, 0) == 1.0  # no decay
+    assert train.learning_rate_scale(0, 100, 20) == 1.0
+    assert train.learning_rate_scale(80, 100, 20) == 1.0  # the decay's first update
+    assert train.learning_rate_scale(90, 100, 20) == pytest.approx(0.5)
+    assert train.learning_rate_scale(99, 100, 20) == pytest.approx(0.05)  # the last update
+
+
+def test_decay_over_the_last_epoch_is_what_each_update_uses(tiny_config, blob_images):
+    # 160 images / 16 = 10 steps an epoch: decay over steps 10..19 of a 20-step budget.
+    config = replace(tiny_config, train_steps=20, lr_decay_epochs=1, learning_rate=1e-3,
+                     d_learning_rate=4e-4)
+    train.run(config, images=blob_images)
+    logged = logged_scalars(config.log_dir, "learning_rate")
+    # Logged after update s, which ran at step s - 1: scale min(1, (20 - (s - 1)) / 10).
+    assert logged == pytest.approx({s: 1e-3 * min(1.0, (21 - s) / 10)
+                                    for s in range(2, 21, 2)})
+    assert saved_learning_rates(config.checkpoint_dir) == pytest.approx((1e-4, 4e-5))
+
+
+def test_resume_uses_the_flags_learning_rates_not_the_checkpoints(tiny_config, blob_images):
+    train.run(replace(tiny_config, train_steps=4, learning_rate=1e-3, d_learning_rate=1e-3),
+              images=blob_images)
+    assert saved_learning_rates(tiny_config.checkpoint_dir) == pytest.approx((1e-3, 1e-3))
+    train.run(replace(tiny_config, train_steps=8, continue_train=True, learning_rate=3e-4,
+                      d_learning_rate=1e-4), images=blob_images)
+    assert saved_learning_rates(tiny_config.checkpoint_dir) == pytest.approx((3e-4, 1e-4))
+    assert logged_scalars(tiny_config.log_dir, "learning_rate")[8] == pytest.approx(3e-4)

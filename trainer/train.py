@@ -91,6 +91,25 @@ def ema_decay_at(step, ema_decay: float):
     return tf.minimum(ema_decay, (1.0 + step) / (10.0 + step))
 
 
+def learning_rate_scale(step: int, total: int, decay_steps: int) -> float:
+    """The factor on both learning rates for the update after `step` of `total` steps:
+    1, then falling linearly over the last `decay_steps` updates to 1 / decay_steps on
+    the final one (0 decay_steps: always 1)."""
+    if decay_steps <= 0:
+        return 1.0
+    return min(1.0, (total - step) / decay_steps)
+
+
+def _set_learning_rates(state, config, total, per_epoch) -> float:
+    """Sets both optimizers' rates for the next update from the config and the schedule,
+    so a resume uses the flags' rates, not the ones stored in the checkpoint. Returns
+    the generator's."""
+    scale = learning_rate_scale(int(state.step), total, config.lr_decay_epochs * per_epoch)
+    state.g_optimizer.learning_rate = config.learning_rate * scale
+    state.d_optimizer.learning_rate = config.discriminator_learning_rate * scale
+    return config.learning_rate * scale
+
+
 def run(config: TrainConfig, images=None) -> dict:
     """Trains toward config's step budget, resuming if config.continue_train.
 
@@ -169,9 +188,11 @@ def _train_epoch(config, state, train_step, images, total, num_epochs, per_epoch
     values, window_start, window_steps = {}, time.perf_counter(), 0
     for batch in batches:
         regularize = int(state.step) % config.r1_interval == 0
+        g_rate = _set_learning_rates(state, config, total, per_epoch)
         outputs = train_step(batch, regularize)
         values = {name: float(value) for name, value in outputs.items()
                   if value.shape.rank == 0}
+        values["learning_rate"] = g_rate
         _check_finite(values, int(state.step) + 1, manager)
         state.step.assign_add(1)
         state.batch_in_epoch.assign_add(1)

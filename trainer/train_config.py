@@ -53,6 +53,10 @@ class TrainConfig:
     # None uses learning_rate. Apart from the generator's: two time-scales (Heusel et
     # al. 2017).
     d_learning_rate: Optional[float] = 2e-4
+    # Both learning rates fall linearly to zero over this many last epochs of the budget
+    # (0 keeps them constant). Annealing settles the generator onto sharper digits (the
+    # pix2pix/CycleGAN recipe: constant, then linear decay to zero).
+    lr_decay_epochs: int = 0
     # Adam beta1 (DCGAN paper: 0.5; the default 0.9 made training oscillate).
     beta1: float = 0.5
     # "dcgan": the all-convolutional nets; "mlp": the fully connected GAN of the
@@ -101,6 +105,10 @@ class TrainConfig:
             _require_positive(name, getattr(self, name))
         if self.train_steps is not None:
             _require_positive("train_steps", self.train_steps)
+        if isinstance(self.lr_decay_epochs, bool) or not isinstance(self.lr_decay_epochs, int) \
+                or self.lr_decay_epochs < 0:
+            raise ValueError(f"lr_decay_epochs must be a non-negative integer, got "
+                             f"{self.lr_decay_epochs!r}; 0 keeps the learning rates constant")
         for name in ("learning_rate", "beta1", "r1_gamma", "ema_decay", "label_smoothing"):
             _require_number(name, getattr(self, name))
         if self.d_learning_rate is not None:
