@@ -32,6 +32,20 @@ def test_pinned_parameter_counts():
         + 7 * 7 * 128 + 1 == 138_945
 
 
+def test_depth_adds_same_size_3x3_convolutions_with_batch_norm():
+    # Each extra layer: a 3x3 conv without bias (c -> c) and BN(c), at both resolutions.
+    g = model.build_generator(100, 64, depth=2)
+    assert g.count_params() == 760_065 + 2 * (9 * 128 * 128 + 4 * 128) \
+        + 2 * (9 * 64 * 64 + 4 * 64)
+    d = model.build_discriminator(64, depth=1)
+    assert d.count_params() == 138_945 + 9 * 64 * 64 + 4 * 64 + 9 * 128 * 128 + 4 * 128
+    assert g(tf.zeros([2, 100])).shape == (2, 28, 28, 1)
+    assert d(tf.zeros([2, 28, 28, 1])).shape == (2, 1)
+    # Still no batch norm on the generator's output nor the discriminator's input.
+    assert _layer_types(g)[-2:] == ["Conv2DTranspose", "Activation"]
+    assert _layer_types(d)[1:3] == ["Conv2D", "LeakyReLU"]
+
+
 def _layer_types(net):
     return [type(layer).__name__ for layer in net.layers]
 

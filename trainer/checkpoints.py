@@ -50,13 +50,14 @@ def build_state(config: TrainConfig) -> TrainState:
     """Fresh networks and optimizers, with every variable created (so restore fills
     them at once instead of deferring)."""
     generator = model.generator_for(config.arch, config.latent_dim, config.generator_width,
-                                    config.precision)
+                                    config.precision, config.generator_depth)
     # The average is sampled from, so it computes in float32 whatever the training does.
     ema_generator = model.generator_for(config.arch, config.latent_dim,
-                                        config.generator_width)
+                                        config.generator_width,
+                                        depth=config.generator_depth)
     ema_generator.set_weights(generator.get_weights())
     discriminator = model.discriminator_for(config.arch, config.discriminator_width,
-                                            config.precision)
+                                            config.precision, config.discriminator_depth)
     optimizers = []
     for net, rate in ((generator, config.learning_rate),
                       (discriminator, config.discriminator_learning_rate)):
@@ -251,14 +252,16 @@ def load_sampler(checkpoint_dir: str):
         rebuild.
     """
     return _load_network(checkpoint_dir, "ema_generator", lambda config: model.generator_for(
-        config.arch, config.latent_dim, config.generator_width))
+        config.arch, config.latent_dim, config.generator_width,
+        depth=config.generator_depth))
 
 
 def load_discriminator(checkpoint_dir: str):
     """(discriminator, config) of the newest readable checkpoint, as load_sampler."""
     return _load_network(checkpoint_dir, "discriminator",
-                         lambda config: model.discriminator_for(config.arch,
-                                                                config.discriminator_width))
+                         lambda config: model.discriminator_for(
+                             config.arch, config.discriminator_width,
+                             depth=config.discriminator_depth))
 
 
 def _load_network(checkpoint_dir, name, build):

@@ -85,6 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
         f"{DEFAULTS.generator_width})")
     add("--discriminator-width", type=int, help=f"discriminator channels at 14x14 "
         f"(default: {DEFAULTS.discriminator_width})")
+    add("--generator-depth", type=int, help=f"3x3 convolutions added at each of the "
+        f"generator's hidden resolutions (default: {DEFAULTS.generator_depth})")
+    add("--discriminator-depth", type=int, help=f"3x3 convolutions added at each of the "
+        f"discriminator's hidden resolutions (default: {DEFAULTS.discriminator_depth})")
     add("--r1-gamma", type=float, help=f"R1 penalty weight on real images, 0 off (default: "
         f"{DEFAULTS.r1_gamma})")
     add("--r1-interval", type=int, help=f"steps between R1 penalties, each weighted by "

@@ -23,7 +23,7 @@ def _policy(precision: str) -> str:
 
 
 def build_generator(latent_dim: int = 100, width: int = 64,
-                    precision: str = "float32") -> keras.Model:
+                    precision: str = "float32", depth: int = 0) -> keras.Model:
     """Maps noise to images.
 
     Args:
@@ -31,6 +31,7 @@ def build_generator(latent_dim: int = 100, width: int = 64,
       width: channels at 14x14; the 7x7 layer has 2 * width.
       precision: "float32", or "bfloat16" for mixed precision (float32 weights, output
         and checkpoints either way, so the two load each other's weights).
+      depth: 3x3 convolutions (batch norm, LeakyReLU) added at 7x7 and at 14x14.
 
     Returns:
       A model from z, float32 (batch, latent_dim), to images, float32
@@ -42,15 +43,24 @@ def build_generator(latent_dim: int = 100, width: int = 64,
     # A 7x7 transposed conv on a 1x1 input is the projection, without a dense layer.
     x = layers.Conv2DTranspose(2 * width, 7, padding="valid", use_bias=False,
                                kernel_initializer=_init(), dtype=dtype)(x)  # (B, 7, 7, 2w)
-    x = _norm_act(x, dtype)
+    x = _convs(_norm_act(x, dtype), 2 * width, depth, dtype)
     # Kernel 4 with stride 2 covers each output pixel evenly: no checkerboard.
     x = layers.Conv2DTranspose(width, 4, strides=2, padding="same", use_bias=False,
                                kernel_initializer=_init(), dtype=dtype)(x)  # (B, 14, 14, w)
-    x = _norm_act(x, dtype)
+    x = _convs(_norm_act(x, dtype), width, depth, dtype)
     x = layers.Conv2DTranspose(1, 4, strides=2, padding="same",
                                kernel_initializer=_init(), dtype=dtype)(x)  # (B, 28, 28, 1)
     images = layers.Activation("tanh", dtype="float32")(x)  # No batch norm on the output.
     return keras.Model(z, images, name="generator")
+
+
+def _convs(x, channels, count, dtype):
+    """`count` same-size 3x3 convolutions, each with batch norm and LeakyReLU: depth
+    at a resolution without changing it (shape kept)."""
+    for _ in range(count):
+        x = _norm_act(layers.Conv2D(channels, 3, padding="same", use_bias=False,
+                                    kernel_initializer=_init(), dtype=dtype)(x), dtype)
+    return x
 
 
 def _norm_act(x, dtype):
@@ -58,12 +68,14 @@ def _norm_act(x, dtype):
         layers.BatchNormalization(dtype=dtype)(x))
 
 
-def build_discriminator(width: int = 64, precision: str = "float32") -> keras.Model:
+def build_discriminator(width: int = 64, precision: str = "float32",
+                        depth: int = 0) -> keras.Model:
     """Scores images: real high, generated low.
 
     Args:
       width: channels at 14x14; the 7x7 layer has 2 * width.
       precision: "float32" or "bfloat16", as for build_generator.
+      depth: 3x3 convolutions (batch norm, LeakyReLU) added at 14x14 and at 7x7.
 
     Returns:
       A model from images, float32 (batch, 28, 28, 1) in [-1, 1], to logits,
@@ -74,10 +86,10 @@ def build_discriminator(width: int = 64, precision: str = "float32") -> keras.Mo
     # No batch norm on the input layer (DCGAN paper: it made training unstable).
     x = layers.Conv2D(width, 4, strides=2, padding="same", kernel_initializer=_init(),
                       dtype=dtype)(images)  # (B, 14, 14, w)
-    x = layers.LeakyReLU(LEAKY_SLOPE, dtype=dtype)(x)
+    x = _convs(layers.LeakyReLU(LEAKY_SLOPE, dtype=dtype)(x), width, depth, dtype)
     x = layers.Conv2D(2 * width, 4, strides=2, padding="same", use_bias=False,
                       kernel_initializer=_init(), dtype=dtype)(x)  # (B, 7, 7, 2w)
-    x = _norm_act(x, dtype)
+    x = _convs(_norm_act(x, dtype), 2 * width, depth, dtype)
     x = layers.Conv2D(1, 7, padding="valid", kernel_initializer=_init(),
                       dtype=dtype)(x)  # (B, 1, 1, 1)
     logits = layers.Flatten(dtype="float32")(x)  # (B, 1)
@@ -154,15 +166,18 @@ def build_mlp_discriminator(precision: str = "float32") -> keras.Model:
     return keras.Model(images, logits, name="mlp_discriminator")
 
 
-def generator_for(arch: str, latent_dim: int, width: int, precision: str = "float32"):
-    """The generator of architecture `arch` ("dcgan" or "mlp"; mlp ignores width)."""
+def generator_for(arch: str, latent_dim: int, width: int, precision: str = "float32",
+                  depth: int = 0):
+    """The generator of architecture `arch` ("dcgan" or "mlp"; mlp ignores width and
+    depth)."""
     if arch == "mlp":
         return build_mlp_generator(latent_dim, precision)
-    return build_generator(latent_dim, width, precision)
+    return build_generator(latent_dim, width, precision, depth)
 
 
-def discriminator_for(arch: str, width: int, precision: str = "float32"):
-    """The discriminator of architecture `arch` ("dcgan" or "mlp"; mlp ignores width)."""
+def discriminator_for(arch: str, width: int, precision: str = "float32", depth: int = 0):
+    """The discriminator of architecture `arch` ("dcgan" or "mlp"; mlp ignores width and
+    depth)."""
     if arch == "mlp":
         return build_mlp_discriminator(precision)
-    return build_discriminator(width, precision)
+    return build_discriminator(width, precision, depth)

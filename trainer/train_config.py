@@ -19,7 +19,8 @@ LATENT_DISTRIBUTIONS = ("normal", "uniform")  # as trainer.latent.DISTRIBUTIONS
 
 # Fields that shape the saved variables or the step bookkeeping: a resume must keep them.
 RESUME_LOCKED_FIELDS = ("arch", "latent_dim", "latent_distribution", "generator_width",
-                        "discriminator_width", "batch_size")
+                        "discriminator_width", "generator_depth", "discriminator_depth",
+                        "batch_size")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,6 +71,10 @@ class TrainConfig:
     generator_width: int = 96
     # Channels of the discriminator's first layer; the 7x7 layer has twice as many.
     discriminator_width: int = 64
+    # 3x3 convolutions added at each of the generator's hidden resolutions (7x7, 14x14).
+    generator_depth: int = 0
+    # 3x3 convolutions added at each of the discriminator's hidden resolutions.
+    discriminator_depth: int = 0
     # R1 gradient penalty on real images (Mescheder et al. 2018); 0 turns it off.
     r1_gamma: float = 1.0
     # Steps between R1 penalties, each weighted by this many (lazy regularization,
@@ -105,10 +110,8 @@ class TrainConfig:
             _require_positive(name, getattr(self, name))
         if self.train_steps is not None:
             _require_positive("train_steps", self.train_steps)
-        if isinstance(self.lr_decay_epochs, bool) or not isinstance(self.lr_decay_epochs, int) \
-                or self.lr_decay_epochs < 0:
-            raise ValueError(f"lr_decay_epochs must be a non-negative integer, got "
-                             f"{self.lr_decay_epochs!r}; 0 keeps the learning rates constant")
+        for name in ("lr_decay_epochs", "generator_depth", "discriminator_depth"):
+            _require_non_negative(name, getattr(self, name))
         for name in ("learning_rate", "beta1", "r1_gamma", "ema_decay", "label_smoothing"):
             _require_number(name, getattr(self, name))
         if self.d_learning_rate is not None:
@@ -167,6 +170,11 @@ class TrainConfig:
 def _require_number(name, value):
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"{name} must be a number, got {value!r}")
+
+
+def _require_non_negative(name, value):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
 
 
 def _require_positive(name, value):
