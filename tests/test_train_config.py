@@ -1,4 +1,5 @@
 import dataclasses
+import json
 
 import pytest
 
@@ -30,6 +31,8 @@ def test_config_is_frozen():
     ("r1_gamma", -1.0), ("ema_decay", 1.0), ("batch_size", 2.5), ("learning_rate", "x"),
     ("d_learning_rate", 0.0), ("d_learning_rate", "x"), ("r1_interval", 0),
     ("label_smoothing", 1.0), ("label_smoothing", -0.5), ("precision", "float16"),
+    ("lr_decay_epochs", -1), ("lr_decay_epochs", 2.5), ("generator_depth", -1),
+    ("discriminator_depth", 1.5),
 ])
 def test_bad_values_raise_naming_the_field(field, value):
     with pytest.raises(ValueError, match=field):
@@ -40,6 +43,17 @@ def test_json_round_trip(tmp_path):
     config = TrainConfig(batch_size=64, train_steps=10, data_dir="d", r1_gamma=1.0)
     save_config(config, str(tmp_path))
     assert load_saved_config(str(tmp_path)) == config
+
+
+def test_a_config_written_before_the_depth_and_decay_fields_rebuilds_its_run(tmp_path):
+    old = dataclasses.asdict(TrainConfig(generator_width=96))
+    for field in ("generator_depth", "discriminator_depth", "lr_decay_epochs"):
+        del old[field]
+    (tmp_path / "config.json").write_text(json.dumps(old))
+    config = load_saved_config(str(tmp_path))
+    assert (config.generator_depth, config.discriminator_depth,
+            config.lr_decay_epochs) == (0, 0, 0)
+    assert config.generator_width == 96
 
 
 def test_unknown_field_in_saved_config_is_a_clear_error(tmp_path):

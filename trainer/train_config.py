@@ -18,6 +18,10 @@ ARCHS = ("dcgan", "mlp")
 LATENT_DISTRIBUTIONS = ("normal", "uniform")  # as trainer.latent.DISTRIBUTIONS
 
 # Fields that shape the saved variables or the step bookkeeping: a resume must keep them.
+# Fields added after some config.json files were written, with the value that rebuilds
+# the runs that wrote them (their networks had no extra layers, their rates no decay).
+ADDED_FIELDS = {"generator_depth": 0, "discriminator_depth": 0, "lr_decay_epochs": 0}
+
 RESUME_LOCKED_FIELDS = ("arch", "latent_dim", "latent_distribution", "generator_width",
                         "discriminator_width", "generator_depth", "discriminator_depth",
                         "batch_size")
@@ -157,14 +161,16 @@ class TrainConfig:
 
     @classmethod
     def from_json(cls, text: str) -> "TrainConfig":
-        """Parses `to_json` output; raises ValueError on unknown fields or bad values."""
+        """Parses `to_json` output, this version's or an earlier one's (its missing
+        fields take ADDED_FIELDS' values); raises ValueError on unknown fields or bad
+        values."""
         values = json.loads(text)
         if not isinstance(values, dict):
             raise ValueError("config JSON must be an object")
         unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
         if unknown:
             raise ValueError(f"unknown config fields {unknown}")
-        return cls(**values)
+        return cls(**{**ADDED_FIELDS, **values})
 
 
 def _require_number(name, value):
