@@ -44,7 +44,7 @@ class TrainConfig:
     # Allow a fresh run to replace the checkpoints already in checkpoint_dir.
     overwrite: bool = False
     # Passes over the 60,000 training images; ignored when train_steps is set.
-    num_epochs: int = 30
+    num_epochs: int = 45
     # Total optimizer steps; overrides num_epochs when set.
     train_steps: Optional[int] = None
     # Images per step, for both networks (DCGAN paper: 128; 64 reached a given quality
@@ -61,7 +61,7 @@ class TrainConfig:
     # Both learning rates fall linearly to zero over this many last epochs of the budget
     # (0 keeps them constant). Annealing settles the generator onto sharper digits (the
     # pix2pix/CycleGAN recipe: constant, then linear decay to zero).
-    lr_decay_epochs: int = 0
+    lr_decay_epochs: int = 10
     # Adam beta1 (DCGAN paper: 0.5; the default 0.9 made training oscillate).
     beta1: float = 0.5
     # "dcgan": the all-convolutional nets; "mlp": the fully connected GAN of the
@@ -76,9 +76,12 @@ class TrainConfig:
     # Channels of the discriminator's first layer; the 7x7 layer has twice as many.
     discriminator_width: int = 64
     # 3x3 convolutions added at each of the generator's hidden resolutions (7x7, 14x14).
-    generator_depth: int = 0
-    # 3x3 convolutions added at each of the discriminator's hidden resolutions.
-    discriminator_depth: int = 0
+    # One, with the deeper discriminator, reached in 3 epochs the Frechet distance the
+    # plain nets had not reached in 51 (README, Results).
+    generator_depth: int = 1
+    # 3x3 convolutions added at each of the discriminator's hidden resolutions (14x14,
+    # 7x7): a stronger judge of stroke detail, the largest gain measured (README).
+    discriminator_depth: int = 2
     # R1 gradient penalty on real images (Mescheder et al. 2018); 0 turns it off.
     r1_gamma: float = 1.0
     # Steps between R1 penalties, each weighted by this many (lazy regularization,
