@@ -32,7 +32,8 @@ def tiny_config(tmp_path):
         checkpoint_dir=str(tmp_path / "ckpt"), log_dir=str(tmp_path / "logs"),
         sample_dir=str(tmp_path / "samples"), batch_size=16, latent_dim=8,
         generator_width=4, discriminator_width=4, train_steps=6, log_freq=2,
-        checkpoint_freq=4, seed=1, eval_samples=0, lr_decay_epochs=0)
+        checkpoint_freq=4, seed=1, eval_samples=0, lr_decay_epochs=0, generator_depth=0,
+        discriminator_depth=0)
 
 
 @pytest.fixture

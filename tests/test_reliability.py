@@ -54,7 +54,8 @@ def trained(config, images, **changes):
 
 def ema_weights(checkpoint_prefix, config):
     """The averaged generator's weights read straight from one checkpoint."""
-    generator = model.build_generator(config.latent_dim, config.generator_width)
+    generator = model.build_generator(config.latent_dim, config.generator_width,
+                                      depth=config.generator_depth)
     tf.train.Checkpoint(ema_generator=generator).read(checkpoint_prefix).expect_partial()
     return generator.get_weights()
 

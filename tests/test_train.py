@@ -183,6 +183,22 @@ def test_mlp_baseline_trains_resumes_and_samples(tiny_config, blob_images):
                   images=blob_images)
 
 
+def test_deeper_nets_train_resume_and_load_with_their_depths(tiny_config, blob_images):
+    config = replace(tiny_config, generator_depth=1, discriminator_depth=2)
+    assert train.run(config, images=blob_images)["step"] == 6
+    generator, saved = checkpoints.load_sampler(config.checkpoint_dir)
+    discriminator, _ = checkpoints.load_discriminator(config.checkpoint_dir)
+    assert (saved.generator_depth, saved.discriminator_depth) == (1, 2)
+    # One extra 3x3 conv per generator resolution, two per discriminator resolution.
+    assert [type(layer).__name__ for layer in generator.layers].count("Conv2D") == 2
+    assert [type(layer).__name__ for layer in discriminator.layers].count("Conv2D") == 7
+    assert train.run(replace(config, continue_train=True, train_steps=9),
+                     images=blob_images)["step"] == 9
+    with pytest.raises(TrainerError, match=r"discriminator_depth \(checkpoint 2, flags 1\)"):
+        train.run(replace(config, continue_train=True, discriminator_depth=1,
+                          train_steps=12), images=blob_images)
+
+
 def test_pixel_statistics_and_d_outputs_match_the_batch(tiny_config, blob_images):
     state = checkpoints.build_state(tiny_config)
     real = tf.convert_to_tensor(blob_images[:16, :, :, None] / 127.5 - 1, tf.float32)
