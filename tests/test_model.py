@@ -160,3 +160,21 @@ def test_mlp_baseline_follows_the_tutorials_layer_sizes():
 def test_arch_picks_the_networks():
     assert model.generator_for("mlp", 16, 8).name == "mlp_generator"
     assert model.discriminator_for("dcgan", 8).name == "discriminator"
+
+
+def test_standing_statistics_are_the_batchs_own():
+    generator = model.build_generator(16, 8, depth=1)
+    z = tf.random.stateless_normal([256, 16], seed=[1, 2]) * 3  # far from the init stats
+    norms = [l for l in generator.layers if isinstance(l, tf.keras.layers.BatchNormalization)]
+    # Each layer's input under batch statistics, as the generator computes it in training.
+    inputs = tf.keras.Model(generator.input, [l.input for l in norms])(z, training=True)
+    model.set_standing_statistics(generator, z)
+    for layer, x in zip(norms, inputs):
+        np.testing.assert_allclose(layer.moving_mean.numpy(),
+                                   tf.reduce_mean(x, axis=[0, 1, 2]), rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(layer.moving_variance.numpy(),
+                                   tf.math.reduce_variance(x, axis=[0, 1, 2]), rtol=1e-3)
+        assert layer.momentum == 0.99  # put back
+    # Inference on that batch now normalizes exactly as training does.
+    np.testing.assert_allclose(generator(z, training=False), generator(z, training=True),
+                               atol=1e-5)

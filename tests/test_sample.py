@@ -65,3 +65,12 @@ def test_a_failed_write_names_the_file_and_the_reason(trained, tmp_path, monkeyp
     monkeypatch.setattr(sample.image_utils, "save_png", full_disk)
     with pytest.raises(TrainerError, match=r"sample_00002.png \(No space left on device\)"):
         sample.write_samples(trained.checkpoint_dir, str(tmp_path / "out"), 5, seed=0)
+
+
+def test_the_sampler_normalizes_with_statistics_of_its_own_weights(trained):
+    from trainer import checkpoints, latent
+    generator, config = checkpoints.load_sampler(trained.checkpoint_dir)
+    z = latent.standing_batch(config.latent_dim, config.latent_distribution)
+    # Measured on the standing batch: inference there matches the batch's own statistics.
+    np.testing.assert_allclose(generator(z, training=False), generator(z, training=True),
+                               atol=1e-5)

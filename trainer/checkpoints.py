@@ -18,7 +18,7 @@ import shutil
 
 import tensorflow as tf
 
-from trainer import lock, model
+from trainer import latent, lock, model
 from trainer.errors import TrainerError
 from trainer.paths import ensure_writable_dir
 from trainer.train_config import (CONFIG_FILENAME, TrainConfig, check_resumable,
@@ -239,7 +239,9 @@ def _delete_checkpoints(directory):
 
 
 def load_sampler(checkpoint_dir: str):
-    """The generator of the newest readable checkpoint in `checkpoint_dir`, for sampling.
+    """The generator of the newest readable checkpoint in `checkpoint_dir`, for sampling,
+    with batch-norm statistics measured for its own weights
+    (model.set_standing_statistics).
 
     Reads without taking the folder's lock, so a live run can be sampled.
 
@@ -251,9 +253,13 @@ def load_sampler(checkpoint_dir: str):
       TrainerError: no checkpoint there, none that reads, or one this config cannot
         rebuild.
     """
-    return _load_network(checkpoint_dir, "ema_generator", lambda config: model.generator_for(
-        config.arch, config.latent_dim, config.generator_width,
-        depth=config.generator_depth))
+    generator, config = _load_network(
+        checkpoint_dir, "ema_generator", lambda config: model.generator_for(
+            config.arch, config.latent_dim, config.generator_width,
+            depth=config.generator_depth))
+    model.set_standing_statistics(
+        generator, latent.standing_batch(config.latent_dim, config.latent_distribution))
+    return generator, config
 
 
 def load_discriminator(checkpoint_dir: str):

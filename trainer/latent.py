@@ -16,6 +16,16 @@ def draw(rng: np.random.Generator, count: int, latent_dim: int,
     return rng.standard_normal((count, latent_dim)).astype(np.float32)
 
 
+STANDING_SAMPLES = 1024  # noise rows for a generator's batch-norm statistics
+
+
+def standing_batch(latent_dim: int, distribution: str = "normal") -> np.ndarray:
+    """The fixed float32 (STANDING_SAMPLES, latent_dim) noise on which a sampled
+    generator's batch-norm statistics are measured (model.set_standing_statistics);
+    fixed, so sampling with a given --seed is reproducible."""
+    return draw(np.random.default_rng(0), STANDING_SAMPLES, latent_dim, distribution)
+
+
 def draw_tf(noise, shape, distribution: str = "normal"):
     """float32 noise of `shape` from a tf.random.Generator, inside compiled code."""
     if distribution == "uniform":

@@ -38,10 +38,10 @@ def make_train_step(state: checkpoints.TrainState, config: TrainConfig):
       float32 (B,) vectors d_real_probs and d_fake_probs, D's sigmoid outputs.
     """
     generator, discriminator = state.generator, state.discriminator
+    # The average's batch-norm statistics are measured for its own weights where it is
+    # used (model.set_standing_statistics), not copied from the raw generator's.
     ema_pairs = list(zip(state.ema_generator.trainable_variables,
                          generator.trainable_variables))
-    stat_pairs = list(zip(state.ema_generator.non_trainable_variables,
-                          generator.non_trainable_variables))
     r1_weight = 0.5 * config.r1_gamma * config.r1_interval
 
     @tf.function(jit_compile=config.xla)
@@ -67,8 +67,6 @@ def make_train_step(state: checkpoints.TrainState, config: TrainConfig):
         decay = ema_decay_at(state.step, config.ema_decay)
         for average, weight in ema_pairs:
             average.assign(decay * average + (1.0 - decay) * weight)
-        for average, statistic in stat_pairs:  # batch-norm moving statistics
-            average.assign(statistic)
         real_probs, fake_probs = tf.sigmoid(real_logits[:, 0]), tf.sigmoid(fake_logits[:, 0])
         return {"d_loss": d_loss, "g_loss": g_loss,
                 "d_real": tf.reduce_mean(real_probs), "d_fake": tf.reduce_mean(fake_probs),
@@ -157,14 +155,14 @@ def _train(config, state, manager, images, per_epoch) -> dict:
             if int(state.batch_in_epoch) == per_epoch:
                 state.epoch.assign_add(1)
                 state.batch_in_epoch.assign(0)
-                _epoch_end_summaries(summaries, state, fixed_z, probe)
+                _epoch_end_summaries(summaries, state, config, fixed_z, probe)
                 _save(manager, state)
         if not _saved(manager, int(state.step)):
             _save(manager, state)  # first, so a stop request is honoured at once
         if int(state.batch_in_epoch) != 0:  # a mid-epoch end: the budget or a signal
             # A stop skips the quality probe: seconds a user waiting on Ctrl-C or a
             # scheduler's grace period should not spend.
-            _epoch_end_summaries(summaries, state, fixed_z,
+            _epoch_end_summaries(summaries, state, config, fixed_z,
                                  None if stop.requested else probe)
     summaries.close()
     if stop.requested:
@@ -238,10 +236,13 @@ def _quality_probe(config):
                                  config.latent_dim, config.seed, config.latent_distribution)
 
 
-def _epoch_end_summaries(summaries, state, fixed_z, probe):
-    """The fixed-noise grid, to TensorBoard and as LOG_DIR/grids/step_N.png for the
+def _epoch_end_summaries(summaries, state, config, fixed_z, probe):
+    """The weight average's batch-norm statistics measured for its current weights, then
+    the fixed-noise grid, to TensorBoard and as LOG_DIR/grids/step_N.png for the
     training animation, and, when a probe is set, the quality figures."""
     step = int(state.step)
+    model.set_standing_statistics(state.ema_generator, latent.standing_batch(
+        config.latent_dim, config.latent_distribution))
     pixels = image_utils.to_uint8(state.ema_generator(fixed_z, training=False))
     picture = summaries.grid(step, "generated_images", pixels)
     animation.save_grid(picture, summaries.log_dir, step)
