@@ -243,6 +243,9 @@ def test_learning_rate_scale_is_constant_then_falls_linearly_to_the_budget():
     assert train.learning_rate_scale(80, 100, 20) == 1.0  # the decay's first update
     assert train.learning_rate_scale(90, 100, 20) == pytest.approx(0.5)
     assert train.learning_rate_scale(99, 100, 20) == pytest.approx(0.05)  # the last update
+    # A budget shorter than the decay: it decays over the whole run, from the full rate.
+    assert train.learning_rate_scale(0, 100, 400) == 1.0
+    assert train.learning_rate_scale(50, 100, 400) == pytest.approx(0.5)
 
 
 def test_decay_over_the_last_epoch_is_what_each_update_uses(tiny_config, blob_images):

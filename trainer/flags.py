@@ -72,8 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--d-learning-rate", type=float, help=f"the discriminator's Adam learning rate "
         f"(default: {DEFAULTS.d_learning_rate})")
     add("--lr-decay-epochs", type=int, metavar="N", help=f"both learning rates fall "
-        f"linearly to zero over the last N epochs of the budget, 0 constant (default: "
-        f"{DEFAULTS.lr_decay_epochs})")
+        f"linearly to zero over the last N epochs of the budget (all of a shorter run), "
+        f"0 constant (default: {DEFAULTS.lr_decay_epochs})")
     add("--beta1", type=float, help=f"Adam beta1 (default: {DEFAULTS.beta1})")
     add("--arch", choices=ARCHS, help=f"dcgan, or mlp: the fully connected GAN of the "
         f"tutorials, as a baseline (default: {DEFAULTS.arch})")

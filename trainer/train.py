@@ -91,10 +91,11 @@ def ema_decay_at(step, ema_decay: float):
 
 def learning_rate_scale(step: int, total: int, decay_steps: int) -> float:
     """The factor on both learning rates for the update after `step` of `total` steps:
-    1, then falling linearly over the last `decay_steps` updates to 1 / decay_steps on
-    the final one (0 decay_steps: always 1)."""
+    1, then falling linearly over the last `decay_steps` updates (all of them when the
+    budget is shorter) to 1 / decay_steps on the final one (0 decay_steps: always 1)."""
     if decay_steps <= 0:
         return 1.0
+    decay_steps = min(decay_steps, total)  # a short run still starts at the full rate
     return min(1.0, (total - step) / decay_steps)
 
 

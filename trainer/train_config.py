@@ -44,7 +44,7 @@ class TrainConfig:
     # Allow a fresh run to replace the checkpoints already in checkpoint_dir.
     overwrite: bool = False
     # Passes over the 60,000 training images; ignored when train_steps is set.
-    num_epochs: int = 45
+    num_epochs: int = 40
     # Total optimizer steps; overrides num_epochs when set.
     train_steps: Optional[int] = None
     # Images per step, for both networks (DCGAN paper: 128; 64 reached a given quality
@@ -59,7 +59,7 @@ class TrainConfig:
     # al. 2017).
     d_learning_rate: Optional[float] = 2e-4
     # Both learning rates fall linearly to zero over this many last epochs of the budget
-    # (0 keeps them constant). Annealing settles the generator onto sharper digits (the
+    # (the whole run if it is shorter; 0 keeps them constant). Annealing settles the generator onto sharper digits (the
     # pix2pix/CycleGAN recipe: constant, then linear decay to zero).
     lr_decay_epochs: int = 10
     # Adam beta1 (DCGAN paper: 0.5; the default 0.9 made training oscillate).
