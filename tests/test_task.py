@@ -95,6 +95,9 @@ def test_train_resume_and_sample_through_the_cli(tmp_path, idx_dir, capsys):
     (["--precision", "float16"], "invalid choice: 'float16' (choose from"),
     (["--arch", "resnet"], "invalid choice: 'resnet' (choose from"),
     (["--latent-distribution", "cauchy"], "invalid choice: 'cauchy' (choose from"),
+    (["--lr-decay-epochs", "-1"], "--lr-decay-epochs must be a non-negative integer"),
+    (["--generator-depth", "-1"], "--generator-depth must be a non-negative integer"),
+    (["--discriminator-depth", "two"], "invalid int value: 'two'"),
 ])
 def test_usage_errors_exit_2_with_one_line(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
