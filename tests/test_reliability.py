@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from trainer import checkpoints, lock, model, train
+from trainer import checkpoints, latent, lock, model, train
 from trainer.errors import TrainerError
 from trainer.train_config import TrainConfig, save_config
 
@@ -53,10 +53,12 @@ def trained(config, images, **changes):
 
 
 def ema_weights(checkpoint_prefix, config):
-    """The averaged generator's weights read straight from one checkpoint."""
+    """The averaged generator's weights read straight from one checkpoint, with the
+    standing batch-norm statistics load_sampler gives it."""
     generator = model.build_generator(config.latent_dim, config.generator_width,
                                       depth=config.generator_depth)
     tf.train.Checkpoint(ema_generator=generator).read(checkpoint_prefix).expect_partial()
+    model.set_standing_statistics(generator, latent.standing_batch(config.latent_dim))
     return generator.get_weights()
 
 
