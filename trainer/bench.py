@@ -71,7 +71,8 @@ def train_flops_per_image(config: TrainConfig) -> dict:
     """
     from trainer import model
     g = layer_flops(model.generator_for(config.arch, config.latent_dim,
-                                        config.generator_width, depth=config.generator_depth))
+                                        config.generator_width,
+                                        depth=config.generator_depth))
     d = layer_flops(model.discriminator_for(config.arch, config.discriminator_width,
                                             depth=config.discriminator_depth))
     r1 = 4 * d / config.r1_interval if config.r1_gamma > 0 else 0

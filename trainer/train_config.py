@@ -17,11 +17,11 @@ PRECISIONS = ("bfloat16", "float32")
 ARCHS = ("dcgan", "mlp")
 LATENT_DISTRIBUTIONS = ("normal", "uniform")  # as trainer.latent.DISTRIBUTIONS
 
-# Fields that shape the saved variables or the step bookkeeping: a resume must keep them.
 # Fields added after some config.json files were written, with the value that rebuilds
 # the runs that wrote them (their networks had no extra layers, their rates no decay).
 ADDED_FIELDS = {"generator_depth": 0, "discriminator_depth": 0, "lr_decay_epochs": 0}
 
+# Fields that shape the saved variables or the step bookkeeping: a resume must keep them.
 RESUME_LOCKED_FIELDS = ("arch", "latent_dim", "latent_distribution", "generator_width",
                         "discriminator_width", "generator_depth", "discriminator_depth",
                         "batch_size")
@@ -59,8 +59,9 @@ class TrainConfig:
     # al. 2017).
     d_learning_rate: Optional[float] = 2e-4
     # Both learning rates fall linearly to zero over this many last epochs of the budget
-    # (the whole run if it is shorter; 0 keeps them constant). Annealing settles the generator onto sharper digits (the
-    # pix2pix/CycleGAN recipe: constant, then linear decay to zero).
+    # (the whole run if it is shorter; 0 keeps them constant). Annealing settles the
+    # generator onto sharper digits (the pix2pix/CycleGAN recipe: constant, then linear
+    # decay to zero; README, Results).
     lr_decay_epochs: int = 10
     # Adam beta1 (DCGAN paper: 0.5; the default 0.9 made training oscillate).
     beta1: float = 0.5
