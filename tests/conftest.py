@@ -14,6 +14,15 @@ MNIST_DIR = os.path.join(REPO, "..", "shared", "mnist")
 HAVE_MNIST = os.path.exists(os.path.join(MNIST_DIR, "train-images-idx3-ubyte.gz"))
 needs_mnist = pytest.mark.skipif(
     not HAVE_MNIST, reason=f"MNIST files not found at {MNIST_DIR} (see shared/README.md)")
+# System tests (kills, signals, a full disk, full-size benchmarks, the shipped model on
+# 10,000 samples) and whole train-resume-sample runs, seconds to minutes each on a 2-core
+# AVX2 CPU: `python -m pytest -q -m "not slow"` leaves them out while you work.
+slow = pytest.mark.slow
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: a system test or a whole training run; "
+                            "deselect with -m 'not slow'")
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ from PIL import Image, ImageSequence
 from trainer import animation, task, train
 from trainer.errors import TrainerError
 
-from conftest import replace
+from conftest import replace, slow
 
 GRID_PIXELS = 8 * 30 + 2  # 8x8 digits of 28 pixels with images.grid's 2-pixel gaps
 
@@ -85,6 +85,7 @@ def test_a_failed_gif_write_names_the_file_and_keeps_nothing_half_written(tmp_pa
     assert not os.path.exists(str(tmp_path / "progress.gif.partial"))
 
 
+@slow
 def test_training_saves_a_grid_each_epoch_end_and_the_progress_gif(tiny_config,
                                                                    blob_images):
     # 160 images / 16 = 10 steps an epoch: grids at both epoch ends and the last step.

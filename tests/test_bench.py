@@ -6,8 +6,9 @@ import tensorflow as tf
 from tensorflow.python.framework.convert_to_constants import (
     convert_variables_to_constants_v2)
 
-from conftest import MNIST_DIR, REPO, needs_mnist
+from conftest import MNIST_DIR, REPO, needs_mnist, slow
 from trainer import bench, data, model, time_to_quality
+from trainer.hardware import Hardware
 from trainer.train_config import TrainConfig
 
 
@@ -54,12 +55,15 @@ def test_matmul_peak_is_positive_and_finite():
 def test_train_throughput_runs_the_real_step(blob_images):
     config = TrainConfig(generator_width=4, discriminator_width=4, batch_size=8,
                          r1_interval=2)
-    assert bench.train_images_per_sec(config, blob_images, cycles=2) > 0
+    assert bench.train_images_per_sec(config, blob_images, cycles=2, repeats=1) > 0
 
 
+@slow  # trains the default-size network
 @needs_mnist
 def test_benchmark_prints_a_table_and_every_figure_as_json(capsys, monkeypatch, tmp_path):
     monkeypatch.chdir(REPO)
+    monkeypatch.setattr(bench, "THROUGHPUT_CYCLES", 1)
+    monkeypatch.setattr(bench, "THROUGHPUT_REPEATS", 1)
     monkeypatch.setattr(bench, "SAMPLE_COUNT", 200)
     monkeypatch.setattr(bench, "MATMUL_SIZE", 512)
     monkeypatch.setattr(bench, "PEAK_SECONDS", 0.3)
@@ -76,6 +80,8 @@ def test_benchmark_prints_a_table_and_every_figure_as_json(capsys, monkeypatch, 
         figures["train_images_per_sec"] * figures["flops_per_image"] / 1e9)
     assert 100 < figures["train_peak_rss_mb"] < 24_000  # a real process's megabytes
     assert "training images/s" in table
+    assert "--precision auto: " + figures["auto_precision"] in table
+    assert figures["precision"] == figures["auto_precision"]  # the defaults, resolved
 
 
 def test_time_to_quality_rejects_a_non_positive_budget(capsys):
@@ -106,19 +112,20 @@ def test_crossing_minutes_are_the_first_below_each_ratio():
     assert time_to_quality.minutes_below(rows, 5) is None
 
 
+@slow
 @needs_mnist
 def test_time_to_quality_reads_the_runs_own_probe_and_keeps_the_run(tmp_path):
-    # Tiny, shallow nets and large batches: epochs of 120 steps end within the budget
-    # even on a loaded machine.
-    tiny = ["--batch-size", "500", "--generator-width", "4", "--discriminator-width", "4",
+    # Tiny, shallow nets and large batches: epochs of 60 steps end within the budget
+    # even on a loaded 2-core AVX2 machine (half a minute and 120 steps were too few).
+    tiny = ["--batch-size", "1000", "--generator-width", "4", "--discriminator-width", "4",
             "--generator-depth", "0", "--discriminator-depth", "0", "--eval-samples", "200",
             "--log-freq", "1000"]
-    results = time_to_quality.measure(str(MNIST_DIR), 0.5, str(tmp_path), extra_flags=tiny)
+    results = time_to_quality.measure(str(MNIST_DIR), 1.0, str(tmp_path), extra_flags=tiny)
     rows = results["epochs"]
     assert rows, "no epoch ended within the budget"
-    steps = [row["step"] for row in rows]  # each epoch end (120 steps), then the stop
-    assert steps[0] == 120 and all(a < b for a, b in zip(steps, steps[1:]))
-    assert all(step % 120 == 0 for step in steps[:-1])
+    steps = [row["step"] for row in rows]  # each epoch end (60 steps), then the stop
+    assert steps[0] == 60 and all(a < b for a, b in zip(steps, steps[1:]))
+    assert all(step % 60 == 0 for step in steps[:-1])
     assert all(a["minutes"] < b["minutes"] for a, b in zip(rows, rows[1:]))
     for row in rows:
         assert row["over_floor"] == pytest.approx(row["frechet_distance"] / results["floor"])
@@ -128,12 +135,35 @@ def test_time_to_quality_reads_the_runs_own_probe_and_keeps_the_run(tmp_path):
 
 
 def test_variants_measure_each_option_against_the_defaults(monkeypatch, blob_images):
+    monkeypatch.setattr(bench, "THROUGHPUT_CYCLES", 1)
     monkeypatch.setattr(bench, "VARIANTS", [
         ("defaults", {"generator_width": 4, "discriminator_width": 4, "batch_size": 8}),
         ("float32", {"generator_width": 4, "discriminator_width": 4, "batch_size": 8,
                      "precision": "float32"})])
     monkeypatch.setattr(data, "load_mnist", lambda *args: (blob_images, None))
-    rows = bench.variants(None)
+    rows = bench.variants(None, Hardware(cpu_flags=frozenset({"avx2"})))
     assert [r["variant"] for r in rows] == ["defaults", "float32"]
     assert rows[0]["vs_defaults"] == 1.0 and rows[1]["vs_defaults"] > 0
     assert "x defaults" in bench.format_variants(rows)
+
+
+@pytest.mark.parametrize("cpu_flags, precision", [
+    (frozenset({"avx2", "fma", "sse4_2"}), "float32"),
+    (frozenset({"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"}), "bfloat16")])
+def test_figures_name_their_hardware_and_the_precision_auto_chose(cpu_flags, precision):
+    machine = Hardware(cpu_name="Some CPU", cpu_flags=cpu_flags, isa_cap="AVX2")
+    described = bench.describe(Hardware(cpu_name="Some CPU", cpu_flags=cpu_flags))
+    assert described["cpu"] == "Some CPU" and described["auto_precision"] == precision
+    assert described["cpu_flags"] == [f for f in bench.FLAGS_SHOWN if f in cpu_flags]
+    assert bench.resolved(Hardware(cpu_flags=cpu_flags)).compute_precision == precision
+    # Capped at AVX2, the same CPU trains in float32, and the header says why.
+    header = bench.format_machine({**bench.describe(machine), "cores": 2})
+    assert header.startswith("Some CPU, 2 cores, flags: avx2")
+    assert "ONEDNN_MAX_CPU_ISA=AVX2" in header
+    assert "--precision auto: float32" in header.splitlines()[1]
+
+
+def test_variants_resolve_an_explicit_precision_as_asked():
+    machine = Hardware(cpu_flags=frozenset({"avx2"}))
+    assert bench.resolved(machine, precision="bfloat16").compute_precision == "bfloat16"
+    assert bench.resolved(machine).compute_precision == "float32"

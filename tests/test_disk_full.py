@@ -11,6 +11,8 @@ from trainer.errors import TrainerError
 
 from conftest import replace
 
+pytestmark = pytest.mark.slow  # real full disks
+
 DISK_BYTES = 2 * 1024 * 1024
 
 

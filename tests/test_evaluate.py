@@ -7,7 +7,7 @@ import pytest
 from trainer import classifier, data, evaluate, images as image_utils, task, train
 from trainer.errors import TrainerError
 
-from conftest import MNIST_DIR, needs_mnist, replace
+from conftest import MNIST_DIR, needs_mnist, replace, slow
 from test_train import event_tags
 
 needs_weights = pytest.mark.skipif(not os.path.exists(classifier.WEIGHTS_PATH),
@@ -19,6 +19,7 @@ def judge():
     return classifier.load_judge()
 
 
+@slow
 @needs_mnist
 @needs_weights
 def test_shipped_classifier_accuracy_on_the_test_set(judge):
@@ -43,6 +44,7 @@ def test_judge_gives_features_and_probabilities(judge):
     np.testing.assert_allclose(features, same, rtol=1e-5, atol=1e-5)
 
 
+@slow
 @needs_mnist
 @needs_weights
 def test_real_data_floor_sits_far_below_noise(judge):
@@ -77,6 +79,7 @@ def test_png_folder_errors_name_the_problem(tmp_path):
         evaluate.load_png_folder(str(tmp_path))
 
 
+@slow  # the real-data floor on 10,000 images
 @needs_mnist
 @needs_weights
 def test_evaluate_cli_on_a_png_folder_prints_a_table_and_json(tmp_path, capsys):
@@ -102,6 +105,7 @@ def test_evaluate_cli_on_a_png_folder_prints_a_table_and_json(tmp_path, capsys):
     assert "nearest training image, pixel L2" in "\n".join(out)
 
 
+@slow
 @needs_mnist
 @needs_weights
 def test_training_logs_quality_figures_each_epoch(tiny_config, mnist_subset):

@@ -9,7 +9,7 @@ from PIL import Image, ImageSequence
 from trainer import checkpoints, interpolate, task
 from trainer import images as image_utils
 
-from conftest import REPO
+from conftest import REPO, slow
 
 TILE = 28 + 2  # a 28x28 digit and images.grid's 2-pixel gap
 
@@ -149,6 +149,7 @@ def test_gif_plays_the_walks_one_step_a_frame(shipped, tmp_path):
                 tile(frame, walk // columns, walk % columns), tile(picture, walk, step))
 
 
+@slow
 def test_walks_are_reproducible_by_seed(shipped, tmp_path):
     def picture(seed, folder):
         return read(interpolate.write_walks(shipped, str(tmp_path / folder), 2, seed)[0])

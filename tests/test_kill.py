@@ -9,9 +9,13 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from trainer import checkpoints
 
 from conftest import REPO
+
+pytestmark = pytest.mark.slow  # 20 process starts and kills: minutes
 
 BUDGET = 400
 KILLS = 20

@@ -4,7 +4,7 @@ import numpy as np
 
 from trainer import model, probe
 
-from conftest import MNIST_DIR, REPO, needs_mnist
+from conftest import MNIST_DIR, REPO, needs_mnist, slow
 
 
 def test_features_are_each_hidden_layer_pooled_to_4x4():
@@ -36,6 +36,7 @@ def test_linear_classifier_separates_separable_classes_and_not_noise():
     assert probe.linear_accuracy(train_x, shuffled, test_x, test_y) < 0.3
 
 
+@slow
 @needs_mnist
 def test_probe_of_the_shipped_discriminator_beats_chance_widely(monkeypatch):
     monkeypatch.setattr(probe, "LABELS", (100,))

@@ -17,7 +17,7 @@ from trainer import checkpoints, latent, lock, model, train
 from trainer.errors import TrainerError
 from trainer.train_config import TrainConfig, save_config
 
-from conftest import REPO, replace
+from conftest import REPO, replace, slow
 
 # A second process that takes the folder's lock, says so, and holds it until killed.
 HOLD = ("import sys; from trainer import lock; lock.acquire(sys.argv[1]); "
@@ -86,6 +86,7 @@ def test_held_folder_is_refused_with_the_holders_pid_until_the_holder_dies(tiny_
     lock.release(folder)
 
 
+@slow
 def test_overwrite_of_a_held_folder_deletes_nothing(tiny_config, blob_images):
     trained(tiny_config, blob_images)
     before = sorted(os.listdir(tiny_config.checkpoint_dir))
@@ -107,6 +108,7 @@ def test_a_run_holds_its_folder_until_released(tiny_config, blob_images):
     assert another_process_can_lock(tiny_config.checkpoint_dir)
 
 
+@slow
 def test_stale_lock_file_is_not_a_checkpoint_and_overwrite_keeps_it(tiny_config,
                                                                    blob_images):
     folder = tiny_config.checkpoint_dir
@@ -118,6 +120,7 @@ def test_stale_lock_file_is_not_a_checkpoint_and_overwrite_keeps_it(tiny_config,
     assert os.path.exists(os.path.join(folder, lock.LOCK_FILENAME))
 
 
+@slow
 def test_overwrite_removes_a_temp_folder_left_by_an_interrupted_save(tiny_config,
                                                                     blob_images):
     trained(tiny_config, blob_images)
@@ -174,6 +177,7 @@ def damaged_copy(two_checkpoints, tmp_path):
     return replace(two_checkpoints, checkpoint_dir=folder, log_dir=str(tmp_path / "logs"))
 
 
+@slow
 @pytest.mark.parametrize("damage", ["truncated data", "missing index"])
 def test_resume_falls_back_past_a_damaged_newest_checkpoint(
         two_checkpoints, damaged_copy, blob_images_module, damage, caplog):
@@ -280,6 +284,7 @@ def test_save_blocked_inside_tensorflow_keeps_the_previous_checkpoint(tiny_confi
     assert int(restored.step) == 4
 
 
+@slow
 def test_run_stops_with_a_named_error_when_the_disk_fills(tiny_config, blob_images,
                                                           monkeypatch):
     failing_on_step(monkeypatch, 8, OSError(errno.ENOSPC, "No space left on device"))

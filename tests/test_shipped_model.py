@@ -9,7 +9,7 @@ import numpy as np
 
 from trainer import checkpoints, classifier, evaluate, sample
 
-from conftest import MNIST_DIR, REPO, needs_mnist
+from conftest import MNIST_DIR, REPO, needs_mnist, slow
 
 SHIPPED = os.path.join(REPO, "MNIST-trained-model")
 # Guards against shipping a worse model: the committed model measured 0.940 confident,
@@ -24,6 +24,7 @@ def test_ships_one_resumable_checkpoint_under_32_mb():
     assert size <= 32 * 1024 * 1024
 
 
+@slow
 def test_fresh_clone_samples_64_digits_with_no_data(tmp_path):
     env = dict(os.environ, HOME=str(tmp_path), PYTHONPATH=REPO)  # no Keras MNIST cache
     out = tmp_path / "samples"
@@ -33,6 +34,7 @@ def test_fresh_clone_samples_64_digits_with_no_data(tmp_path):
     assert names == ["grid.png"] + [f"sample_{i:05d}.png" for i in range(64)]
 
 
+@slow
 def test_shipped_samples_are_confident_varied_digits():
     generator, config = checkpoints.load_sampler(SHIPPED)
     images = np.concatenate(list(sample.generate(generator, 2000, config.latent_dim, 0)))
@@ -42,6 +44,7 @@ def test_shipped_samples_are_confident_varied_digits():
     assert shares.min() >= 0.05 and shares.max() <= 0.15
 
 
+@slow
 @needs_mnist
 def test_shipped_model_quality_on_10000_samples():
     results = evaluate.run(MNIST_DIR, 10_000, seed=0, checkpoint_dir=SHIPPED)

@@ -14,6 +14,8 @@ from trainer import checkpoints, task
 
 from conftest import REPO
 
+pytestmark = pytest.mark.slow  # training processes stopped by signals
+
 TINY = ["--eval-samples", "0", "--batch-size", "16", "--latent-dim", "8",
         "--generator-width", "4", "--discriminator-width", "4", "--seed", "1",
         "--train-steps", "100000"]

@@ -11,7 +11,7 @@ from trainer import flags as cli_flags
 from trainer import task
 from trainer.train_config import TrainConfig
 
-from conftest import REPO
+from conftest import REPO, slow
 
 SHIPPED = os.path.join(REPO, "MNIST-trained-model")
 
@@ -50,6 +50,7 @@ def test_job_dir_moves_the_default_folders():
     assert config.log_dir == "mine"
 
 
+@slow
 def test_train_resume_and_sample_through_the_cli(tmp_path, idx_dir, capsys):
     assert task.main(["--data-dir", idx_dir, "--train-steps", "3", *flags(tmp_path)]) == 0
     # The resumed run takes data dir and the rest from the saved config.
@@ -141,6 +142,7 @@ def test_runtime_errors_exit_1_with_one_line(case, message, tmp_path, idx_dir, c
     assert err == [err[0]] and err[0].startswith("error: ") and message in err[0]
 
 
+@slow
 def test_fresh_run_over_checkpoints_is_refused_and_names_the_ways_out(tmp_path, idx_dir,
                                                                       capsys):
     assert task.main(["--data-dir", idx_dir, "--train-steps", "2", *flags(tmp_path)]) == 0
@@ -157,6 +159,7 @@ def _start(tmp_path, idx_dir):
         cwd=str(tmp_path), env=env, stderr=subprocess.PIPE, text=True)
 
 
+@slow  # a training process stopped by a signal
 @pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signal_saves_a_checkpoint_at_the_current_step_and_exits(tmp_path, idx_dir, signum,
                                                                  code):
@@ -196,6 +199,7 @@ def test_console_script_runs_the_same_cli():
     assert "--batch-size must be a positive integer" in result.stderr
 
 
+@slow  # two training processes
 def test_second_run_on_a_live_runs_folder_is_refused(tmp_path, idx_dir, capsys):
     process = _start(tmp_path, idx_dir)
     try:

@@ -8,7 +8,7 @@ import tensorflow as tf
 from trainer import checkpoints, model, train
 from trainer.errors import TrainerError
 
-from conftest import replace
+from conftest import replace, slow
 
 
 def event_tags(log_dir):
@@ -62,6 +62,7 @@ def test_epoch_ends_write_a_checkpoint_and_a_grid(tiny_config, blob_images):
     assert grid_steps == {10, 20, 25}
 
 
+@slow
 def test_resume_is_bit_identical_to_an_uninterrupted_run(tiny_config, blob_images, tmp_path):
     config = replace(tiny_config, deterministic=True, train_steps=14, checkpoint_freq=100)
     whole = replace(config, checkpoint_dir=str(tmp_path / "whole"))
@@ -76,6 +77,7 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(tiny_config, blob_image
         np.testing.assert_array_equal(a, b)
 
 
+@slow
 def test_resume_logs_the_step_and_epoch(tiny_config, blob_images, caplog):
     train.run(replace(tiny_config, train_steps=13), images=blob_images)
     with caplog.at_level("INFO"):
@@ -93,6 +95,7 @@ def test_fresh_run_refuses_to_replace_checkpoints(tiny_config, blob_images):
     assert sorted(os.listdir(tiny_config.checkpoint_dir)) == before
 
 
+@slow
 def test_overwrite_replaces_checkpoints(tiny_config, blob_images):
     train.run(replace(tiny_config, train_steps=8), images=blob_images)
     result = train.run(replace(tiny_config, train_steps=3, overwrite=True),
@@ -153,6 +156,7 @@ def test_first_step_moves_the_average_nine_tenths_toward_the_new_weights(tiny_co
                                    rtol=1e-5, atol=1e-7)
 
 
+@slow
 def test_lazy_r1_penalizes_only_when_asked(tiny_config, blob_images):
     real = tf.convert_to_tensor(blob_images[:16, :, :, None] / 127.5 - 1, tf.float32)
 
@@ -171,6 +175,7 @@ def test_lazy_r1_penalizes_only_when_asked(tiny_config, blob_images):
     assert not same(d_weights_after(True, 10.0), d_weights_after(False, 10.0))
 
 
+@slow
 def test_mlp_baseline_trains_resumes_and_samples(tiny_config, blob_images):
     config = replace(tiny_config, arch="mlp")
     assert train.run(config, images=blob_images)["step"] == 6
@@ -183,6 +188,7 @@ def test_mlp_baseline_trains_resumes_and_samples(tiny_config, blob_images):
                   images=blob_images)
 
 
+@slow
 def test_deeper_nets_train_resume_and_load_with_their_depths(tiny_config, blob_images):
     config = replace(tiny_config, generator_depth=1, discriminator_depth=2)
     assert train.run(config, images=blob_images)["step"] == 6
@@ -213,6 +219,7 @@ def test_pixel_statistics_and_d_outputs_match_the_batch(tiny_config, blob_images
     assert float(out["d_real"]) == pytest.approx(out["d_real_probs"].numpy().mean(), 1e-5)
 
 
+@slow
 def test_xla_compiled_step_trains_and_resumes(tiny_config, blob_images):
     config = replace(tiny_config, xla=True, train_steps=4)
     assert train.run(config, images=blob_images)["step"] == 4
@@ -260,6 +267,7 @@ def test_decay_over_the_last_epoch_is_what_each_update_uses(tiny_config, blob_im
     assert saved_learning_rates(config.checkpoint_dir) == pytest.approx((1e-4, 4e-5))
 
 
+@slow
 def test_resume_uses_the_flags_learning_rates_not_the_checkpoints(tiny_config, blob_images):
     train.run(replace(tiny_config, train_steps=4, learning_rate=1e-3, d_learning_rate=1e-3),
               images=blob_images)

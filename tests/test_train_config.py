@@ -32,7 +32,8 @@ def test_config_is_frozen():
     ("d_learning_rate", 0.0), ("d_learning_rate", "x"), ("r1_interval", 0),
     ("label_smoothing", 1.0), ("label_smoothing", -0.5), ("precision", "float16"),
     ("lr_decay_epochs", -1), ("lr_decay_epochs", 2.5), ("generator_depth", -1),
-    ("discriminator_depth", 1.5),
+    ("discriminator_depth", 1.5), ("resolved_precision", "auto"),
+    ("resolved_precision", "float16"),
 ])
 def test_bad_values_raise_naming_the_field(field, value):
     with pytest.raises(ValueError, match=field):
@@ -86,3 +87,11 @@ def test_discriminator_learning_rate_follows_the_generators_when_none():
                        ).discriminator_learning_rate == 3e-4
     assert TrainConfig(learning_rate=3e-4, d_learning_rate=1e-3
                        ).discriminator_learning_rate == 1e-3
+
+
+def test_precision_computes_in_what_it_resolved_to_and_auto_unresolved_in_float32():
+    assert TrainConfig().precision == "auto"
+    assert TrainConfig().compute_precision == "float32"
+    assert TrainConfig(resolved_precision="bfloat16").compute_precision == "bfloat16"
+    assert TrainConfig(precision="bfloat16").compute_precision == "bfloat16"
+

@@ -22,10 +22,15 @@ import time
 
 import numpy as np
 
+from trainer import hardware
 from trainer.errors import TrainerError
 from trainer.train_config import TrainConfig
 
+# The CPU flags that decide the speed of training here: AVX2 and AVX-512 for float32,
+# AVX512-BF16 and AMX for bfloat16.
+FLAGS_SHOWN = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16")
 MATMUL_SIZE = 2048
+THROUGHPUT_CYCLES, THROUGHPUT_REPEATS = 8, 3  # R1 cycles per timing, timings kept best of
 PEAK_SECONDS = 3.0  # per matmul peak: the best of repeated timings over this long
 SAMPLE_COUNT = 10_000
 
@@ -100,22 +105,22 @@ def matmul_peak_gflops(dtype: str = "float32", size: int = None,
     return best
 
 
-def train_images_per_sec(config: TrainConfig, images: np.ndarray, cycles: int = 8,
-                         repeats: int = 3) -> float:
+def train_images_per_sec(config: TrainConfig, images: np.ndarray, cycles: int = None,
+                         repeats: int = None) -> float:
     """Steady-state training throughput: the real step and input pipeline, timed over
     whole R1 cycles after both compiled variants of the step have run; the best of
     `repeats` timings, so a burst of other work on the machine does not count."""
     timed = throughput_timer(config, images, cycles)
-    return max(timed() for _ in range(repeats))
+    return max(timed() for _ in range(repeats or THROUGHPUT_REPEATS))
 
 
-def throughput_timer(config: TrainConfig, images: np.ndarray, cycles: int = 8):
+def throughput_timer(config: TrainConfig, images: np.ndarray, cycles: int = None):
     """Builds and compiles the training step of `config`; returns a function that
     trains `cycles` R1 cycles and gives their images/s."""
     from trainer import checkpoints, data, train
     state = checkpoints.build_state(config)
     step = train.make_train_step(state, config)
-    interval = config.r1_interval
+    interval, cycles = config.r1_interval, cycles or THROUGHPUT_CYCLES
     batches = itertools.chain.from_iterable(
         data.epoch_batches(images, config.batch_size, config.seed, epoch)
         for epoch in itertools.count())
@@ -183,13 +188,14 @@ def run_child(args: list, timeout: float = None, show_log: bool = False) -> dict
             "peak_rss_mb": usage.ru_maxrss / 1024}  # Linux reports kilobytes
 
 
-def benchmark(data_dir, checkpoint_dir: str, train_steps: int) -> dict:
-    """Every figure of the default table; see the module docstring."""
+def benchmark(data_dir, checkpoint_dir: str, train_steps: int, machine) -> dict:
+    """Every figure of the default table; see the module docstring. `machine` is the
+    trainer.hardware.Hardware the figures are measured on."""
     import tensorflow as tf
     from trainer import data
-    config = dataclasses.replace(TrainConfig(), data_dir=data_dir)
-    results = {"cpu": _cpu_name(), "cores": os.cpu_count(), "tensorflow": tf.__version__,
-               "batch_size": config.batch_size, "precision": config.precision}
+    config = resolved(machine, data_dir=data_dir)
+    results = {**describe(machine), "cores": os.cpu_count(), "tensorflow": tf.__version__,
+               "batch_size": config.batch_size, "precision": config.compute_precision}
     with tempfile.TemporaryDirectory() as folder:
         results["sample16_seconds"] = run_child(
             ["--sample", "16", "--checkpoint-dir", checkpoint_dir,
@@ -214,10 +220,10 @@ def benchmark(data_dir, checkpoint_dir: str, train_steps: int) -> dict:
 
 # Training options measured against the defaults by --variants: (label, config changes).
 VARIANTS = [
-    ("defaults", {}),
-    ("float32 instead of bfloat16", {"precision": "float32"}),
+    ("defaults (--precision auto)", {}),
+    ("--precision float32", {"precision": "float32"}),
+    ("--precision bfloat16", {"precision": "bfloat16"}),
     ("XLA (--xla)", {"xla": True}),
-    ("XLA, float32", {"xla": True, "precision": "float32"}),
     ("R1 every step (--r1-interval 1)", {"r1_interval": 1}),
     ("no R1 (--r1-gamma 0)", {"r1_gamma": 0.0}),
     ("batch 32", {"batch_size": 32}),
@@ -226,15 +232,16 @@ VARIANTS = [
 ]
 
 
-def variants(data_dir, repeats: int = 3) -> list:
-    """Steady-state training images/s of each VARIANTS entry, in one process: timed
-    round-robin `repeats` times, each variant's best, so that a slow spell of the
-    machine cannot favour one variant over another."""
+def variants(data_dir, machine, repeats: int = None) -> list:
+    """Steady-state training images/s of each VARIANTS entry on `machine` (a
+    trainer.hardware.Hardware), in one process: timed round-robin `repeats` times, each
+    variant's best, so that a slow spell of the machine cannot favour one variant over
+    another."""
     from trainer import data
     images, _ = data.load_mnist(data_dir, "train")
-    configs = [dataclasses.replace(TrainConfig(), **changes) for _, changes in VARIANTS]
+    configs = [resolved(machine, **changes) for _, changes in VARIANTS]
     timers = [throughput_timer(config, images) for config in configs]
-    best = [0.0] * len(timers)
+    best, repeats = [0.0] * len(timers), repeats or THROUGHPUT_REPEATS
     for round_ in range(repeats):
         for index, timed in enumerate(timers):
             best[index] = max(best[index], timed())
@@ -251,6 +258,24 @@ def format_variants(rows: list) -> str:
     lines += [f"{r['variant']:<36}{r['train_images_per_sec']:>10.0f}"
               f"{r['achieved_gflops']:>9.1f}{r['vs_defaults']:>12.2f}" for r in rows]
     return "\n".join(lines)
+
+
+def resolved(machine, **changes) -> TrainConfig:
+    """The defaults with `changes`, their precision resolved on `machine` as the trainer
+    resolves it."""
+    config = dataclasses.replace(TrainConfig(), **changes)
+    precision, _, _ = hardware.choose_precision(config.precision, machine)
+    return dataclasses.replace(config, resolved_precision=precision)
+
+
+def describe(machine) -> dict:
+    """The figures' hardware: CPU, the flags that matter, the oneDNN cap, and what
+    --precision auto chose there and why."""
+    precision, reason, _ = hardware.choose_precision("auto", machine)
+    return {"cpu": machine.cpu_name,
+            "cpu_flags": [flag for flag in FLAGS_SHOWN if flag in machine.cpu_flags],
+            "onednn_max_cpu_isa": machine.isa_cap, "auto_precision": precision,
+            "auto_reason": reason}
 
 
 def data_flag(data_dir) -> list:
@@ -271,23 +296,45 @@ TABLE = [  # (key, label, format)
 ]
 
 
+def format_machine(results: dict) -> str:
+    """Two lines: the CPU and its flags, then what --precision auto chose and why."""
+    cap = results["onednn_max_cpu_isa"]
+    return (f"{results['cpu']}, {results['cores']} cores, flags: "
+            f"{' '.join(results['cpu_flags']) or 'none of ' + ' '.join(FLAGS_SHOWN)}"
+            f"{f', ONEDNN_MAX_CPU_ISA={cap}' if cap else ''}\n"
+            f"--precision auto: {results['auto_precision']} ({results['auto_reason']})")
+
+
 def format_table(results: dict) -> str:
-    lines = [f"{results['cpu']}, {results['cores']} cores, TensorFlow "
-             f"{results['tensorflow']}, batch {results['batch_size']}, "
-             f"{results['precision']}"]
+    lines = [format_machine(results), f"TensorFlow {results['tensorflow']}, batch "
+             f"{results['batch_size']}, {results['precision']}"]
     lines += [f"{label:<40}{fmt.format(results[key]):>12}" for key, label, fmt in TABLE]
     return "\n".join(lines)
 
 
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
+def _measure(args, machine) -> dict:
+    """Runs the measurement `args` ask for on `machine`, prints its table, returns its
+    figures."""
+    from trainer import time_to_quality  # it imports this module's run_child
+    results = {**describe(machine), "cores": os.cpu_count()}
+    if args.variants:
+        results.update(peak_gflops=matmul_peak_gflops("float32"),
+                       peak_bfloat16_gflops=matmul_peak_gflops("bfloat16"),
+                       variants=variants(args.data_dir, machine))
+        print(format_machine(results))
+        print(f"matmul peaks: float32 {results['peak_gflops']:.1f} GFLOP/s, bfloat16 "
+              f"{results['peak_bfloat16_gflops']:.1f} GFLOP/s")
+        print(format_variants(results["variants"]))
+    elif args.time_to_quality:
+        with tempfile.TemporaryDirectory() as folder:
+            results.update(time_to_quality.measure(
+                args.data_dir, args.time_to_quality, args.output_dir or folder))
+        print(format_machine(results))
+        print(time_to_quality.format_table(results))
+    else:
+        results = benchmark(args.data_dir, args.checkpoint_dir, args.train_steps, machine)
+        print(format_table(results))
+    return results
 
 
 def main(argv=None) -> int:
@@ -303,8 +350,8 @@ def main(argv=None) -> int:
                         help="steps of the training run whose peak memory is measured")
     parser.add_argument("--time-to-quality", type=float, metavar="MINUTES",
                         help="instead: train from scratch for MINUTES with the README's "
-                        "command and report when the Frechet distance fell below 30x and "
-                        "10x the real-data floor")
+                        "command and report when the Frechet distance fell below 30x, "
+                        "10x and 2x the real-data floor")
     parser.add_argument("--variants", action="store_true", help="instead: training "
                         "images/s of each speed option (precision, XLA, R1 cadence, "
                         "batch size) beside the defaults")
@@ -314,23 +361,9 @@ def main(argv=None) -> int:
     if args.time_to_quality is not None and not args.time_to_quality > 0:
         parser.error(f"--time-to-quality must be a positive number of minutes, got "
                      f"{args.time_to_quality}")
-    from trainer import time_to_quality
+    machine = hardware.detect(os.environ)
     try:
-        if args.variants:
-            results = variants(args.data_dir)
-            print(format_variants(results))
-        elif args.time_to_quality and args.output_dir:
-            results = time_to_quality.measure(args.data_dir, args.time_to_quality,
-                                              args.output_dir)
-            print(time_to_quality.format_table(results))
-        elif args.time_to_quality:
-            with tempfile.TemporaryDirectory() as folder:
-                results = time_to_quality.measure(args.data_dir, args.time_to_quality,
-                                                  folder)
-            print(time_to_quality.format_table(results))
-        else:
-            results = benchmark(args.data_dir, args.checkpoint_dir, args.train_steps)
-            print(format_table(results))
+        results = _measure(args, machine)
     except TrainerError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

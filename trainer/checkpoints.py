@@ -50,14 +50,15 @@ def build_state(config: TrainConfig) -> TrainState:
     """Fresh networks and optimizers, with every variable created (so restore fills
     them at once instead of deferring)."""
     generator = model.generator_for(config.arch, config.latent_dim, config.generator_width,
-                                    config.precision, config.generator_depth)
+                                    config.compute_precision, config.generator_depth)
     # The average is sampled from, so it computes in float32 whatever the training does.
     ema_generator = model.generator_for(config.arch, config.latent_dim,
                                         config.generator_width,
                                         depth=config.generator_depth)
     ema_generator.set_weights(generator.get_weights())
     discriminator = model.discriminator_for(config.arch, config.discriminator_width,
-                                            config.precision, config.discriminator_depth)
+                                            config.compute_precision,
+                                            config.discriminator_depth)
     optimizers = []
     for net, rate in ((generator, config.learning_rate),
                       (discriminator, config.discriminator_learning_rate)):

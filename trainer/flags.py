@@ -95,8 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
         f"as many (default: {DEFAULTS.r1_interval})")
     add("--label-smoothing", type=float, help=f"real images' target is 1 minus this "
         f"(default: {DEFAULTS.label_smoothing})")
-    add("--precision", choices=PRECISIONS, help=f"bfloat16 (mixed precision, float32 "
-        f"weights) or float32 (default: {DEFAULTS.precision})")
+    add("--precision", choices=PRECISIONS, help=f"auto: bfloat16 where the hardware "
+        f"computes it natively (AVX512-BF16 or AMX CPUs, GPUs of compute capability 8.0+), "
+        f"float32 elsewhere; bfloat16: mixed precision with float32 weights; float32 "
+        f"(default: {DEFAULTS.precision})")
     add("--xla", action="store_true", help="compile the train step with XLA "
         "(slower than the default on the CPUs measured)")
     add("--ema-decay", type=float, help=f"decay of the generator average sampled from, 0 "

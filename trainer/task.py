@@ -8,6 +8,7 @@
     python -m trainer.task --progress-gif              # a run's grids as progress.gif
 """
 
+import dataclasses
 import logging
 import os
 import sys
@@ -49,8 +50,9 @@ def main(argv=None) -> int:
             from trainer import probe
             print(probe.format_table(probe.run(config.checkpoint_dir, config.data_dir)))
             return 0
-        from trainer import train
-        result = train.run(config)
+        from trainer import hardware, train
+        precision = hardware.log_choice(config.precision, hardware.detect(os.environ))
+        result = train.run(dataclasses.replace(config, resolved_precision=precision))
     except TrainerError as err:
         return _fail(err)
     return 128 + _SIGNALS[result["interrupted"]] if result["interrupted"] else 0

@@ -13,13 +13,14 @@ from typing import Optional
 from trainer.errors import TrainerError
 
 CONFIG_FILENAME = "config.json"
-PRECISIONS = ("bfloat16", "float32")
+PRECISIONS = ("auto", "bfloat16", "float32")
 ARCHS = ("dcgan", "mlp")
 LATENT_DISTRIBUTIONS = ("normal", "uniform")  # as trainer.latent.DISTRIBUTIONS
 
 # Fields added after some config.json files were written, with the value that rebuilds
 # the runs that wrote them (their networks had no extra layers, their rates no decay).
-ADDED_FIELDS = {"generator_depth": 0, "discriminator_depth": 0, "lr_decay_epochs": 0}
+ADDED_FIELDS = {"generator_depth": 0, "discriminator_depth": 0, "lr_decay_epochs": 0,
+                "resolved_precision": None}
 
 # Fields that shape the saved variables or the step bookkeeping: a resume must keep them.
 RESUME_LOCKED_FIELDS = ("arch", "latent_dim", "latent_distribution", "generator_width",
@@ -91,9 +92,14 @@ class TrainConfig:
     # Target for real images in the discriminator's loss is 1 - this (one-sided label
     # smoothing, Salimans et al. 2016); 0 is plain cross-entropy.
     label_smoothing: float = 0.0
-    # Arithmetic of the networks: "bfloat16" computes in bfloat16 with float32 weights
-    # (mixed precision; fast on CPUs with AVX512-BF16 or AMX), "float32" throughout.
-    precision: str = "bfloat16"
+    # Arithmetic of the networks, as asked: "bfloat16" computes in bfloat16 with float32
+    # weights (mixed precision), "float32" throughout, "auto" bfloat16 only where the
+    # hardware computes it natively (AVX512-BF16 or AMX CPUs, GPUs of compute capability
+    # 8.0+): elsewhere bfloat16 training ran about 10x slower than float32.
+    precision: str = "auto"
+    # What `precision` resolved to on the machine that last ran (trainer.hardware sets
+    # it at start-up; None: not resolved, and "auto" computes in float32).
+    resolved_precision: Optional[str] = None
     # Compile the train step with XLA (jit_compile); slower than TensorFlow's oneDNN
     # kernels on the CPUs measured (see the README's Performance section).
     xla: bool = False
@@ -141,6 +147,9 @@ class TrainConfig:
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got "
                              f"{self.precision!r}")
+        if self.resolved_precision not in (None, "bfloat16", "float32"):
+            raise ValueError(f"resolved_precision must be bfloat16 or float32, got "
+                             f"{self.resolved_precision!r}")
         if not 0 <= self.beta1 < 1:
             raise ValueError(f"beta1 must be in [0, 1), got {self.beta1}; "
                              "try the DCGAN paper's 0.5")
@@ -155,6 +164,13 @@ class TrainConfig:
                              "0 turns the average off, 0.999 is typical")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
+
+    @property
+    def compute_precision(self) -> str:
+        """What the networks compute in: "bfloat16" or "float32"."""
+        if self.resolved_precision:
+            return self.resolved_precision
+        return "float32" if self.precision == "auto" else self.precision
 
     @property
     def discriminator_learning_rate(self) -> float:
