@@ -62,12 +62,11 @@ def test_train_throughput_runs_the_real_step(blob_images):
 @needs_mnist
 def test_benchmark_prints_a_table_and_every_figure_as_json(capsys, monkeypatch, tmp_path):
     monkeypatch.chdir(REPO)
-    monkeypatch.setattr(bench, "THROUGHPUT_CYCLES", 1)
-    monkeypatch.setattr(bench, "THROUGHPUT_REPEATS", 1)
     monkeypatch.setattr(bench, "SAMPLE_COUNT", 200)
     monkeypatch.setattr(bench, "MATMUL_SIZE", 512)
     monkeypatch.setattr(bench, "PEAK_SECONDS", 0.3)
-    assert bench.main(["--data-dir", str(MNIST_DIR), "--train-steps", "5"]) == 0
+    assert bench.main(["--data-dir", str(MNIST_DIR), "--train-steps", "5", "--cycles", "1",
+                       "--repeats", "1"]) == 0
     table, line = capsys.readouterr().out.strip().rsplit("\n", 1)
     figures = json.loads(line)
     for key in ("train_images_per_sec", "flops_per_image", "achieved_gflops", "peak_gflops",
@@ -82,6 +81,14 @@ def test_benchmark_prints_a_table_and_every_figure_as_json(capsys, monkeypatch, 
     assert "training images/s" in table
     assert "--precision auto: " + figures["auto_precision"] in table
     assert figures["precision"] == figures["auto_precision"]  # the defaults, resolved
+
+
+@pytest.mark.parametrize("flag", ["--cycles", "--repeats", "--train-steps"])
+def test_bench_counts_must_be_at_least_one(flag, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main([flag, "0"])
+    assert exit_info.value.code == 2
+    assert f"{flag} must be at least 1, got 0" in capsys.readouterr().err
 
 
 def test_time_to_quality_rejects_a_non_positive_budget(capsys):
@@ -135,13 +142,12 @@ def test_time_to_quality_reads_the_runs_own_probe_and_keeps_the_run(tmp_path):
 
 
 def test_variants_measure_each_option_against_the_defaults(monkeypatch, blob_images):
-    monkeypatch.setattr(bench, "THROUGHPUT_CYCLES", 1)
     monkeypatch.setattr(bench, "VARIANTS", [
         ("defaults", {"generator_width": 4, "discriminator_width": 4, "batch_size": 8}),
         ("float32", {"generator_width": 4, "discriminator_width": 4, "batch_size": 8,
                      "precision": "float32"})])
     monkeypatch.setattr(data, "load_mnist", lambda *args: (blob_images, None))
-    rows = bench.variants(None, Hardware(cpu_flags=frozenset({"avx2"})))
+    rows = bench.variants(None, Hardware(cpu_flags=frozenset({"avx2"})), cycles=1)
     assert [r["variant"] for r in rows] == ["defaults", "float32"]
     assert rows[0]["vs_defaults"] == 1.0 and rows[1]["vs_defaults"] > 0
     assert "x defaults" in bench.format_variants(rows)

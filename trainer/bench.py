@@ -188,9 +188,11 @@ def run_child(args: list, timeout: float = None, show_log: bool = False) -> dict
             "peak_rss_mb": usage.ru_maxrss / 1024}  # Linux reports kilobytes
 
 
-def benchmark(data_dir, checkpoint_dir: str, train_steps: int, machine) -> dict:
+def benchmark(data_dir, checkpoint_dir: str, train_steps: int, machine, cycles: int = None,
+              repeats: int = None) -> dict:
     """Every figure of the default table; see the module docstring. `machine` is the
-    trainer.hardware.Hardware the figures are measured on."""
+    trainer.hardware.Hardware the figures are measured on; `cycles` and `repeats` as for
+    train_images_per_sec."""
     import tensorflow as tf
     from trainer import data
     config = resolved(machine, data_dir=data_dir)
@@ -206,7 +208,7 @@ def benchmark(data_dir, checkpoint_dir: str, train_steps: int, machine) -> dict:
         results["train_peak_rss_mb"] = child["peak_rss_mb"]
     images, _ = data.load_mnist(data_dir, "train")
     flops = train_flops_per_image(config)
-    results["train_images_per_sec"] = train_images_per_sec(config, images)
+    results["train_images_per_sec"] = train_images_per_sec(config, images, cycles, repeats)
     results["flops_per_image"] = flops["train"]
     results["achieved_gflops"] = results["train_images_per_sec"] * flops["train"] / 1e9
     results["peak_gflops"] = matmul_peak_gflops("float32")
@@ -232,7 +234,7 @@ VARIANTS = [
 ]
 
 
-def variants(data_dir, machine, repeats: int = None) -> list:
+def variants(data_dir, machine, repeats: int = None, cycles: int = None) -> list:
     """Steady-state training images/s of each VARIANTS entry on `machine` (a
     trainer.hardware.Hardware), in one process: timed round-robin `repeats` times, each
     variant's best, so that a slow spell of the machine cannot favour one variant over
@@ -240,7 +242,7 @@ def variants(data_dir, machine, repeats: int = None) -> list:
     from trainer import data
     images, _ = data.load_mnist(data_dir, "train")
     configs = [resolved(machine, **changes) for _, changes in VARIANTS]
-    timers = [throughput_timer(config, images) for config in configs]
+    timers = [throughput_timer(config, images, cycles) for config in configs]
     best, repeats = [0.0] * len(timers), repeats or THROUGHPUT_REPEATS
     for round_ in range(repeats):
         for index, timed in enumerate(timers):
@@ -320,7 +322,8 @@ def _measure(args, machine) -> dict:
     if args.variants:
         results.update(peak_gflops=matmul_peak_gflops("float32"),
                        peak_bfloat16_gflops=matmul_peak_gflops("bfloat16"),
-                       variants=variants(args.data_dir, machine))
+                       variants=variants(args.data_dir, machine, args.repeats,
+                                         args.cycles))
         print(format_machine(results))
         print(f"matmul peaks: float32 {results['peak_gflops']:.1f} GFLOP/s, bfloat16 "
               f"{results['peak_bfloat16_gflops']:.1f} GFLOP/s")
@@ -332,7 +335,8 @@ def _measure(args, machine) -> dict:
         print(format_machine(results))
         print(time_to_quality.format_table(results))
     else:
-        results = benchmark(args.data_dir, args.checkpoint_dir, args.train_steps, machine)
+        results = benchmark(args.data_dir, args.checkpoint_dir, args.train_steps, machine,
+                            args.cycles, args.repeats)
         print(format_table(results))
     return results
 
@@ -355,9 +359,18 @@ def main(argv=None) -> int:
     parser.add_argument("--variants", action="store_true", help="instead: training "
                         "images/s of each speed option (precision, XLA, R1 cadence, "
                         "batch size) beside the defaults")
+    parser.add_argument("--cycles", type=int, default=THROUGHPUT_CYCLES, help="R1 cycles "
+                        "(16 steps at the defaults) in each throughput timing (default: "
+                        "%(default)s)")
+    parser.add_argument("--repeats", type=int, default=THROUGHPUT_REPEATS, help="timings "
+                        "of each throughput figure, the best kept (default: %(default)s)")
     parser.add_argument("--output-dir", help="with --time-to-quality: keep the run's "
                         "checkpoints (DIR/ckpt) and summaries (DIR/log) there, resumable")
     args = parser.parse_args(argv)
+    for name in ("cycles", "repeats", "train_steps"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1, got "
+                         f"{getattr(args, name)}")
     if args.time_to_quality is not None and not args.time_to_quality > 0:
         parser.error(f"--time-to-quality must be a positive number of minutes, got "
                      f"{args.time_to_quality}")
