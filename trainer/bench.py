@@ -45,21 +45,24 @@ def layer_flops(net) -> int:
                        scatters a k_h x k_w x out_c patch)
       Dense:           in_features * out_features
     """
+    return sum(one_layer_flops(layer) or 0 for layer in net.layers)
+
+
+def one_layer_flops(layer):
+    """One image's forward FLOPs through `layer` as layer_flops counts them, or None for
+    a layer it leaves out (not a conv, transposed conv or dense layer)."""
     import tensorflow as tf
     layers = tf.keras.layers
-    total = 0
-    for layer in net.layers:
-        if isinstance(layer, (layers.Conv2D, layers.Conv2DTranspose)):
-            k_h, k_w, *_ = layer.kernel.shape
-            _, in_h, in_w, in_c = layer.input.shape
-            _, out_h, out_w, out_c = layer.output.shape
-            if isinstance(layer, layers.Conv2DTranspose):
-                total += 2 * in_h * in_w * in_c * k_h * k_w * out_c
-            else:
-                total += 2 * out_h * out_w * out_c * k_h * k_w * in_c
-        elif isinstance(layer, layers.Dense):
-            total += 2 * layer.kernel.shape[0] * layer.kernel.shape[1]
-    return total
+    if isinstance(layer, (layers.Conv2D, layers.Conv2DTranspose)):
+        k_h, k_w, *_ = layer.kernel.shape
+        _, in_h, in_w, in_c = layer.input.shape
+        _, out_h, out_w, out_c = layer.output.shape
+        if isinstance(layer, layers.Conv2DTranspose):
+            return 2 * in_h * in_w * in_c * k_h * k_w * out_c
+        return 2 * out_h * out_w * out_c * k_h * k_w * in_c
+    if isinstance(layer, layers.Dense):
+        return 2 * layer.kernel.shape[0] * layer.kernel.shape[1]
+    return None
 
 
 def train_flops_per_image(config: TrainConfig) -> dict:
@@ -105,22 +108,24 @@ def matmul_peak_gflops(dtype: str = "float32", size: int = None,
     return best
 
 
-def train_images_per_sec(config: TrainConfig, images: np.ndarray, cycles: int = None,
-                         repeats: int = None) -> float:
+def train_images_per_sec(config: TrainConfig, images: np.ndarray,
+                         cycles: int = THROUGHPUT_CYCLES,
+                         repeats: int = THROUGHPUT_REPEATS) -> float:
     """Steady-state training throughput: the real step and input pipeline, timed over
     whole R1 cycles after both compiled variants of the step have run; the best of
     `repeats` timings, so a burst of other work on the machine does not count."""
     timed = throughput_timer(config, images, cycles)
-    return max(timed() for _ in range(repeats or THROUGHPUT_REPEATS))
+    return max(timed() for _ in range(repeats))
 
 
-def throughput_timer(config: TrainConfig, images: np.ndarray, cycles: int = None):
+def throughput_timer(config: TrainConfig, images: np.ndarray,
+                     cycles: int = THROUGHPUT_CYCLES):
     """Builds and compiles the training step of `config`; returns a function that
     trains `cycles` R1 cycles and gives their images/s."""
     from trainer import checkpoints, data, train
     state = checkpoints.build_state(config)
     step = train.make_train_step(state, config)
-    interval, cycles = config.r1_interval, cycles or THROUGHPUT_CYCLES
+    interval = config.r1_interval
     batches = itertools.chain.from_iterable(
         data.epoch_batches(images, config.batch_size, config.seed, epoch)
         for epoch in itertools.count())
@@ -188,8 +193,8 @@ def run_child(args: list, timeout: float = None, show_log: bool = False) -> dict
             "peak_rss_mb": usage.ru_maxrss / 1024}  # Linux reports kilobytes
 
 
-def benchmark(data_dir, checkpoint_dir: str, train_steps: int, machine, cycles: int = None,
-              repeats: int = None) -> dict:
+def benchmark(data_dir, checkpoint_dir: str, train_steps: int, machine,
+              cycles: int = THROUGHPUT_CYCLES, repeats: int = THROUGHPUT_REPEATS) -> dict:
     """Every figure of the default table; see the module docstring. `machine` is the
     trainer.hardware.Hardware the figures are measured on; `cycles` and `repeats` as for
     train_images_per_sec."""
@@ -234,7 +239,8 @@ VARIANTS = [
 ]
 
 
-def variants(data_dir, machine, repeats: int = None, cycles: int = None) -> list:
+def variants(data_dir, machine, repeats: int = THROUGHPUT_REPEATS,
+             cycles: int = THROUGHPUT_CYCLES) -> list:
     """Steady-state training images/s of each VARIANTS entry on `machine` (a
     trainer.hardware.Hardware), in one process: timed round-robin `repeats` times, each
     variant's best, so that a slow spell of the machine cannot favour one variant over
@@ -243,7 +249,7 @@ def variants(data_dir, machine, repeats: int = None, cycles: int = None) -> list
     images, _ = data.load_mnist(data_dir, "train")
     configs = [resolved(machine, **changes) for _, changes in VARIANTS]
     timers = [throughput_timer(config, images, cycles) for config in configs]
-    best, repeats = [0.0] * len(timers), repeats or THROUGHPUT_REPEATS
+    best = [0.0] * len(timers)
     for round_ in range(repeats):
         for index, timed in enumerate(timers):
             best[index] = max(best[index], timed())

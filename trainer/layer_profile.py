@@ -34,11 +34,10 @@ def profile(config: TrainConfig, steps: int = 10) -> list:
     rows = []
     for net in nets:
         for layer in net.layers:
-            if not isinstance(layer, (tf.keras.layers.Conv2D, tf.keras.layers.Conv2DTranspose,
-                                      tf.keras.layers.Dense)):
+            flops = bench.one_layer_flops(layer)
+            if flops is None:
                 continue
-            flops = bench.layer_flops(tf.keras.Model(layer.input, layer.output)) \
-                * config.batch_size
+            flops *= config.batch_size
             x = tf.cast(tf.random.normal([config.batch_size, *layer.input.shape[1:]]),
                         layer.compute_dtype)
             forward_s, train_s = _time_layer(layer, x, steps)
