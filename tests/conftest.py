@@ -1,24 +1,12 @@
-"""Shared fixtures: tiny configs and data, so every test runs in seconds."""
-
-import dataclasses
-import os
+"""Shared fixtures (tiny configs and data, so every test runs in seconds) and the slow
+marker; plain helpers are in helpers.py."""
 
 import numpy as np
 import pytest
 
+from helpers import HAVE_MNIST, MNIST_DIR, idx_bytes
 from trainer import data
 from trainer.train_config import TrainConfig
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MNIST_DIR = os.path.join(REPO, "..", "shared", "mnist")
-HAVE_MNIST = os.path.exists(os.path.join(MNIST_DIR, "train-images-idx3-ubyte.gz"))
-needs_mnist = pytest.mark.skipif(
-    not HAVE_MNIST, reason=f"MNIST files not found at {MNIST_DIR} (see shared/README.md)")
-# System tests (kills, signals, a full disk, full-size benchmarks, the shipped model on
-# 10,000 samples) and whole train-resume-sample runs, seconds to minutes each on a 2-core
-# AVX2 CPU: `python -m pytest -q -m "not slow"` leaves them out while you work.
-slow = pytest.mark.slow
-
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: a system test or a whole training run; "
@@ -53,17 +41,6 @@ def blob_images():
     for image, (top, left) in zip(images, rng.integers(4, 16, size=(160, 2))):
         image[top:top + 8, left:left + 8] = 255
     return images
-
-
-def replace(config, **changes):
-    return dataclasses.replace(config, **changes)
-
-
-def idx_bytes(array, magic=None):
-    """IDX encoding of a uint8 array: magic, big-endian dims, raw bytes."""
-    magic = magic if magic is not None else 0x0800 + array.ndim
-    dims = b"".join(int(d).to_bytes(4, "big") for d in array.shape)
-    return magic.to_bytes(4, "big") + dims + array.tobytes()
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from PIL import Image, ImageSequence
 from trainer import animation, task, train
 from trainer.errors import TrainerError
 
-from conftest import replace, slow
+from helpers import replace, slow
 
 GRID_PIXELS = 8 * 30 + 2  # 8x8 digits of 28 pixels with images.grid's 2-pixel gaps
 
@@ -69,10 +69,10 @@ def test_grids_of_another_size_are_named(tmp_path):
 
 
 def test_a_failed_grid_write_names_the_file(tmp_path, monkeypatch):
-    def full_disk(pixels, path):
+    def full_disk(image, path, *args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(animation.image_utils, "save_png", full_disk)
+    monkeypatch.setattr(animation.image_utils.Image.Image, "save", full_disk)
     with pytest.raises(TrainerError, match=r"step_00000007.png \(No space left on device\)"):
         animation.save_grid(np.zeros((4, 4), np.uint8), str(tmp_path), 7)
 

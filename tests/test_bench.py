@@ -2,60 +2,56 @@ import json
 import os
 
 import pytest
-import tensorflow as tf
-from tensorflow.python.framework.convert_to_constants import (
-    convert_variables_to_constants_v2)
 
-from conftest import MNIST_DIR, REPO, needs_mnist, slow
-from trainer import bench, data, model, time_to_quality
+from helpers import MNIST_DIR, REPO, needs_mnist, slow
+from trainer import data, train
+from trainer.tools import bench, flops, time_to_quality
 from trainer.hardware import Hardware
 from trainer.train_config import TrainConfig
 
 
-def profiler_flops(net, input_shape) -> int:
-    """TensorFlow's own count of a forward pass's floating-point operations."""
-    forward = tf.function(lambda x: net(x, training=False)).get_concrete_function(
-        tf.TensorSpec(input_shape))
-    options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
-    options["output"] = "none"
-    return tf.compat.v1.profiler.profile(
-        graph=convert_variables_to_constants_v2(forward).graph,
-        options=options).total_float_ops
+class FakeClock:
+    """time.perf_counter advancing `tick` seconds at each reading."""
+
+    def __init__(self, tick):
+        self.now, self.tick = 0.0, tick
+
+    def __call__(self):
+        self.now += self.tick
+        return self.now
 
 
-def test_conv_flops_agree_with_tensorflows_profiler():
-    # The profiler also counts bias adds, batch norm and activations, which layer_flops
-    # leaves out: a fraction of a percent here.
-    net = model.build_discriminator(64)
-    assert bench.layer_flops(net) == pytest.approx(profiler_flops(net, [1, 28, 28, 1]),
-                                                   rel=0.01)
-
-
-def test_transposed_conv_flops_count_each_input_pixels_patch():
-    # 2 x (1*1*100 * 7*7*128  +  7*7*128 * 4*4*64  +  14*14*64 * 4*4*1): the adjoint
-    # convolutions' counts (the profiler counts zeros of the dilated input instead).
-    assert bench.layer_flops(model.build_generator(100, 64)) == 2 * (
-        100 * 49 * 128 + 49 * 128 * 16 * 64 + 196 * 64 * 16)
-
-
-def test_training_flops_are_three_forward_passes_plus_the_extra_d_passes():
-    config = TrainConfig(generator_width=8, discriminator_width=8, r1_interval=4)
-    flops = bench.train_flops_per_image(config)
-    g, d = flops["generator_forward"], flops["discriminator_forward"]
-    assert flops["train"] == int(3 * g + 7 * d + d)  # R1: 4 F_D every 4 steps
-    no_r1 = bench.train_flops_per_image(TrainConfig(generator_width=8,
-                                                    discriminator_width=8, r1_gamma=0.0))
-    assert no_r1["train"] == 3 * g + 7 * d
-
-
-def test_matmul_peak_is_positive_and_finite():
-    assert 0 < bench.matmul_peak_gflops(size=256, seconds=0.2) < 1e6
-
-
-def test_train_throughput_runs_the_real_step(blob_images):
+def test_train_throughput_times_whole_r1_cycles_of_the_real_step(monkeypatch,
+                                                                  blob_images):
     config = TrainConfig(generator_width=4, discriminator_width=4, batch_size=8,
                          r1_interval=2)
-    assert bench.train_images_per_sec(config, blob_images, cycles=2, repeats=1) > 0
+    calls = []
+    real_factory = train.make_train_step
+
+    def counting_factory(state, config):
+        step = real_factory(state, config)
+
+        def counted(batch, regularize):
+            calls.append((int(batch.shape[0]), bool(regularize)))
+            return step(batch, regularize)
+        return counted
+
+    monkeypatch.setattr(train, "make_train_step", counting_factory)
+    timed = bench.throughput_timer(config, blob_images, cycles=3)
+    warm_up = len(calls)
+    monkeypatch.setattr(bench.time, "perf_counter", FakeClock(0.5))
+    rate = timed()
+    # 3 cycles of 2 steps of 8 images between two clock readings 0.5 s apart.
+    assert rate == pytest.approx(3 * 2 * 8 / 0.5)
+    assert calls[warm_up:] == [(8, True), (8, False)] * 3  # R1 on each cycle's first step
+    assert (8, True) in calls[:warm_up] and (8, False) in calls[:warm_up]  # both compiled
+
+
+def test_matmul_peak_is_the_matmuls_flops_over_their_time(monkeypatch):
+    # Each timing reads the clock twice around 4 matmuls of 256 x 256: 0.25 s apart.
+    monkeypatch.setattr(flops.time, "perf_counter", FakeClock(0.25))
+    assert flops.matmul_peak_gflops(size=256, seconds=1.0) == pytest.approx(
+        4 * 2 * 256 ** 3 / 0.25 / 1e9)
 
 
 @slow  # trains the default-size network
@@ -63,8 +59,8 @@ def test_train_throughput_runs_the_real_step(blob_images):
 def test_benchmark_prints_a_table_and_every_figure_as_json(capsys, monkeypatch, tmp_path):
     monkeypatch.chdir(REPO)
     monkeypatch.setattr(bench, "SAMPLE_COUNT", 200)
-    monkeypatch.setattr(bench, "MATMUL_SIZE", 512)
-    monkeypatch.setattr(bench, "PEAK_SECONDS", 0.3)
+    monkeypatch.setattr(flops, "MATMUL_SIZE", 512)
+    monkeypatch.setattr(flops, "PEAK_SECONDS", 0.3)
     assert bench.main(["--data-dir", str(MNIST_DIR), "--train-steps", "5", "--cycles", "1",
                        "--repeats", "1"]) == 0
     table, line = capsys.readouterr().out.strip().rsplit("\n", 1)
@@ -141,16 +137,34 @@ def test_time_to_quality_reads_the_runs_own_probe_and_keeps_the_run(tmp_path):
     assert "below 30x the floor" in time_to_quality.format_table(results)
 
 
-def test_variants_measure_each_option_against_the_defaults(monkeypatch, blob_images):
-    monkeypatch.setattr(bench, "VARIANTS", [
-        ("defaults", {"generator_width": 4, "discriminator_width": 4, "batch_size": 8}),
-        ("float32", {"generator_width": 4, "discriminator_width": 4, "batch_size": 8,
-                     "precision": "float32"})])
+def test_variants_keep_each_options_best_timing_against_the_defaults(monkeypatch,
+                                                                       blob_images):
+    small = {"generator_width": 4, "discriminator_width": 4, "batch_size": 8}
+    monkeypatch.setattr(bench, "VARIANTS", [("defaults", small),
+                                            ("batch 16", {**small, "batch_size": 16})])
     monkeypatch.setattr(data, "load_mnist", lambda *args: (blob_images, None))
-    rows = bench.variants(None, Hardware(cpu_flags=frozenset({"avx2"})), cycles=1)
-    assert [r["variant"] for r in rows] == ["defaults", "float32"]
-    assert rows[0]["vs_defaults"] == 1.0 and rows[1]["vs_defaults"] > 0
+    timings = {8: iter([100.0, 300.0, 200.0]), 16: iter([50.0, 60.0, 450.0])}
+    monkeypatch.setattr(bench, "throughput_timer",
+                        lambda config, images, cycles: lambda: next(
+                            timings[config.batch_size]))
+    rows = bench.variants(None, Hardware(cpu_flags=frozenset({"avx2"})), repeats=3)
+    assert [r["variant"] for r in rows] == ["defaults", "batch 16"]
+    assert [r["train_images_per_sec"] for r in rows] == [300.0, 450.0]  # best of 3
+    assert [r["vs_defaults"] for r in rows] == [1.0, 1.5]
+    assert rows[1]["achieved_gflops"] == pytest.approx(
+        450.0 * flops.train_flops_per_image(bench.resolved(
+            Hardware(cpu_flags=frozenset({"avx2"})), **small))["train"] / 1e9)
     assert "x defaults" in bench.format_variants(rows)
+
+
+def test_variants_time_the_real_step_of_each_option(monkeypatch, blob_images):
+    small = {"generator_width": 4, "discriminator_width": 4, "batch_size": 8}
+    monkeypatch.setattr(bench, "VARIANTS", [("defaults", small),
+                                            ("float32", {**small, "precision": "float32"})])
+    monkeypatch.setattr(data, "load_mnist", lambda *args: (blob_images, None))
+    rows = bench.variants(None, Hardware(cpu_flags=frozenset({"avx2"})), repeats=1,
+                          cycles=1)
+    assert all(row["train_images_per_sec"] > 0 for row in rows)
 
 
 @pytest.mark.parametrize("cpu_flags, precision", [

@@ -6,7 +6,7 @@ import pytest
 from trainer import data
 from trainer.errors import TrainerError
 
-from conftest import MNIST_DIR, idx_bytes, needs_mnist
+from helpers import MNIST_DIR, idx_bytes, needs_mnist
 
 
 def write(path, payload, gz):

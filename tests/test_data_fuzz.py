@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from trainer import data
 from trainer.errors import TrainerError
 
-from conftest import idx_bytes
+from helpers import idx_bytes
 
 # deadline None: the first example pays for numpy/zipfile warm-up. derandomize: the same
 # examples on every run, so a failure reproduces; database None: no .hypothesis/ folder.

@@ -9,7 +9,7 @@ import pytest
 from trainer import checkpoints, sample, train
 from trainer.errors import TrainerError
 
-from conftest import replace
+from helpers import replace
 
 pytestmark = pytest.mark.slow  # real full disks
 

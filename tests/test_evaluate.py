@@ -4,10 +4,11 @@ import os
 import numpy as np
 import pytest
 
-from trainer import classifier, data, evaluate, images as image_utils, task, train
+from trainer import data, images as image_utils, task, train
+from trainer.evaluation import classifier, evaluate
 from trainer.errors import TrainerError
 
-from conftest import MNIST_DIR, needs_mnist, replace, slow
+from helpers import MNIST_DIR, needs_mnist, replace, slow
 from test_train import event_tags
 
 needs_weights = pytest.mark.skipif(not os.path.exists(classifier.WEIGHTS_PATH),

@@ -9,7 +9,7 @@ import pytest
 from trainer import hardware, task
 from trainer.hardware import Hardware, choose_precision
 
-from conftest import slow
+from helpers import slow
 
 AMX = frozenset({"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"})
 AVX512_BF16 = frozenset({"avx2", "avx512f", "avx512_bf16"})

@@ -9,7 +9,7 @@ from PIL import Image, ImageSequence
 from trainer import checkpoints, interpolate, task
 from trainer import images as image_utils
 
-from conftest import REPO, slow
+from helpers import REPO, slow
 
 TILE = 28 + 2  # a 28x28 digit and images.grid's 2-pixel gap
 

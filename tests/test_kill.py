@@ -13,7 +13,7 @@ import pytest
 
 from trainer import checkpoints
 
-from conftest import REPO
+from helpers import REPO
 
 pytestmark = pytest.mark.slow  # 20 process starts and kills: minutes
 

@@ -1,10 +1,11 @@
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from trainer import latent, sample, train
 from trainer.checkpoints import load_sampler
 
-from conftest import replace
+from helpers import replace
 
 
 def test_numpy_draws_have_the_named_distribution():
@@ -15,6 +16,14 @@ def test_numpy_draws_have_the_named_distribution():
     assert uniform.min() >= -1 and uniform.max() <= 1
     assert abs(uniform.std() - 1 / np.sqrt(3)) < 0.01  # U(-1, 1): sd 0.577
     assert abs(normal.std() - 1) < 0.02 and np.abs(normal).max() > 2.5
+
+
+def test_an_unknown_distribution_is_refused_not_drawn_as_normal_noise():
+    with pytest.raises(ValueError, match="latent_distribution must be one of normal, "
+                                         "uniform, got 'gaussian'"):
+        latent.draw(np.random.default_rng(0), 2, 3, "gaussian")
+    with pytest.raises(ValueError, match="got 'gaussian'"):
+        latent.draw_tf(tf.random.Generator.from_seed(0), (2, 3), "gaussian")
 
 
 def test_tensorflow_draws_have_the_named_distribution():

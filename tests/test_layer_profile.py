@@ -1,8 +1,8 @@
-"""trainer.layer_profile: one timed row per conv, transposed-conv and dense layer."""
+"""trainer.tools.layer_profile: one timed row per conv, transposed-conv and dense layer."""
 
 import pytest
 
-from trainer import layer_profile
+from trainer.tools import layer_profile
 from trainer.train_config import TrainConfig
 
 

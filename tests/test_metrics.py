@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from trainer import metrics
+from trainer.evaluation import metrics
 
 
 @pytest.fixture

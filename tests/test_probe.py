@@ -2,9 +2,10 @@ import os
 
 import numpy as np
 
-from trainer import model, probe
+from trainer import model
+from trainer.evaluation import probe
 
-from conftest import MNIST_DIR, REPO, needs_mnist, slow
+from helpers import MNIST_DIR, REPO, needs_mnist, slow
 
 
 def test_features_are_each_hidden_layer_pooled_to_4x4():

@@ -17,7 +17,7 @@ from trainer import checkpoints, latent, lock, model, train
 from trainer.errors import TrainerError
 from trainer.train_config import TrainConfig, save_config
 
-from conftest import REPO, replace, slow
+from helpers import REPO, replace, slow
 
 # A second process that takes the folder's lock, says so, and holds it until killed.
 HOLD = ("import sys; from trainer import lock; lock.acquire(sys.argv[1]); "

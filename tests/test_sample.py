@@ -7,7 +7,7 @@ from PIL import Image
 from trainer import sample, train
 from trainer.errors import TrainerError
 
-from conftest import replace
+from helpers import replace
 
 
 @pytest.fixture
@@ -55,14 +55,14 @@ def test_no_checkpoint_says_how_to_get_one(tmp_path):
 def test_a_failed_write_names_the_file_and_the_reason(trained, tmp_path, monkeypatch):
     import errno
 
-    real_save = sample.image_utils.save_png
+    real_save = sample.image_utils.Image.Image.save
 
-    def full_disk(pixels, path):
-        if path.endswith("sample_00002.png"):
+    def full_disk(image, path, *args, **kwargs):
+        if str(path).endswith("sample_00002.png"):
             raise OSError(errno.ENOSPC, "No space left on device")
-        real_save(pixels, path)
+        real_save(image, path, *args, **kwargs)
 
-    monkeypatch.setattr(sample.image_utils, "save_png", full_disk)
+    monkeypatch.setattr(sample.image_utils.Image.Image, "save", full_disk)
     with pytest.raises(TrainerError, match=r"sample_00002.png \(No space left on device\)"):
         sample.write_samples(trained.checkpoint_dir, str(tmp_path / "out"), 5, seed=0)
 

@@ -7,9 +7,10 @@ import sys
 
 import numpy as np
 
-from trainer import checkpoints, classifier, evaluate, sample
+from trainer import checkpoints, sample
+from trainer.evaluation import classifier, evaluate
 
-from conftest import MNIST_DIR, REPO, needs_mnist, slow
+from helpers import MNIST_DIR, REPO, needs_mnist, slow
 
 SHIPPED = os.path.join(REPO, "MNIST-trained-model")
 # Guards against shipping a worse model: the committed model measured 0.940 confident,

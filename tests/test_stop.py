@@ -1,6 +1,6 @@
 """SIGINT / SIGTERM at the moments that stress the save: inside a checkpoint write, at an
 epoch boundary, and with the CPU under load. Each must save the step it reports and
-resume from it. (trainer.stop_latency measures the seconds at the default size.)"""
+resume from it. (trainer.tools.stop_latency measures the seconds at the default size.)"""
 
 import os
 import re
@@ -12,7 +12,7 @@ import pytest
 
 from trainer import checkpoints, task
 
-from conftest import REPO
+from helpers import REPO
 
 pytestmark = pytest.mark.slow  # training processes stopped by signals
 

@@ -11,7 +11,7 @@ from trainer import flags as cli_flags
 from trainer import task
 from trainer.train_config import TrainConfig
 
-from conftest import REPO, slow
+from helpers import REPO, slow
 
 SHIPPED = os.path.join(REPO, "MNIST-trained-model")
 

@@ -8,7 +8,7 @@ import tensorflow as tf
 from trainer import checkpoints, model, train
 from trainer.errors import TrainerError
 
-from conftest import replace, slow
+from helpers import replace, slow
 
 
 def event_tags(log_dir):

@@ -39,12 +39,12 @@ def save_grid(picture: np.ndarray, log_dir: str, step: int) -> str:
       TrainerError: the folder or file cannot be written (the path named).
     """
     path = grid_path(log_dir, step)
+    fix = "free space or pass another --log-dir"
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        image_utils.save_png(picture, path)
     except OSError as err:
-        raise TrainerError(f"could not write {path} ({err.strerror or err}); free space or "
-                           "pass another --log-dir") from err
+        raise TrainerError(f"could not write {path} ({err.strerror or err}); {fix}") from err
+    image_utils.save_png(picture, path, fix)
     return path
 
 

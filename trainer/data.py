@@ -14,7 +14,9 @@ import zipfile
 import zlib
 
 import numpy as np
+import tensorflow as tf
 
+from trainer import images as image_utils
 from trainer.errors import TrainerError
 
 KERAS_MNIST_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
@@ -201,7 +203,6 @@ def _keras_mnist_npz():
     if os.path.exists(cached):
         return cached
     logging.info("downloading MNIST to %s", cached)
-    import tensorflow as tf  # Only needed for this download.
     try:
         return tf.keras.utils.get_file(
             "mnist.npz", origin=KERAS_MNIST_URL, file_hash=KERAS_MNIST_SHA256)
@@ -231,14 +232,11 @@ def epoch_batches(images, batch_size: int, seed: int, epoch: int, start_batch: i
     Yields:
       float32 tf.Tensors (batch_size, 28, 28, 1) in [-1, 1].
     """
-    import tensorflow as tf
-
     images = np.asarray(images)
     order = np.random.default_rng([seed, epoch]).permutation(len(images))
     for batch in range(start_batch, len(images) // batch_size):
         pixels = images[order[batch * batch_size:(batch + 1) * batch_size]]
-        scaled = pixels.astype(np.float32)[..., None] / 127.5 - 1.0  # [0, 255] -> [-1, 1]
-        yield tf.constant(scaled)
+        yield tf.constant(image_utils.to_model_range(pixels))
 
 
 def steps_per_epoch(num_images: int, batch_size: int) -> int:

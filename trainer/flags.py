@@ -101,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
         f"(default: {DEFAULTS.precision})")
     add("--xla", action="store_true", help="compile the train step with XLA (half the "
         "speed on an AMX Xeon, 1.17x on an AVX2 EPYC: measure yours with python -m "
-        "trainer.bench --variants)")
+        "trainer.tools.bench --variants)")
     add("--ema-decay", type=float, help=f"decay of the generator average sampled from, 0 "
         f"off (default: {DEFAULTS.ema_decay})")
     add("--eval-samples", type=int, help=f"samples judged at each epoch end for the "

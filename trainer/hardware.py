@@ -12,6 +12,8 @@ import dataclasses
 import logging
 from typing import Optional, Tuple
 
+import tensorflow as tf
+
 # /proc/cpuinfo flags of the x86 instructions oneDNN computes bfloat16 with.
 BFLOAT16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 # ONEDNN_MAX_CPU_ISA values (oneDNN's CPU dispatcher control) that stop oneDNN below
@@ -75,8 +77,7 @@ def log_choice(asked: str, hardware: Hardware) -> str:
 
 def detect(environ, cpuinfo_path: str = "/proc/cpuinfo") -> Hardware:
     """Reads the CPU's name and flags, the ONEDNN_MAX_CPU_ISA cap from `environ`, and
-    the visible GPUs' compute capabilities (imports TensorFlow)."""
-    import tensorflow as tf
+    the visible GPUs' compute capabilities."""
     name, cpu_flags = parse_cpuinfo(_read(cpuinfo_path))
     capabilities = []
     for device in tf.config.list_physical_devices("GPU"):

@@ -1,13 +1,42 @@
-"""Generator output -> pixels a person can look at: uint8 images, grids and PNG files."""
+"""Pixels in and out of the networks: uint8 digits <-> model range, batched inference,
+grids, and PNG files a person can look at."""
 
 import numpy as np
 from PIL import Image
+
+from trainer.errors import TrainerError
+
+INFERENCE_BATCH = 500  # images per network call outside training: memory stays bounded
+
+
+def to_model_range(pixels) -> np.ndarray:
+    """uint8 (N, 28, 28[, 1]) in [0, 255] -> float32 (N, 28, 28, 1) in [-1, 1], what the
+    networks read (the generator's tanh range)."""
+    pixels = np.asarray(pixels)
+    return (pixels.astype(np.float32) / 127.5 - 1.0).reshape(len(pixels), 28, 28, 1)
 
 
 def to_uint8(images) -> np.ndarray:
     """float images in [-1, 1], shape (N, 28, 28[, 1]) -> uint8 (N, 28, 28) in [0, 255]."""
     images = np.asarray(images, dtype=np.float32).reshape(len(images), 28, 28)
     return np.round((np.clip(images, -1.0, 1.0) + 1.0) * 127.5).astype(np.uint8)
+
+
+def unit_pixels(pixels) -> np.ndarray:
+    """uint8 (N, 28, 28) in [0, 255] -> float32 (N, 784) in [0, 1]: pixels as vectors."""
+    pixels = np.asarray(pixels)
+    return pixels.reshape(len(pixels), -1).astype(np.float32) / np.float32(255)
+
+
+def in_batches(function, inputs, batch: int = INFERENCE_BATCH):
+    """`function` applied to `inputs` INFERENCE_BATCH rows at a time, its outputs (an
+    array, or a tuple of arrays) concatenated back as NumPy arrays."""
+    outputs = [function(inputs[start:start + batch])
+               for start in range(0, len(inputs), batch)]
+    if isinstance(outputs[0], (tuple, list)):
+        return tuple(np.concatenate([np.asarray(o[i]) for o in outputs])
+                     for i in range(len(outputs[0])))
+    return np.concatenate([np.asarray(o) for o in outputs])
 
 
 def grid(images: np.ndarray, columns: int, padding: int = 2) -> np.ndarray:
@@ -24,6 +53,16 @@ def grid(images: np.ndarray, columns: int, padding: int = 2) -> np.ndarray:
     return canvas
 
 
-def save_png(pixels: np.ndarray, path: str) -> None:
-    """Writes a uint8 (H, W) array as a grayscale PNG."""
-    Image.fromarray(pixels, mode="L").save(path)
+def save_png(pixels: np.ndarray, path: str,
+             fix: str = "free space or write to another folder") -> None:
+    """Writes a uint8 (H, W) array as a grayscale PNG.
+
+    Raises:
+      TrainerError: the file cannot be written, naming it, the reason and `fix` (what the
+        user can do, e.g. "free space or pass another --sample-dir").
+    """
+    try:
+        Image.fromarray(pixels, mode="L").save(path)
+    except OSError as err:
+        raise TrainerError(
+            f"could not write {path} ({err.strerror or err}); {fix}") from err

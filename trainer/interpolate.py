@@ -16,10 +16,9 @@ import os
 
 import numpy as np
 
-from trainer import animation, checkpoints, latent
+from trainer import animation, checkpoints, latent, sample
 from trainer import images as image_utils
 from trainer.paths import ensure_writable_dir
-from trainer import sample
 
 STEPS = 10  # images per walk, both endpoints included
 PNG_NAME, GIF_NAME = "interpolation.png", "interpolation.gif"
@@ -96,11 +95,10 @@ def walks(starts, ends, spherical: bool = False, steps: int = STEPS) -> np.ndarr
 
 
 def render(generator, z) -> np.ndarray:
-    """z float32 (K, T, D) -> uint8 (K, T, 28, 28) digits, sample.BATCH images per call."""
-    flat = z.reshape(-1, z.shape[-1])
-    pixels = np.concatenate([image_utils.to_uint8(generator(flat[i:i + sample.BATCH],
-                                                            training=False))
-                             for i in range(0, len(flat), sample.BATCH)])
+    """z float32 (K, T, D) -> uint8 (K, T, 28, 28) digits."""
+    pixels = image_utils.in_batches(
+        lambda batch: image_utils.to_uint8(generator(batch, training=False)),
+        z.reshape(-1, z.shape[-1]))
     return pixels.reshape(z.shape[:2] + (28, 28))
 
 
@@ -123,7 +121,8 @@ def write_walks(checkpoint_dir: str, sample_dir: str, count: int, seed: int,
     starts, ends = endpoints(count, config.latent_dim, seed, config.latent_distribution)
     digits = render(generator, walks(starts, ends, spherical))  # (K, STEPS, 28, 28)
     paths = [os.path.join(sample_dir, PNG_NAME)]
-    sample.write_png(image_utils.grid(digits.reshape(-1, 28, 28), STEPS), paths[0])
+    image_utils.save_png(image_utils.grid(digits.reshape(-1, 28, 28), STEPS), paths[0],
+                         sample.WRITE_FIX)
     if gif:
         paths.append(os.path.join(sample_dir, GIF_NAME))
         columns = math.ceil(math.sqrt(count))

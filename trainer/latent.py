@@ -8,9 +8,17 @@ import numpy as np
 DISTRIBUTIONS = ("normal", "uniform")
 
 
+def check_distribution(distribution: str) -> None:
+    """Raises ValueError unless `distribution` is one of DISTRIBUTIONS."""
+    if distribution not in DISTRIBUTIONS:
+        raise ValueError(f"latent_distribution must be one of {', '.join(DISTRIBUTIONS)}, "
+                         f"got {distribution!r}")
+
+
 def draw(rng: np.random.Generator, count: int, latent_dim: int,
          distribution: str = "normal") -> np.ndarray:
     """float32 (count, latent_dim) noise from a NumPy generator."""
+    check_distribution(distribution)
     if distribution == "uniform":
         return rng.uniform(-1.0, 1.0, (count, latent_dim)).astype(np.float32)
     return rng.standard_normal((count, latent_dim)).astype(np.float32)
@@ -28,6 +36,7 @@ def standing_batch(latent_dim: int, distribution: str = "normal") -> np.ndarray:
 
 def draw_tf(noise, shape, distribution: str = "normal"):
     """float32 noise of `shape` from a tf.random.Generator, inside compiled code."""
+    check_distribution(distribution)
     if distribution == "uniform":
         return noise.uniform(shape, minval=-1.0, maxval=1.0)
     return noise.normal(shape)

@@ -102,7 +102,7 @@ def set_standing_statistics(generator: keras.Model, z) -> None:
 
     A weight average must not borrow the moving statistics of the raw weights it
     averages: its layers see other activations, and the mismatch narrows its digits'
-    variety (README, Results).
+    variety (docs/results.md, What each default bought).
 
     Args:
       generator: built by generator_for; its batch-norm layers are updated in place.

@@ -8,11 +8,10 @@ import numpy as np
 
 from trainer import checkpoints, latent
 from trainer import images as image_utils
-from trainer.errors import TrainerError
 from trainer.paths import ensure_writable_dir
 
-BATCH = 500  # images generated per call: memory stays bounded for any N
 GRID_COLUMNS = 10
+WRITE_FIX = "free space or pass another --sample-dir"  # said when a PNG cannot be written
 
 
 def generate(generator, count: int, latent_dim: int, seed: int,
@@ -20,8 +19,9 @@ def generate(generator, count: int, latent_dim: int, seed: int,
     """Yields uint8 (b, 28, 28) batches, `count` images in all, reproducible by `seed`;
     z is drawn from `distribution` (see trainer.latent)."""
     rng = np.random.default_rng(seed)
-    for start in range(0, count, BATCH):
-        z = latent.draw(rng, min(BATCH, count - start), latent_dim, distribution)
+    for start in range(0, count, image_utils.INFERENCE_BATCH):
+        z = latent.draw(rng, min(image_utils.INFERENCE_BATCH, count - start), latent_dim,
+                        distribution)
         yield image_utils.to_uint8(generator(z, training=False))
 
 
@@ -49,12 +49,12 @@ def write_images(generator, latent_dim: int, sample_dir: str, count: int, seed: 
             first.extend(batch[:GRID_COLUMNS ** 2 - len(first)])
         for pixels in batch:
             path = os.path.join(sample_dir, f"sample_{len(paths):0{digits}d}.png")
-            write_png(pixels, path)
+            image_utils.save_png(pixels, path, WRITE_FIX)
             paths.append(path)
         if len(paths) % 5000 == 0 or len(paths) == count:
             logging.info("wrote %d/%d samples", len(paths), count)
-    write_png(image_utils.grid(np.stack(first), GRID_COLUMNS),
-              os.path.join(sample_dir, "grid.png"))
+    image_utils.save_png(image_utils.grid(np.stack(first), GRID_COLUMNS),
+                         os.path.join(sample_dir, "grid.png"), WRITE_FIX)
     return paths
 
 
@@ -68,11 +68,3 @@ def _ahead(batches):
             pending = worker.submit(next, batches, None)
             yield batch
 
-
-def write_png(pixels, path):
-    """Writes one uint8 (H, W) PNG; a failure raises TrainerError naming the file."""
-    try:
-        image_utils.save_png(pixels, path)
-    except OSError as err:
-        raise TrainerError(f"could not write {path} ({err.strerror or err}); free space or "
-                           "pass another --sample-dir") from err

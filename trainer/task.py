@@ -9,19 +9,18 @@
 """
 
 import dataclasses
-import logging
 import os
 import sys
 
-from trainer import flags
+from trainer import cli, flags
 from trainer.errors import TrainerError
+
+# Each mode's module is imported when that mode runs: --help and usage errors answer
+# without loading TensorFlow, and --sample without the training code.
 
 
 def main(argv=None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow's start-up chatter
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
-                        datefmt="%H:%M:%S")
-    logging.getLogger("absl").setLevel(logging.WARNING)  # TensorFlow's per-save chatter
+    cli.setup_logging()
     parser = flags.build_parser()
     args = parser.parse_args(argv)
     try:
@@ -30,7 +29,7 @@ def main(argv=None) -> int:
     except ValueError as err:
         parser.error(flags.as_flag(str(err)))  # usage error: exit 2
     except TrainerError as err:
-        return _fail(err)
+        return cli.fail(err)
     try:
         if "sample" in vars(args):
             from trainer import sample
@@ -47,14 +46,14 @@ def main(argv=None) -> int:
             print(f"wrote {animation.write_progress_gif(config.log_dir)}")
             return 0
         if "probe" in vars(args):
-            from trainer import probe
+            from trainer.evaluation import probe
             print(probe.format_table(probe.run(config.checkpoint_dir, config.data_dir)))
             return 0
         from trainer import hardware, train
         precision = hardware.log_choice(config.precision, hardware.detect(os.environ))
         result = train.run(dataclasses.replace(config, resolved_precision=precision))
     except TrainerError as err:
-        return _fail(err)
+        return cli.fail(err)
     return 128 + _SIGNALS[result["interrupted"]] if result["interrupted"] else 0
 
 
@@ -62,7 +61,7 @@ _SIGNALS = {"SIGINT": 2, "SIGTERM": 15}
 
 
 def _evaluate(args, config) -> int:
-    from trainer import evaluate
+    from trainer.evaluation import evaluate
     results = evaluate.run(config.data_dir, vars(args).get("num_eval_samples", 10_000),
                            config.seed, checkpoint_dir=config.checkpoint_dir,
                            png_folder=args.evaluate or None)
@@ -80,11 +79,6 @@ def _interpolate(args, config) -> int:
     print(f"wrote {names} ({args.interpolate} walks of {interpolate.STEPS} steps) to "
           f"{config.sample_dir}")
     return 0
-
-
-def _fail(err) -> int:
-    print(f"error: {err}", file=sys.stderr)
-    return 1
 
 
 if __name__ == "__main__":

@@ -10,9 +10,10 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from trainer import animation, checkpoints, classifier, data, evaluate, latent, model
+from trainer import animation, checkpoints, data, latent, model
 from trainer import images as image_utils
 from trainer.errors import TrainerError
+from trainer.evaluation import quality
 from trainer.paths import ensure_writable_dir
 from trainer.progress import EpochProgress
 from trainer.summaries import Summaries
@@ -140,7 +141,7 @@ def _train(config, state, manager, images, per_epoch) -> dict:
     num_epochs = math.ceil(total / per_epoch)
     train_step = make_train_step(state, config)
     summaries = Summaries(config.log_dir)
-    probe = _quality_probe(config)
+    probe = quality.probe_for(config)
     fixed_z = latent.draw(np.random.default_rng(config.seed), GRID_SIZE, config.latent_dim,
                           config.latent_distribution)  # same across resumes
     if int(state.step) == 0:
@@ -221,20 +222,6 @@ def _check_finite(values, step, manager):
             f"non-finite loss at step {step} ({bad}); nothing saved from this step. "
             f"Last good checkpoint: {manager.latest_checkpoint}. Lower --learning-rate "
             "and resume with --continue-train True")
-
-
-def _quality_probe(config):
-    """The per-epoch quality measure, or None when it is off or cannot run."""
-    if config.eval_samples == 0:
-        return None
-    try:
-        judge = classifier.load_judge()
-        test_images, _ = data.load_mnist(config.data_dir, "test")
-    except TrainerError as err:
-        logging.warning("no quality figures in TensorBoard: %s", err)
-        return None
-    return evaluate.QualityProbe(judge, test_images, config.eval_samples,
-                                 config.latent_dim, config.seed, config.latent_distribution)
 
 
 def _epoch_end_summaries(summaries, state, config, fixed_z, probe):

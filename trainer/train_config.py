@@ -10,12 +10,13 @@ import json
 import os
 from typing import Optional
 
+from trainer import latent
 from trainer.errors import TrainerError
 
 CONFIG_FILENAME = "config.json"
 PRECISIONS = ("auto", "bfloat16", "float32")
 ARCHS = ("dcgan", "mlp")
-LATENT_DISTRIBUTIONS = ("normal", "uniform")  # as trainer.latent.DISTRIBUTIONS
+LATENT_DISTRIBUTIONS = latent.DISTRIBUTIONS
 
 # Fields added after some config.json files were written, with the value that rebuilds
 # the runs that wrote them (their networks had no extra layers, their rates no decay).
@@ -49,11 +50,11 @@ class TrainConfig:
     # Total optimizer steps; overrides num_epochs when set.
     train_steps: Optional[int] = None
     # Images per step, for both networks (DCGAN paper: 128; 64 reached a given quality
-    # sooner on a CPU, see the README).
+    # sooner on a CPU, docs/results.md).
     batch_size: int = 64
     # Adam learning rate of the generator, and of the discriminator unless
     # d_learning_rate is set. Five times the DCGAN paper's 2e-4: with the discriminator
-    # at 2e-4 it halved the epochs to a given quality (README, Results).
+    # at 2e-4 it halved the epochs to a given quality (docs/results.md).
     learning_rate: float = 1e-3
     # Adam learning rate of the discriminator (DCGAN paper, Radford et al. 2015: 2e-4);
     # None uses learning_rate. Apart from the generator's: two time-scales (Heusel et
@@ -62,7 +63,7 @@ class TrainConfig:
     # Both learning rates fall linearly to zero over this many last epochs of the budget
     # (the whole run if it is shorter; 0 keeps them constant). Annealing settles the
     # generator onto sharper digits (the pix2pix/CycleGAN recipe: constant, then linear
-    # decay to zero; README, Results).
+    # decay to zero; docs/results.md).
     lr_decay_epochs: int = 10
     # Adam beta1 (DCGAN paper: 0.5; the default 0.9 made training oscillate).
     beta1: float = 0.5
@@ -79,10 +80,10 @@ class TrainConfig:
     discriminator_width: int = 64
     # 3x3 convolutions added at each of the generator's hidden resolutions (7x7, 14x14).
     # One, with the deeper discriminator, reached in 3 epochs the Frechet distance the
-    # plain nets had not reached in 51 (README, Results).
+    # plain nets had not reached in 51 (docs/results.md).
     generator_depth: int = 1
     # 3x3 convolutions added at each of the discriminator's hidden resolutions (14x14,
-    # 7x7): a stronger judge of stroke detail, the largest gain measured (README).
+    # 7x7): a stronger judge of stroke detail, the largest gain measured (docs/results.md).
     discriminator_depth: int = 2
     # R1 gradient penalty on real images (Mescheder et al. 2018); 0 turns it off.
     r1_gamma: float = 1.0
@@ -101,7 +102,7 @@ class TrainConfig:
     # it at start-up; None: not resolved, and "auto" computes in float32).
     resolved_precision: Optional[str] = None
     # Compile the train step with XLA (jit_compile): half the speed of TensorFlow's
-    # oneDNN kernels on an AMX Xeon, 1.17x on a 2-core AVX2 EPYC (README, Performance).
+    # oneDNN kernels on an AMX Xeon, 1.17x on a 2-core AVX2 EPYC (docs/performance.md).
     xla: bool = False
     # Decay of the generator's weight average used for sampling (Karras et al. 2018);
     # 0 samples from the raw generator.
@@ -140,10 +141,7 @@ class TrainConfig:
                              f"{self.label_smoothing}; 0 is off, 0.1 is typical")
         if self.arch not in ARCHS:
             raise ValueError(f"arch must be one of {', '.join(ARCHS)}, got {self.arch!r}")
-        if self.latent_distribution not in LATENT_DISTRIBUTIONS:
-            raise ValueError(f"latent_distribution must be one of "
-                             f"{', '.join(LATENT_DISTRIBUTIONS)}, got "
-                             f"{self.latent_distribution!r}")
+        latent.check_distribution(self.latent_distribution)
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got "
                              f"{self.precision!r}")

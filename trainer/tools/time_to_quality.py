@@ -1,4 +1,4 @@
-"""python -m trainer.bench --time-to-quality MINUTES: the minutes a fresh run of the
+"""python -m trainer.tools.bench --time-to-quality MINUTES: the minutes a fresh run of the
 README's train command takes to reach 30x, 10x and 2x the real-data floor's Frechet
 distance.
 
@@ -10,7 +10,11 @@ second process competes with it for the CPU.
 import os
 import time
 
-from trainer.bench import data_flag, run_child
+import tensorflow as tf
+from tensorboard.backend.event_processing import event_accumulator
+
+from trainer.evaluation import evaluate
+from trainer.tools.child import data_flag, run_child
 
 RATIOS = (30, 10, 2)  # the crossings reported, as multiples of the real-data floor
 
@@ -26,7 +30,6 @@ def measure(data_dir, minutes: float, folder: str, extra_flags=()) -> dict:
     times are upper bounds; the final checkpoint is also judged on 10,000 samples.
     `extra_flags` go to the training command after the README's.
     """
-    from trainer import evaluate
     log_dir = os.path.join(folder, "log")
     started = time.time()
     child = run_child(["--checkpoint-dir", os.path.join(folder, "ckpt"), "--log-dir",
@@ -53,8 +56,6 @@ def minutes_below(rows: list, ratio: float):
 
 def scalar_events(log_dir: str, tag: str) -> list:
     """(wall_time, step, value) of every `tag` summary under log_dir, in step order."""
-    import tensorflow as tf
-    from tensorboard.backend.event_processing import event_accumulator
     events = event_accumulator.EventAccumulator(
         log_dir, size_guidance={event_accumulator.TENSORS: 0})
     events.Reload()

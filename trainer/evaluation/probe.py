@@ -8,8 +8,10 @@ same classifier on raw pixels is the baseline.
 """
 
 import numpy as np
+import tensorflow as tf
 
-from trainer import data
+from trainer import checkpoints, data
+from trainer import images as image_utils
 
 LABELS = (100, 1000)  # labelled training images, balanced across the digits
 DRAWS = 5  # labelled subsets drawn per size; the table gives their mean and spread
@@ -22,7 +24,6 @@ def feature_model(discriminator):
     """Maps images float32 (B, 28, 28, 1) in [-1, 1] to float32 (B, F): every
     LeakyReLU output of `discriminator`, max-pooled to 4x4 and flattened (a dense
     layer's output as it is), concatenated."""
-    import tensorflow as tf
     hidden = [layer.output for layer in discriminator.layers
               if isinstance(layer, tf.keras.layers.LeakyReLU)]
     pooled = []
@@ -37,13 +38,12 @@ def feature_model(discriminator):
     return tf.keras.Model(discriminator.input, joined, name="discriminator_features")
 
 
-def extract(features_of, images: np.ndarray, batch: int = 500) -> np.ndarray:
+def extract(features_of, images: np.ndarray,
+            batch: int = image_utils.INFERENCE_BATCH) -> np.ndarray:
     """float32 (N, F) features of uint8 (N, 28, 28) images."""
-    out = []
-    for start in range(0, len(images), batch):
-        pixels = images[start:start + batch].astype(np.float32)[..., None] / 127.5 - 1.0
-        out.append(np.asarray(features_of(pixels, training=False), dtype=np.float32))
-    return np.concatenate(out)
+    return image_utils.in_batches(
+        lambda pixels: features_of(image_utils.to_model_range(pixels), training=False),
+        images, batch).astype(np.float32)
 
 
 def balanced_subset(labels: np.ndarray, count: int, seed: int) -> np.ndarray:
@@ -61,7 +61,6 @@ def linear_accuracy(train_x, train_y, test_x, test_y, seed: int = 0) -> float:
     Features are standardized with the training examples' mean and deviation; the fit
     is full-batch Adam, deterministic for a seed.
     """
-    import tensorflow as tf
     mean, scale = train_x.mean(0), train_x.std(0) + 1e-6
     x = tf.constant((train_x - mean) / scale)
     y = tf.constant(train_y.astype(np.int64))
@@ -91,13 +90,12 @@ def run(checkpoint_dir: str, data_dir) -> dict:
     Returns:
       {"discriminator": {labels: [accuracy per draw]}, "pixels": {...}, "features": F}.
     """
-    from trainer import checkpoints
     discriminator, _ = checkpoints.load_discriminator(checkpoint_dir)
     features_of = feature_model(discriminator)
     train_images, train_labels = data.load_mnist(data_dir, "train")
     test_images, test_labels = data.load_mnist(data_dir, "test")
     test_features = extract(features_of, test_images)
-    test_pixels = test_images.reshape(len(test_images), -1).astype(np.float32) / 255
+    test_pixels = image_utils.unit_pixels(test_images)
     results = {"discriminator": {}, "pixels": {}, "features": test_features.shape[1]}
     for count in LABELS:
         for source in results["discriminator"], results["pixels"]:
@@ -108,9 +106,8 @@ def run(checkpoint_dir: str, data_dir) -> dict:
             results["discriminator"][count].append(linear_accuracy(
                 extract(features_of, train_images[pick]), labels, test_features,
                 test_labels, seed=draw))
-            pixels = train_images[pick].reshape(count, -1).astype(np.float32) / 255
             results["pixels"][count].append(linear_accuracy(
-                pixels, labels, test_pixels, test_labels, seed=draw))
+                image_utils.unit_pixels(train_images[pick]), labels, test_pixels, test_labels, seed=draw))
     return results
 
 

@@ -1,6 +1,6 @@
 """The MNIST classifier that judges generated digits, and the command that trains it.
 
-    python -m trainer.classifier --data-dir ../shared/mnist
+    python -m trainer.evaluation.classifier --data-dir ../shared/mnist
 
 trains it and writes its weights into the package (`mnist_classifier.weights.h5`, about
 1 MB), where `load_classifier` finds them offline. Its 64 penultimate features give the
@@ -9,18 +9,19 @@ Frechet distance and precision/recall, its probabilities the classifier score (T
 """
 
 import argparse
-import logging
 import os
 import sys
 
 import numpy as np
+import tensorflow as tf
 
+from trainer import cli, data
+from trainer import images as image_utils
 from trainer.errors import TrainerError
 
 WEIGHTS_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                             "mnist_classifier.weights.h5")
 FEATURES = 64
-BATCH = 500
 
 
 def build_classifier():
@@ -28,7 +29,6 @@ def build_classifier():
 
     The layer named "features" gives the 64 penultimate activations.
     """
-    import tensorflow as tf
     layers = tf.keras.layers
     return tf.keras.Sequential([
         tf.keras.Input((28, 28, 1)),
@@ -51,7 +51,6 @@ class Judge:
     """Features and class probabilities of images, from the trained classifier."""
 
     def __init__(self, classifier):
-        import tensorflow as tf
         features = classifier.get_layer("features").output
         self._model = tf.keras.Model(classifier.inputs,
                                      [features, tf.keras.layers.Softmax()(classifier.outputs[0])])
@@ -65,17 +64,16 @@ class Judge:
         """
         images = np.asarray(images)
         if images.dtype == np.uint8:
-            images = images.astype(np.float32) / 127.5 - 1.0
+            images = image_utils.to_model_range(images)
         images = images.reshape(-1, 28, 28, 1).astype(np.float32)
-        outputs = [self._call(images[i:i + BATCH]) for i in range(0, len(images), BATCH)]
-        return tuple(np.concatenate([o[j].numpy() for o in outputs]) for j in (0, 1))
+        return image_utils.in_batches(self._call, images)
 
 
 def load_judge(path: str = WEIGHTS_PATH) -> Judge:
     """The shipped classifier, ready to judge images. Raises TrainerError if missing."""
     if not os.path.exists(path):
         raise TrainerError(f"no classifier weights at {path}; train them with "
-                           "`python -m trainer.classifier --data-dir DIR`")
+                           "`python -m trainer.evaluation.classifier --data-dir DIR`")
     classifier = build_classifier()
     classifier.load_weights(path)
     return Judge(classifier)
@@ -94,27 +92,24 @@ def train_classifier(data_dir, epochs: int = 6, seed: int = 0):
     Returns:
       (classifier, test_accuracy).
     """
-    import tensorflow as tf
-    from trainer import data
-
     tf.keras.utils.set_random_seed(seed)
     (train_x, train_y), (test_x, test_y) = (data.load_mnist(data_dir, s)
                                             for s in ("train", "test"))
-    scale = lambda x: (x.astype(np.float32) / 127.5 - 1.0)[..., None]
     classifier = build_classifier()
     classifier.compile(
         optimizer=tf.keras.optimizers.Adam(1e-3),
         loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"])
     schedule = tf.keras.callbacks.LearningRateScheduler(lambda epoch: 1e-3 * 0.6 ** epoch)
-    classifier.fit(scale(train_x), train_y, batch_size=128, epochs=epochs,
+    classifier.fit(image_utils.to_model_range(train_x), train_y, batch_size=128, epochs=epochs,
                    callbacks=[schedule], verbose=2)
-    _, accuracy = classifier.evaluate(scale(test_x), test_y, batch_size=BATCH, verbose=0)
+    _, accuracy = classifier.evaluate(image_utils.to_model_range(test_x), test_y,
+                                       batch_size=image_utils.INFERENCE_BATCH, verbose=0)
     return classifier, float(accuracy)
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m trainer.classifier",
+    parser = argparse.ArgumentParser(prog="python -m trainer.evaluation.classifier",
                                      description="Train the MNIST classifier that judges "
                                      "generated digits.")
     parser.add_argument("--data-dir", help="folder with the MNIST files (as for training)")
@@ -125,12 +120,11 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.epochs <= 0:
         parser.error(f"--epochs must be positive, got {args.epochs}")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    cli.setup_logging()
     try:
         classifier, accuracy = train_classifier(args.data_dir, args.epochs, args.seed)
     except TrainerError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+        return cli.fail(err)
     save_weights(classifier, args.output)
     print(f"test accuracy {accuracy:.4f}; weights written to {args.output}")
     return 0

@@ -1,7 +1,7 @@
-"""python -m trainer.stop_latency: seconds from Ctrl-C (or SIGTERM) to a saved checkpoint
+"""python -m trainer.tools.stop_latency: seconds from Ctrl-C (or SIGTERM) to a saved checkpoint
 and exit, for a default-size training stopped at the moments that make it slowest.
 
-    python -m trainer.stop_latency --data-dir ../shared/mnist
+    python -m trainer.tools.stop_latency --data-dir ../shared/mnist
 
 Each case trains from scratch with the README's command into a temporary folder, sends
 the signal at its moment, and checks that the run saved the step it reports and exited
@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 
-from trainer import checkpoints
+from trainer import checkpoints, cli
 from trainer.errors import TrainerError
 from trainer.train_config import TrainConfig
 
@@ -78,10 +78,8 @@ def measure(name, signum, flags, wait_for, hogs, data_dir, folder) -> dict:
 
 
 def main(argv=None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
-                        datefmt="%H:%M:%S")
-    parser = argparse.ArgumentParser(prog="python -m trainer.stop_latency",
+    cli.setup_logging()
+    parser = argparse.ArgumentParser(prog="python -m trainer.tools.stop_latency",
                                      description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", help="MNIST folder, as for trainer.task")
@@ -93,8 +91,7 @@ def main(argv=None) -> int:
                 rows.append(measure(*case, args.data_dir, folder))
                 logging.info("%s: %.2f s", rows[-1]["case"], rows[-1]["seconds"])
     except TrainerError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+        return cli.fail(err)
     print(f"{'case':<34}{'seconds':>8}{'exit':>6}{'step':>7}  saved")
     for row in rows:
         print(f"{row['case']:<34}{row['seconds']:>8.2f}{row['exit_code']:>6}"

@@ -17,9 +17,11 @@ import time
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from trainer import data, metrics
-from trainer.classifier import load_judge
+from trainer import checkpoints, data
+from trainer import images as image_utils
 from trainer.errors import TrainerError
+from trainer.evaluation import metrics, quality
+from trainer.evaluation.classifier import load_judge
 
 FLOOR_IMAGES = 10_000
 
@@ -61,16 +63,9 @@ def load_png_folder(folder: str) -> np.ndarray:
 
 def generated_images(checkpoint_dir: str, count: int, seed: int) -> np.ndarray:
     """`count` uint8 (28, 28) samples of the latest checkpoint, as --sample writes them."""
-    from trainer import checkpoints
     generator, config = checkpoints.load_sampler(checkpoint_dir)
-    return _draw(generator, count, config.latent_dim, seed, config.latent_distribution)
-
-
-def _draw(generator, count, latent_dim, seed, distribution="normal") -> np.ndarray:
-    """All of sample.generate's batches as one uint8 (count, 28, 28) array."""
-    from trainer import sample
-    return np.concatenate(list(sample.generate(generator, count, latent_dim, seed,
-                                               distribution)))
+    return quality.draw(generator, count, config.latent_dim, seed,
+                        config.latent_distribution)
 
 
 def judge_against_test_set(images_by_name: dict, data_dir, judge=None) -> dict:
@@ -132,18 +127,14 @@ def memorization_check(generated: np.ndarray, test_images: np.ndarray,
     pick = np.random.default_rng(seed).choice(
         len(test_images), min(len(generated), len(test_images)), replace=False)
     started = time.perf_counter()
-    results = metrics.memorization(_unit_pixels(generated), _unit_pixels(test_images[pick]),
-                                   _unit_pixels(train_images))
+    results = metrics.memorization(image_utils.unit_pixels(generated),
+                                   image_utils.unit_pixels(test_images[pick]),
+                                   image_utils.unit_pixels(train_images))
     logging.info("memorization check: %d samples and %d test images against %d training "
                  "images in %.1f s", len(generated), len(pick), len(train_images),
                  time.perf_counter() - started)
     results["test"] = results.pop("held_out")
     return results
-
-
-def _unit_pixels(images: np.ndarray) -> np.ndarray:
-    """uint8 (N, 28, 28) in [0, 255] -> float32 (N, 784) in [0, 1]."""
-    return images.reshape(len(images), -1).astype(np.float32) / np.float32(255)
 
 
 def format_table(results: dict) -> str:
@@ -180,23 +171,3 @@ def _memorization_lines(memo: dict) -> list:
 def to_json(results: dict) -> str:
     """One JSON line with every figure, for scripts."""
     return json.dumps(results, sort_keys=True, default=float)
-
-
-class QualityProbe:
-    """Frechet distance and classifier score of a generator, cheap enough to run every
-    epoch: the test set's statistics are computed once, the noise is fixed."""
-
-    def __init__(self, judge, test_images: np.ndarray, num_samples: int, latent_dim: int,
-                 seed: int, distribution: str = "normal"):
-        self._judge = judge
-        test_features, _ = judge(test_images)
-        self._test_stats = metrics.gaussian_stats(test_features)
-        self._count, self._latent_dim, self._seed = num_samples, latent_dim, seed
-        self._distribution = distribution
-
-    def __call__(self, generator) -> dict:
-        features, probs = self._judge(
-            _draw(generator, self._count, self._latent_dim, self._seed, self._distribution))
-        return {"frechet_distance": metrics.frechet_distance_from_stats(
-                    *metrics.gaussian_stats(features), *self._test_stats),
-                "classifier_score": metrics.classifier_score(probs)}

@@ -1,22 +1,25 @@
-"""python -m trainer.layer_profile: where a training step's time goes, layer by layer.
+"""python -m trainer.tools.layer_profile: where a training step's time goes, layer by layer.
 
-    python -m trainer.layer_profile                     # the defaults, --precision auto
-    python -m trainer.layer_profile --precision bfloat16 --batch-size 128
+    python -m trainer.tools.layer_profile                     # the defaults, --precision auto
+    python -m trainer.tools.layer_profile --precision bfloat16 --batch-size 128
 
 Times each convolution and dense layer of the default generator and discriminator alone,
 on a batch of its real input shape: the forward pass, and the forward pass with the
 gradients of its input and weights (what training runs), best of a few timings, with the
-GFLOP/s each makes (FLOPs as trainer.bench counts them; the backward pass costs twice the
+GFLOP/s each makes (FLOPs as trainer.tools.flops counts them; the backward pass costs twice the
 forward) beside the float32 matmul peak measured in the same process.
 """
 
 import argparse
-import logging
 import os
 import sys
 import time
 
-from trainer import bench, hardware
+import tensorflow as tf
+
+from trainer import cli, hardware, model
+from trainer.tools import bench
+from trainer.tools import flops as flop_counts
 from trainer.train_config import TrainConfig
 
 REPEATS = 3  # timings per figure, the best kept
@@ -25,8 +28,6 @@ REPEATS = 3  # timings per figure, the best kept
 def profile(config: TrainConfig, steps: int = 10) -> list:
     """One row per conv/dense layer of `config`'s networks: {"layer", "shape",
     "forward_ms", "train_ms", "forward_gflops", "train_gflops"} at config.batch_size."""
-    import tensorflow as tf
-    from trainer import model
     nets = [model.generator_for(config.arch, config.latent_dim, config.generator_width,
                                 config.compute_precision, config.generator_depth),
             model.discriminator_for(config.arch, config.discriminator_width,
@@ -34,7 +35,7 @@ def profile(config: TrainConfig, steps: int = 10) -> list:
     rows = []
     for net in nets:
         for layer in net.layers:
-            flops = bench.one_layer_flops(layer)
+            flops = flop_counts.one_layer_flops(layer)
             if flops is None:
                 continue
             flops *= config.batch_size
@@ -53,7 +54,6 @@ def profile(config: TrainConfig, steps: int = 10) -> list:
 def _time_layer(layer, x, steps: int):
     """Best seconds per call of the layer's forward pass, and of forward plus input and
     weight gradients."""
-    import tensorflow as tf
 
     @tf.function
     def forward(x):
@@ -92,10 +92,8 @@ def format_rows(rows: list) -> str:
 
 
 def main(argv=None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
-                        datefmt="%H:%M:%S")
-    parser = argparse.ArgumentParser(prog="python -m trainer.layer_profile",
+    cli.setup_logging()
+    parser = argparse.ArgumentParser(prog="python -m trainer.tools.layer_profile",
                                      description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--precision", default="auto", choices=("auto", "bfloat16",
@@ -108,7 +106,7 @@ def main(argv=None) -> int:
     config = bench.resolved(machine, precision=args.precision, batch_size=args.batch_size)
     print(bench.format_machine({**bench.describe(machine), "cores": os.cpu_count()}))
     print(f"batch {config.batch_size}, {config.compute_precision}; float32 matmul peak "
-          f"{bench.matmul_peak_gflops('float32'):.1f} GFLOP/s")
+          f"{flop_counts.matmul_peak_gflops('float32'):.1f} GFLOP/s")
     print(format_rows(profile(config)))
     return 0
 

@@ -1,7 +1,7 @@
-"""python -m trainer.bench: how fast training and sampling run on this machine, in figures.
+"""python -m trainer.tools.bench: how fast training and sampling run on this machine, in figures.
 
-    python -m trainer.bench --data-dir ../shared/mnist     # throughput, peak, memory
-    python -m trainer.bench --data-dir ../shared/mnist --time-to-quality 30
+    python -m trainer.tools.bench --data-dir ../shared/mnist     # throughput, peak, memory
+    python -m trainer.tools.bench --data-dir ../shared/mnist --time-to-quality 30
 
 Prints a table, then one JSON line with every figure. Training throughput is measured
 at the default settings after compilation; the float32 peak is a large matmul through
@@ -14,98 +14,25 @@ import itertools
 import json
 import logging
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 import time
 
 import numpy as np
+import tensorflow as tf
 
-from trainer import hardware
+from trainer import checkpoints, cli, data, hardware, sample, train
 from trainer.errors import TrainerError
+from trainer.tools import time_to_quality
+from trainer.tools.child import data_flag, run_child
+from trainer.tools.flops import matmul_peak_gflops, train_flops_per_image
 from trainer.train_config import TrainConfig
 
 # The CPU flags that decide the speed of training here: AVX2 and AVX-512 for float32,
 # AVX512-BF16 and AMX for bfloat16.
 FLAGS_SHOWN = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16")
-MATMUL_SIZE = 2048
 THROUGHPUT_CYCLES, THROUGHPUT_REPEATS = 8, 3  # R1 cycles per timing, timings kept best of
-PEAK_SECONDS = 3.0  # per matmul peak: the best of repeated timings over this long
 SAMPLE_COUNT = 10_000
-
-
-def layer_flops(net) -> int:
-    """Floating-point operations of one image's forward pass through `net`'s conv and
-    dense layers (batch norm and activations, a few per value, are left out).
-
-    Multiply-adds per image, each counted as 2 FLOPs:
-      Conv2D:          out_h * out_w * out_c * k_h * k_w * in_c
-      Conv2DTranspose: in_h * in_w * in_c * k_h * k_w * out_c  (each input pixel
-                       scatters a k_h x k_w x out_c patch)
-      Dense:           in_features * out_features
-    """
-    return sum(one_layer_flops(layer) or 0 for layer in net.layers)
-
-
-def one_layer_flops(layer):
-    """One image's forward FLOPs through `layer` as layer_flops counts them, or None for
-    a layer it leaves out (not a conv, transposed conv or dense layer)."""
-    import tensorflow as tf
-    layers = tf.keras.layers
-    if isinstance(layer, (layers.Conv2D, layers.Conv2DTranspose)):
-        k_h, k_w, *_ = layer.kernel.shape
-        _, in_h, in_w, in_c = layer.input.shape
-        _, out_h, out_w, out_c = layer.output.shape
-        if isinstance(layer, layers.Conv2DTranspose):
-            return 2 * in_h * in_w * in_c * k_h * k_w * out_c
-        return 2 * out_h * out_w * out_c * k_h * k_w * in_c
-    if isinstance(layer, layers.Dense):
-        return 2 * layer.kernel.shape[0] * layer.kernel.shape[1]
-    return None
-
-
-def train_flops_per_image(config: TrainConfig) -> dict:
-    """FLOPs of one training image at `config`, from the layer shapes.
-
-    With F_G and F_D the forward FLOPs of the generator and the discriminator, and a
-    backward pass costing twice its forward (input and weight gradients):
-      G forward + backward                              3 F_G
-      D forward + backward on the real image            3 F_D
-      D forward + backward on the generated image       3 F_D
-      D backward again, into G, on the generator's tape 1 F_D (input gradients only)
-      R1 every r1_interval steps: D forward, input gradient, and the backward of
-        that gradient (twice the first), about          4 F_D / r1_interval
-    """
-    from trainer import model
-    g = layer_flops(model.generator_for(config.arch, config.latent_dim,
-                                        config.generator_width,
-                                        depth=config.generator_depth))
-    d = layer_flops(model.discriminator_for(config.arch, config.discriminator_width,
-                                            depth=config.discriminator_depth))
-    r1 = 4 * d / config.r1_interval if config.r1_gamma > 0 else 0
-    return {"generator_forward": g, "discriminator_forward": d,
-            "train": int(3 * g + 7 * d + r1)}
-
-
-def matmul_peak_gflops(dtype: str = "float32", size: int = None,
-                       seconds: float = None) -> float:
-    """Best GFLOP/s of a size x size (default MATMUL_SIZE) matmul through TensorFlow
-    over ~`seconds` (default PEAK_SECONDS)."""
-    import tensorflow as tf
-    size, seconds = size or MATMUL_SIZE, seconds or PEAK_SECONDS
-    a = tf.cast(tf.random.normal([size, size]), dtype)
-    b = tf.cast(tf.random.normal([size, size]), dtype)
-    matmul = tf.function(tf.linalg.matmul)
-    matmul(a, b).numpy()  # compile and warm up
-    best, deadline = 0.0, time.perf_counter() + seconds
-    while time.perf_counter() < deadline:
-        start = time.perf_counter()
-        for _ in range(4):
-            result = matmul(a, b)
-        result.numpy()
-        best = max(best, 4 * 2 * size ** 3 / (time.perf_counter() - start) / 1e9)
-    return best
 
 
 def train_images_per_sec(config: TrainConfig, images: np.ndarray,
@@ -122,7 +49,6 @@ def throughput_timer(config: TrainConfig, images: np.ndarray,
                      cycles: int = THROUGHPUT_CYCLES):
     """Builds and compiles the training step of `config`; returns a function that
     trains `cycles` R1 cycles and gives their images/s."""
-    from trainer import checkpoints, data, train
     state = checkpoints.build_state(config)
     step = train.make_train_step(state, config)
     interval = config.r1_interval
@@ -146,7 +72,6 @@ def throughput_timer(config: TrainConfig, images: np.ndarray,
 def sampling_images_per_sec(checkpoint_dir: str, count: int = None) -> dict:
     """--sample's throughput once the model is loaded: generation plus PNG writing of
     `count` (default SAMPLE_COUNT) images."""
-    from trainer import checkpoints, sample
     count = count or SAMPLE_COUNT
     generator, config = checkpoints.load_sampler(checkpoint_dir)
     with tempfile.TemporaryDirectory() as folder:
@@ -156,50 +81,11 @@ def sampling_images_per_sec(checkpoint_dir: str, count: int = None) -> dict:
     return {"sample_images_per_sec": count / seconds, "sample_seconds": seconds}
 
 
-def run_child(args: list, timeout: float = None, show_log: bool = False) -> dict:
-    """Runs `python -m trainer.task ARGS`, stopped with SIGINT (the trainer saves and
-    exits) after `timeout` seconds; returns its wall time and peak resident memory.
-
-    With show_log the child's log goes to this terminal, and a Ctrl-C stops the child
-    (the trainer installs its own handler: it saves and exits) while this process
-    ignores it and goes on to report.
-    """
-    start = time.perf_counter()
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if show_log else None
-    try:
-        with tempfile.TemporaryFile() as errors:
-            proc = subprocess.Popen([sys.executable, "-m", "trainer.task", *args],
-                                    stdout=subprocess.DEVNULL,
-                                    stderr=None if show_log else errors)
-            interrupted = False
-            while True:
-                pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-                if pid:
-                    break
-                if timeout and not interrupted and time.perf_counter() - start > timeout:
-                    proc.send_signal(signal.SIGINT)
-                    interrupted = True
-                time.sleep(0.05)
-            proc.returncode = os.waitstatus_to_exitcode(status)
-            errors.seek(0)
-            stderr = errors.read().decode(errors="replace")
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
-    if proc.returncode not in (0, 130):
-        raise TrainerError(f"`python -m trainer.task {' '.join(args)}` failed "
-                           f"(exit {proc.returncode}): {stderr[-500:]}")
-    return {"seconds": time.perf_counter() - start,
-            "peak_rss_mb": usage.ru_maxrss / 1024}  # Linux reports kilobytes
-
-
 def benchmark(data_dir, checkpoint_dir: str, train_steps: int, machine,
               cycles: int = THROUGHPUT_CYCLES, repeats: int = THROUGHPUT_REPEATS) -> dict:
     """Every figure of the default table; see the module docstring. `machine` is the
     trainer.hardware.Hardware the figures are measured on; `cycles` and `repeats` as for
     train_images_per_sec."""
-    import tensorflow as tf
-    from trainer import data
     config = resolved(machine, data_dir=data_dir)
     results = {**describe(machine), "cores": os.cpu_count(), "tensorflow": tf.__version__,
                "batch_size": config.batch_size, "precision": config.compute_precision}
@@ -245,7 +131,6 @@ def variants(data_dir, machine, repeats: int = THROUGHPUT_REPEATS,
     trainer.hardware.Hardware), in one process: timed round-robin `repeats` times, each
     variant's best, so that a slow spell of the machine cannot favour one variant over
     another."""
-    from trainer import data
     images, _ = data.load_mnist(data_dir, "train")
     configs = [resolved(machine, **changes) for _, changes in VARIANTS]
     timers = [throughput_timer(config, images, cycles) for config in configs]
@@ -286,10 +171,6 @@ def describe(machine) -> dict:
             "auto_reason": reason}
 
 
-def data_flag(data_dir) -> list:
-    return ["--data-dir", data_dir] if data_dir else []
-
-
 TABLE = [  # (key, label, format)
     ("train_images_per_sec", "training images/s (steady state)", "{:.0f}"),
     ("flops_per_image", "FLOPs per training image", "{:.3g}"),
@@ -323,7 +204,6 @@ def format_table(results: dict) -> str:
 def _measure(args, machine) -> dict:
     """Runs the measurement `args` ask for on `machine`, prints its table, returns its
     figures."""
-    from trainer import time_to_quality  # it imports this module's run_child
     results = {**describe(machine), "cores": os.cpu_count()}
     if args.variants:
         results.update(peak_gflops=matmul_peak_gflops("float32"),
@@ -348,10 +228,8 @@ def _measure(args, machine) -> dict:
 
 
 def main(argv=None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
-                        datefmt="%H:%M:%S")
-    parser = argparse.ArgumentParser(prog="python -m trainer.bench", description=__doc__,
+    cli.setup_logging()
+    parser = argparse.ArgumentParser(prog="python -m trainer.tools.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", help="MNIST folder, as for trainer.task")
     parser.add_argument("--checkpoint-dir", default=TrainConfig.checkpoint_dir,
@@ -384,8 +262,7 @@ def main(argv=None) -> int:
     try:
         results = _measure(args, machine)
     except TrainerError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+        return cli.fail(err)
     print(json.dumps(results, sort_keys=True, default=float))
     return 0
 

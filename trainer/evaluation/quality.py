@@ -1,0 +1,52 @@
+"""The quality check training runs at each epoch end: Frechet distance and classifier
+score of a fixed set of samples, for TensorBoard."""
+
+import logging
+
+import numpy as np
+
+from trainer import data, sample
+from trainer.errors import TrainerError
+from trainer.evaluation import classifier, metrics
+
+
+def draw(generator, count: int, latent_dim: int, seed: int,
+         distribution: str = "normal") -> np.ndarray:
+    """All of sample.generate's batches as one uint8 (count, 28, 28) array."""
+    return np.concatenate(list(sample.generate(generator, count, latent_dim, seed,
+                                               distribution)))
+
+
+class QualityProbe:
+    """Frechet distance and classifier score of a generator, cheap enough to run every
+    epoch: the test set's statistics are computed once, the noise is fixed."""
+
+    def __init__(self, judge, test_images: np.ndarray, num_samples: int, latent_dim: int,
+                 seed: int, distribution: str = "normal"):
+        self._judge = judge
+        test_features, _ = judge(test_images)
+        self._test_stats = metrics.gaussian_stats(test_features)
+        self._count, self._latent_dim, self._seed = num_samples, latent_dim, seed
+        self._distribution = distribution
+
+    def __call__(self, generator) -> dict:
+        features, probs = self._judge(
+            draw(generator, self._count, self._latent_dim, self._seed, self._distribution))
+        return {"frechet_distance": metrics.frechet_distance_from_stats(
+                    *metrics.gaussian_stats(features), *self._test_stats),
+                "classifier_score": metrics.classifier_score(probs)}
+
+
+def probe_for(config):
+    """The run's per-epoch QualityProbe, or None when config.eval_samples is 0 or the
+    classifier or the test images are missing (a warning says which)."""
+    if config.eval_samples == 0:
+        return None
+    try:
+        judge = classifier.load_judge()
+        test_images, _ = data.load_mnist(config.data_dir, "test")
+    except TrainerError as err:
+        logging.warning("no quality figures in TensorBoard: %s", err)
+        return None
+    return QualityProbe(judge, test_images, config.eval_samples, config.latent_dim,
+                        config.seed, config.latent_distribution)
