@@ -1,14 +1,13 @@
-"""What every command-line entry point shares: TensorFlow's start-up chatter hidden, one
-log format on stderr, and a TrainerError turned into one line and exit code 1."""
+"""What every command-line entry point shares: one log format on stderr, and a
+TrainerError turned into one line and exit code 1. (TensorFlow's C++ start-up chatter is
+hidden by the package's __init__, before anything imports TensorFlow.)"""
 
 import logging
-import os
 import sys
 
 
 def setup_logging() -> None:
-    """INFO lines as `HH:MM:SS LEVEL message`; call before TensorFlow is imported."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow's start-up chatter
+    """INFO lines as `HH:MM:SS LEVEL message`, TensorFlow's absl lines from WARNING."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
                         datefmt="%H:%M:%S")
     logging.getLogger("absl").setLevel(logging.WARNING)  # TensorFlow's per-save chatter
