@@ -1,6 +1,7 @@
 """The trained model this repository ships in MNIST-trained-model/."""
 
 import glob
+import json
 import os
 import subprocess
 import sys
@@ -9,6 +10,7 @@ import numpy as np
 
 from trainer import checkpoints, sample
 from trainer.evaluation import classifier, evaluate
+from trainer.train_config import ENVIRONMENT_FIELDS, TrainConfig, load_saved_config
 
 from helpers import MNIST_DIR, REPO, needs_mnist, slow
 
@@ -23,6 +25,14 @@ def test_ships_one_resumable_checkpoint_under_32_mb():
     assert os.path.exists(os.path.join(SHIPPED, "config.json"))
     size = sum(os.path.getsize(p) for p in glob.glob(os.path.join(SHIPPED, "*")))
     assert size <= 32 * 1024 * 1024
+
+
+def test_config_json_holds_the_run_not_this_machines_folders():
+    with open(os.path.join(SHIPPED, "config.json"), encoding="utf-8") as f:
+        saved = json.load(f)
+    assert not set(ENVIRONMENT_FIELDS) & set(saved)
+    # The defaults are the shipped run's settings (README); it resolved to bfloat16.
+    assert load_saved_config(SHIPPED) == TrainConfig(resolved_precision="bfloat16")
 
 
 @slow

@@ -1,15 +1,17 @@
+import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
 from trainer import flags as cli_flags
 from trainer import task
-from trainer.train_config import TrainConfig
+from trainer.train_config import ENVIRONMENT_FIELDS, TrainConfig
 
 from helpers import REPO, slow
 
@@ -50,14 +52,20 @@ def test_job_dir_moves_the_default_folders():
     assert config.log_dir == "mine"
 
 
+def resume_flags(tmp_path, idx_dir):
+    """A resume's folders: config.json keeps the hyperparameters, not where things are."""
+    return ["--continue-train", "True", "--checkpoint-dir", str(tmp_path / "ckpt"),
+            "--data-dir", idx_dir, "--log-dir", str(tmp_path / "logs")]
+
+
 @slow
 def test_train_resume_and_sample_through_the_cli(tmp_path, idx_dir, capsys):
     assert task.main(["--data-dir", idx_dir, "--train-steps", "3", *flags(tmp_path)]) == 0
-    # The resumed run takes data dir and the rest from the saved config.
-    assert task.main(["--continue-train", "True", "--train-steps", "5",
-                      "--checkpoint-dir", str(tmp_path / "ckpt")]) == 0
+    # The resumed run takes the widths, batch size and the rest from the saved config.
+    assert task.main([*resume_flags(tmp_path, idx_dir), "--train-steps", "5"]) == 0
     assert tf.train.latest_checkpoint(str(tmp_path / "ckpt")).endswith("ckpt-5")
-    assert task.main(["--sample", "7", *flags(tmp_path)]) == 0
+    assert task.main(["--sample", "7", "--checkpoint-dir", str(tmp_path / "ckpt"),
+                      "--sample-dir", str(tmp_path / "samples")]) == 0
     assert len(os.listdir(tmp_path / "samples")) == 8  # 7 samples and grid.png
     assert "wrote 7 samples" in capsys.readouterr().out
 
@@ -129,15 +137,16 @@ def test_runtime_errors_exit_1_with_one_line(case, message, tmp_path, idx_dir, c
         "missing data": ["--data-dir", str(tmp_path / "nope")],
         "empty data": ["--data-dir", str(tmp_path / "empty")],
         "corrupt data": ["--data-dir", str(corrupt)],
-        "resume nothing": ["--continue-train", "True"],
-        "sample nothing": ["--sample", "3"],
-        "unwritable": ["--data-dir", str(corrupt), "--log-dir", str(tmp_path / "file/x")],
-        "unwritable checkpoints": ["--data-dir", idx_dir, "--checkpoint-dir",
-                                   str(tmp_path / "file/x")],
+        "resume nothing": flags(tmp_path, "--continue-train", "True"),
+        "sample nothing": ["--sample", "3", "--checkpoint-dir", str(tmp_path / "ckpt")],
+        "unwritable": flags(tmp_path, "--data-dir", str(corrupt), "--log-dir",
+                            str(tmp_path / "file/x")),
+        "unwritable checkpoints": flags(tmp_path, "--data-dir", idx_dir, "--checkpoint-dir",
+                                        str(tmp_path / "file/x")),
         "unwritable samples": ["--sample", "2", "--checkpoint-dir", SHIPPED,
                                "--sample-dir", str(tmp_path / "file/x")],
     }[case]
-    assert task.main(flags(tmp_path) + argv) == 1
+    assert task.main(argv) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [err[0]] and err[0].startswith("error: ") and message in err[0]
 
@@ -175,8 +184,8 @@ def test_signal_saves_a_checkpoint_at_the_current_step_and_exits(tmp_path, idx_d
     assert stopped >= 3
     assert tf.train.latest_checkpoint(str(tmp_path / "ckpt")).endswith(f"ckpt-{stopped}")
     # Nothing is lost: the resume starts at the saved step.
-    assert task.main(["--continue-train", "--train-steps", str(stopped + 2),
-                      "--checkpoint-dir", str(tmp_path / "ckpt")]) == 0
+    assert task.main([*resume_flags(tmp_path, idx_dir), "--train-steps",
+                      str(stopped + 2)]) == 0
     assert tf.train.latest_checkpoint(str(tmp_path / "ckpt")).endswith(f"ckpt-{stopped + 2}")
 
 
@@ -206,8 +215,7 @@ def test_second_run_on_a_live_runs_folder_is_refused(tmp_path, idx_dir, capsys):
         for line in process.stderr:  # wait until the first run holds the folder
             if "step 2/" in line:
                 break
-        assert task.main(["--continue-train", "--checkpoint-dir",
-                          str(tmp_path / "ckpt")]) == 1
+        assert task.main(resume_flags(tmp_path, idx_dir)) == 1
         err = capsys.readouterr().err
         assert f"in use by another training run (pid {process.pid})" in err
     finally:
@@ -221,5 +229,49 @@ def test_mlp_uniform_run_through_the_cli_and_probe_without_data(tmp_path, idx_di
     saved = TrainConfig.from_json((tmp_path / "ckpt" / "config.json").read_text())
     assert (saved.arch, saved.latent_distribution) == ("mlp", "uniform")
     # The blob data has no test split: --probe says what is missing, in one line.
-    assert task.main(["--probe", "--data-dir", idx_dir, *flags(tmp_path)]) == 1
+    assert task.main(["--probe", "--data-dir", idx_dir, "--checkpoint-dir",
+                      str(tmp_path / "ckpt")]) == 1
     assert "no MNIST test data" in capsys.readouterr().err
+
+
+# --- a checkpoint folder resumes on any machine ------------------------------------------
+
+def test_a_resume_takes_its_folders_from_its_flags_not_from_config_json(tmp_path):
+    old = dict(json.loads(TrainConfig(batch_size=32, seed=5).to_json()),
+               data_dir="../shared/mnist", log_dir="old/logs", sample_dir="old/samples",
+               checkpoint_dir="old/ckpt", continue_train=False, overwrite=True)
+    (tmp_path / "config.json").write_text(json.dumps(old))
+    args = cli_flags.build_parser().parse_args(
+        ["--continue-train", "--checkpoint-dir", str(tmp_path), "--log-dir", "here/logs"])
+    assert cli_flags.resolve(args) == TrainConfig(
+        batch_size=32, seed=5, checkpoint_dir=str(tmp_path), log_dir="here/logs",
+        continue_train=True)  # data_dir None: the Keras cache, as a fresh run
+
+
+@slow  # one step of the shipped, default-size networks
+@pytest.mark.parametrize("data", ["--data-dir", "the Keras cache"])
+def test_a_copy_of_the_shipped_model_resumes_on_a_machine_without_its_data_folder(
+        data, tmp_path, idx_dir, blob_images, monkeypatch, caplog):
+    monkeypatch.chdir(tmp_path)  # no ../shared/mnist here, as on a fresh clone
+    folder = str(tmp_path / "model")
+    shutil.copytree(SHIPPED, folder, ignore=shutil.ignore_patterns(".trainer.lock"))
+    step = int(tf.train.latest_checkpoint(folder).rsplit("-", 1)[1])
+    argv = ["--continue-train", "True", "--checkpoint-dir", folder, "--train-steps",
+            str(step + 1)]
+    if data == "--data-dir":
+        argv += ["--data-dir", idx_dir]
+    else:  # no --data-dir: ~/.keras/datasets/mnist.npz, as a fresh run reads it
+        cache = tmp_path / "home" / ".keras" / "datasets"
+        cache.mkdir(parents=True)
+        np.savez(cache / "mnist.npz", x_train=blob_images,
+                 y_train=np.zeros(len(blob_images), np.uint8))
+        monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    with caplog.at_level("INFO"):
+        assert task.main(argv) == 0
+    assert f"resumed from step {step}" in caplog.text
+    assert "epochs of 2 steps" in caplog.text  # the 160 blob images, 64 a batch
+    assert tf.train.latest_checkpoint(folder).endswith(f"ckpt-{step + 1}")
+    written = json.loads((tmp_path / "model" / "config.json").read_text())
+    assert not set(ENVIRONMENT_FIELDS) & set(written)
+    assert written["train_steps"] == step + 1
+    assert os.listdir(tmp_path / "trainer" / "summary")  # the default --log-dir, here

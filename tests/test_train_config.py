@@ -4,8 +4,8 @@ import json
 import pytest
 
 from trainer.errors import TrainerError
-from trainer.train_config import (TrainConfig, load_saved_config, resolve_resume,
-                                  save_config)
+from trainer.train_config import (ENVIRONMENT_FIELDS, TrainConfig, load_saved_config,
+                                  resolve_resume, save_config)
 
 
 def test_defaults_keep_the_dcgan_papers_adam_for_the_discriminator():
@@ -40,10 +40,25 @@ def test_bad_values_raise_naming_the_field(field, value):
         TrainConfig(**{field: value})
 
 
-def test_json_round_trip(tmp_path):
-    config = TrainConfig(batch_size=64, train_steps=10, data_dir="d", r1_gamma=1.0)
-    save_config(config, str(tmp_path))
+def test_json_round_trip_keeps_the_run_and_leaves_the_folders_out(tmp_path):
+    config = TrainConfig(batch_size=64, train_steps=10, r1_gamma=0.5, xla=True)
+    machine = dict(data_dir="d", checkpoint_dir=str(tmp_path), log_dir="l", sample_dir="s",
+                   continue_train=True, overwrite=True)
+    save_config(dataclasses.replace(config, **machine), str(tmp_path))
+    written = json.loads((tmp_path / "config.json").read_text())
+    assert sorted(written) == sorted(f.name for f in dataclasses.fields(TrainConfig)
+                                     if f.name not in machine)
     assert load_saved_config(str(tmp_path)) == config
+
+
+def test_a_config_json_with_folders_loads_and_ignores_them(tmp_path):
+    # As every config.json before the folders were left out, the shipped one included.
+    old = dataclasses.asdict(TrainConfig(
+        data_dir="../shared/mnist", checkpoint_dir="x/ckpt", log_dir="x/logs",
+        sample_dir="x/samples", continue_train=True, overwrite=True, batch_size=32, seed=7))
+    assert set(ENVIRONMENT_FIELDS) <= set(old)
+    (tmp_path / "config.json").write_text(json.dumps(old))
+    assert load_saved_config(str(tmp_path)) == TrainConfig(batch_size=32, seed=7)
 
 
 def test_a_config_written_before_the_depth_and_decay_fields_rebuilds_its_run(tmp_path):

@@ -1,8 +1,9 @@
 """The command line's flags: the parser, and its arguments resolved into a TrainConfig.
 
 Only flags the user gave override (argparse.SUPPRESS): the defaults come from
-TrainConfig, or from the saved config.json on resume. Mode flags (--sample, --evaluate,
-...) pick what task.main does and are not config fields.
+TrainConfig, and on resume the hyperparameters from the saved config.json (the folders
+never: they come from the flags and defaults, as for a fresh run). Mode flags (--sample,
+--evaluate, ...) pick what task.main does and are not config fields.
 """
 
 import argparse
@@ -118,7 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def resolve(args: argparse.Namespace) -> TrainConfig:
-    """The run's config: flags over defaults, or over the saved config on resume."""
+    """The run's config: flags over defaults; on resume, flags over the saved
+    hyperparameters, the folders from flags and defaults (config.json has none)."""
     overrides = {k: v for k, v in vars(args).items() if k not in MODE_FLAGS}
     if "job_dir" in vars(args):
         for field, sub in (("checkpoint_dir", "checkpoints"), ("log_dir", "summary"),

@@ -1,8 +1,8 @@
 """The one frozen training configuration: fields, validation and JSON round trip.
 
 Defaults are the values behind the README's results. Tests derive tiny variants with
-`dataclasses.replace`. The resolved config is written beside the checkpoints as
-`config.json` and compared with the flags on resume.
+`dataclasses.replace`. The resolved config, less its ENVIRONMENT_FIELDS, is written
+beside the checkpoints as `config.json` and compared with the flags on resume.
 """
 
 import dataclasses
@@ -22,6 +22,12 @@ LATENT_DISTRIBUTIONS = latent.DISTRIBUTIONS
 # the runs that wrote them (their networks had no extra layers, their rates no decay).
 ADDED_FIELDS = {"generator_depth": 0, "discriminator_depth": 0, "lr_decay_epochs": 0,
                 "resolved_precision": None}
+
+# Fields of the machine and the invocation, not of the run: config.json leaves them out
+# (and ignores them in files written before), so a checkpoint folder copied elsewhere
+# resumes with that machine's flags and defaults, as a fresh run there would.
+ENVIRONMENT_FIELDS = ("data_dir", "checkpoint_dir", "log_dir", "sample_dir",
+                      "continue_train", "overwrite")
 
 # Fields that shape the saved variables or the step bookkeeping: a resume must keep them.
 RESUME_LOCKED_FIELDS = ("arch", "latent_dim", "latent_distribution", "generator_width",
@@ -175,20 +181,24 @@ class TrainConfig:
         return self.d_learning_rate or self.learning_rate
 
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+        """The hyperparameters and run settings: every field but ENVIRONMENT_FIELDS."""
+        values = {name: value for name, value in dataclasses.asdict(self).items()
+                  if name not in ENVIRONMENT_FIELDS}
+        return json.dumps(values, indent=2, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> "TrainConfig":
         """Parses `to_json` output, this version's or an earlier one's (its missing
-        fields take ADDED_FIELDS' values); raises ValueError on unknown fields or bad
-        values."""
+        fields take ADDED_FIELDS' values, its ENVIRONMENT_FIELDS are ignored and take
+        the defaults); raises ValueError on unknown fields or bad values."""
         values = json.loads(text)
         if not isinstance(values, dict):
             raise ValueError("config JSON must be an object")
         unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
         if unknown:
             raise ValueError(f"unknown config fields {unknown}")
-        return cls(**{**ADDED_FIELDS, **values})
+        return cls(**{**ADDED_FIELDS, **{name: value for name, value in values.items()
+                                         if name not in ENVIRONMENT_FIELDS}})
 
 
 def _require_number(name, value):
@@ -240,7 +250,8 @@ def resolve_resume(saved: TrainConfig, overrides: dict) -> TrainConfig:
     """The config of a resumed run: the saved one, with the flags the user gave on top.
 
     Args:
-      saved: config.json of the run being resumed.
+      saved: config.json of the run being resumed (its ENVIRONMENT_FIELDS are the
+        defaults: load_saved_config does not read them).
       overrides: field -> value for each flag given on the command line.
 
     Raises:
