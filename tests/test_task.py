@@ -1,3 +1,4 @@
+import itertools
 import json
 import os
 import shutil
@@ -107,6 +108,15 @@ def test_train_resume_and_sample_through_the_cli(tmp_path, idx_dir, capsys):
     (["--lr-decay-epochs", "-1"], "--lr-decay-epochs must be a non-negative integer"),
     (["--generator-depth", "-1"], "--generator-depth must be a non-negative integer"),
     (["--discriminator-depth", "two"], "invalid int value: 'two'"),
+    (["--sample", "4", "--probe", "--batch-size", "8"],
+     "--sample and --probe are separate modes"),
+    (["--sample", "4", "--batch-size", "8"],
+     "--batch-size applies to training only, not to --sample"),
+    (["--evaluate", "--continue-train", "True"],
+     "--continue-train applies to training only, not to --evaluate"),
+    (["--progress-gif", "--checkpoint-dir", "x"],
+     "--checkpoint-dir does not apply to --progress-gif"),
+    (["--num-eval-samples", "100"], "--num-eval-samples only applies with --evaluate"),
 ])
 def test_usage_errors_exit_2_with_one_line(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
@@ -275,3 +285,72 @@ def test_a_copy_of_the_shipped_model_resumes_on_a_machine_without_its_data_folde
     assert not set(ENVIRONMENT_FIELDS) & set(written)
     assert written["train_steps"] == step + 1
     assert os.listdir(tmp_path / "trainer" / "summary")  # the default --log-dir, here
+
+
+# --- each mode uses its own flags, and refuses the rest ---------------------------------
+
+MODE_ARGV = {"--sample": ["--sample", "4"], "--evaluate": ["--evaluate"],
+             "--interpolate": ["--interpolate", "3"], "--progress-gif": ["--progress-gif"],
+             "--probe": ["--probe"]}
+# What task.py hands each mode; every other flag is refused with it.
+MODE_USES = {
+    "--sample": {"--checkpoint-dir", "--sample-dir", "--seed", "--job-dir"},
+    "--evaluate": {"--checkpoint-dir", "--data-dir", "--seed", "--num-eval-samples",
+                   "--job-dir"},
+    "--interpolate": {"--checkpoint-dir", "--sample-dir", "--seed", "--slerp", "--gif",
+                      "--job-dir"},
+    "--progress-gif": {"--log-dir", "--job-dir"},
+    "--probe": {"--checkpoint-dir", "--data-dir", "--job-dir"},
+}
+MODE_OPTIONS = {"--slerp", "--gif", "--num-eval-samples"}  # of one mode, not of training
+
+
+def given(flag):
+    """argv giving `flag` a valid value."""
+    action = next(a for a in cli_flags.build_parser()._actions if flag in a.option_strings)
+    if action.nargs == 0:
+        return [flag]
+    if action.choices:
+        return [flag, action.choices[-1]]
+    value = {int: "20", float: "0.5", cli_flags.parse_bool: "True"}.get(action.type, "dir")
+    return [flag, value]
+
+
+def all_flags():
+    return [a.option_strings[0] for a in cli_flags.build_parser()._actions
+            if a.option_strings and a.dest != "help"]
+
+
+@pytest.mark.parametrize("mode", sorted(MODE_ARGV))
+def test_each_mode_accepts_the_flags_it_uses(mode):
+    argv = MODE_ARGV[mode] + [word for flag in sorted(MODE_USES[mode])
+                              for word in given(flag)]
+    args = cli_flags.build_parser().parse_args(argv)
+    cli_flags.check_modes(args)  # raises ValueError on a refused flag
+    cli_flags.resolve(args)  # and the mode's own options stay out of the TrainConfig
+
+
+@pytest.mark.parametrize("mode", sorted(MODE_ARGV))
+def test_each_mode_refuses_every_flag_it_does_not_use(mode, capsys):
+    refused = [f for f in all_flags() if f not in MODE_ARGV and f not in MODE_USES[mode]]
+    assert "--batch-size" in refused and "--continue-train" in refused
+    for flag in refused:
+        with pytest.raises(SystemExit) as exit_info:
+            task.main(MODE_ARGV[mode] + given(flag))
+        assert exit_info.value.code == 2, flag
+        err = capsys.readouterr().err.strip().splitlines()[-1]
+        if flag in MODE_OPTIONS:
+            assert err.endswith(f"error: {flag} only applies with "
+                                f"{next(m for m in MODE_USES if flag in MODE_USES[m])}")
+        elif any(flag in uses for uses in MODE_USES.values()):
+            assert err.endswith(f"error: {flag} does not apply to {mode}")
+        else:
+            assert err.endswith(f"error: {flag} applies to training only, not to {mode}")
+
+
+@pytest.mark.parametrize("first, second", itertools.combinations(sorted(MODE_ARGV), 2))
+def test_two_modes_are_a_usage_error_naming_both(first, second, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        task.main(MODE_ARGV[first] + MODE_ARGV[second])
+    assert exit_info.value.code == 2
+    assert f"error: {first} and {second} are separate modes" in capsys.readouterr().err

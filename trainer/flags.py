@@ -3,7 +3,8 @@
 Only flags the user gave override (argparse.SUPPRESS): the defaults come from
 TrainConfig, and on resume the hyperparameters from the saved config.json (the folders
 never: they come from the flags and defaults, as for a fresh run). Mode flags (--sample,
---evaluate, ...) pick what task.main does and are not config fields.
+--evaluate, ...) pick what task.main does, are not config fields, and refuse the flags
+their mode does not use (MODES).
 """
 
 import argparse
@@ -14,12 +15,21 @@ from trainer.train_config import (ARCHS, LATENT_DISTRIBUTIONS, PRECISIONS, Train
                                   load_saved_config, resolve_resume)
 
 DEFAULTS = TrainConfig()
-# Flags that pick a mode or its options, not TrainConfig fields.
-MODE_FLAGS = ("sample", "job_dir", "evaluate", "num_eval_samples", "probe", "interpolate",
-              "slerp", "gif", "progress_gif")
+# Each mode and the flags that apply to it (what task.py passes it); it refuses every
+# other flag, so nothing given is silently ignored. Without a mode, the command trains.
+MODES = {
+    "sample": ("checkpoint_dir", "sample_dir", "seed", "job_dir"),
+    "evaluate": ("checkpoint_dir", "data_dir", "seed", "num_eval_samples", "job_dir"),
+    "interpolate": ("checkpoint_dir", "sample_dir", "seed", "slerp", "gif", "job_dir"),
+    "progress_gif": ("log_dir", "job_dir"),
+    "probe": ("checkpoint_dir", "data_dir", "job_dir"),
+}
+MODE_OPTIONS = {"slerp": "interpolate", "gif": "interpolate",  # option -> its mode
+                "num_eval_samples": "evaluate"}
+# Flags that are not TrainConfig fields.
+MODE_FLAGS = (*MODES, *MODE_OPTIONS, "job_dir")
 MODE_MINIMUMS = {"sample": 1, "num_eval_samples": 10,  # precision/recall need k + 1
                  "interpolate": 1}
-MODE_OPTIONS = {"slerp": "interpolate", "gif": "interpolate"}  # option -> its mode
 _TRUE, _FALSE = {"true", "1", "yes", "y", "on"}, {"false", "0", "no", "n", "off"}
 
 
@@ -141,11 +151,28 @@ def as_flag(message: str) -> str:
 
 
 def check_modes(args: argparse.Namespace) -> None:
-    """Raises ValueError for a mode flag below its minimum or an option without its mode."""
+    """Raises ValueError for a mode flag below its minimum, two modes at once, an option
+    without its mode, or a flag the mode given does not use (see MODES)."""
+    given = vars(args)
     for flag, least in MODE_MINIMUMS.items():
-        if vars(args).get(flag, least) < least:
-            raise ValueError(f"--{flag.replace('_', '-')} must be at least {least}, "
-                             f"got {vars(args)[flag]}")
+        if given.get(flag, least) < least:
+            raise ValueError(f"{_flag(flag)} must be at least {least}, got {given[flag]}")
+    modes = [name for name in given if name in MODES]
+    if len(modes) > 1:
+        raise ValueError(" and ".join(map(_flag, modes)) + " are separate modes; give "
+                         "one at a time")
     for flag, mode in MODE_OPTIONS.items():
-        if flag in vars(args) and mode not in vars(args):
-            raise ValueError(f"--{flag} only applies with --{mode}")
+        if flag in given and mode not in given:
+            raise ValueError(f"{_flag(flag)} only applies with {_flag(mode)}")
+    for mode in modes:
+        for flag in given:
+            if flag == mode or flag in MODES[mode]:
+                continue
+            if any(flag in applies for applies in MODES.values()):
+                raise ValueError(f"{_flag(flag)} does not apply to {_flag(mode)}")
+            raise ValueError(f"{_flag(flag)} applies to training only, "
+                             f"not to {_flag(mode)}")
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
