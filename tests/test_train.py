@@ -1,11 +1,14 @@
 import glob
+import itertools
 import os
+import signal
 
 import numpy as np
 import pytest
 import tensorflow as tf
+from tensorboard.backend.event_processing import event_accumulator
 
-from trainer import checkpoints, model, train
+from trainer import checkpoints, data, model, train
 from trainer.errors import TrainerError
 
 from helpers import replace, slow
@@ -225,6 +228,55 @@ def test_xla_compiled_step_trains_and_resumes(tiny_config, blob_images):
     assert train.run(config, images=blob_images)["step"] == 4
     assert train.run(replace(config, continue_train=True, train_steps=6),
                      images=blob_images)["step"] == 6
+
+
+def scalar_steps(log_dir, tag):
+    """The steps of every `tag` scalar written to log_dir, in order, repeats kept."""
+    events = event_accumulator.EventAccumulator(
+        log_dir, size_guidance={event_accumulator.TENSORS: 0})
+    events.Reload()
+    return [event.step for event in events.Tensors(tag)]
+
+
+def test_the_last_step_is_logged_off_the_cadence(tiny_config, blob_images, caplog):
+    # 10 steps an epoch: the epoch end at step 10 is not logged, the budget's end is.
+    config = replace(tiny_config, train_steps=13, log_freq=4)
+    with caplog.at_level("INFO"):
+        train.run(config, images=blob_images)
+    assert scalar_steps(config.log_dir, "d_loss") == [4, 8, 12, 13]
+    assert scalar_steps(config.log_dir, "images_per_sec") == [4, 8, 12, 13]
+    assert scalar_steps(config.log_dir, "histograms/d_real") == [4, 8, 12, 13]
+    assert "step 13/13  d_loss" in caplog.text
+
+
+def test_a_run_shorter_than_log_freq_logs_its_last_step_once(tiny_config, blob_images):
+    config = replace(tiny_config, train_steps=5, log_freq=100)
+    train.run(config, images=blob_images)
+    assert scalar_steps(config.log_dir, "d_loss") == [5]
+
+
+@pytest.mark.parametrize("signal_after, stopped, logged", [
+    (4, 5, [3, 5]),  # mid-epoch: the batch being fetched is trained, then the run stops
+    (10, 10, [3, 6, 9, 10]),  # after the epoch's last batch, before its end's checkpoint
+])
+def test_a_stopped_run_logs_the_step_it_stopped_at(tiny_config, blob_images, monkeypatch,
+                                                   signal_after, stopped, logged):
+    real_batches = data.epoch_batches
+    fetched = itertools.count()
+
+    def batches(*args, **kwargs):  # SIGTERM while the loop asks for the next batch
+        for batch in itertools.chain(real_batches(*args, **kwargs), [None]):
+            if next(fetched) == signal_after:
+                signal.raise_signal(signal.SIGTERM)
+            if batch is None:
+                return
+            yield batch
+
+    monkeypatch.setattr(data, "epoch_batches", batches)
+    config = replace(tiny_config, train_steps=20, log_freq=3)
+    result = train.run(config, images=blob_images)
+    assert (result["step"], result["interrupted"]) == (stopped, "SIGTERM")
+    assert scalar_steps(config.log_dir, "d_loss") == logged
 
 
 def logged_scalars(log_dir, tag):

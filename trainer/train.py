@@ -149,16 +149,19 @@ def _train(config, state, manager, images, per_epoch) -> dict:
         summaries.text(0, "config", config.to_json())
     logging.info("training to step %d (%d epochs of %d steps), checkpoints in %s",
                  total, num_epochs, per_epoch, config.checkpoint_dir)
-    metrics = {}
+    metrics, unlogged = {}, None
     with _StopOnSignal() as stop:
         while int(state.step) < total and not stop.requested:
-            metrics = _train_epoch(config, state, train_step, images, total, num_epochs,
-                                   per_epoch, summaries, manager, stop)
+            metrics, unlogged = _train_epoch(config, state, train_step, images, total,
+                                             num_epochs, per_epoch, summaries, manager,
+                                             stop)
             if int(state.batch_in_epoch) == per_epoch:
                 state.epoch.assign_add(1)
                 state.batch_in_epoch.assign(0)
                 _epoch_end_summaries(summaries, state, config, fixed_z, probe)
                 _save(manager, state)
+        if unlogged:  # the run's last step, off the --log-freq cadence: its curve point
+            _log_step(summaries, total, *unlogged)
         if not _saved(manager, int(state.step)):
             _save(manager, state)  # first, so a stop request is honoured at once
         if int(state.batch_in_epoch) != 0:  # a mid-epoch end: the budget or a signal
@@ -178,14 +181,20 @@ def _train(config, state, manager, images, per_epoch) -> dict:
 
 def _train_epoch(config, state, train_step, images, total, num_epochs, per_epoch,
                  summaries, manager, stop):
-    """Trains from the saved position to the end of the epoch, the budget or a signal."""
+    """Trains from the saved position to the end of the epoch, the budget or a signal,
+    logging every --log-freq steps.
+
+    Returns:
+      (metrics of the last step, and _log_step's arguments for that step if it was not
+      logged, else None): the run's last step is the last of its last epoch's call.
+    """
     start = int(state.batch_in_epoch)
     progress = EpochProgress(int(state.epoch), num_epochs, per_epoch, start,
                              config.batch_size)
     batches = itertools.islice(
         data.epoch_batches(images, config.batch_size, config.seed, int(state.epoch), start),
         total - int(state.step))
-    values, window_start, window_steps = {}, time.perf_counter(), 0
+    values, unlogged, window_start, window_steps = {}, None, time.perf_counter(), 0
     for batch in batches:
         regularize = int(state.step) % config.r1_interval == 0
         g_rate = _set_learning_rates(state, config, total, per_epoch)
@@ -198,21 +207,26 @@ def _train_epoch(config, state, train_step, images, total, num_epochs, per_epoch
         state.batch_in_epoch.assign_add(1)
         step, window_steps = int(state.step), window_steps + 1
         progress.update(int(state.batch_in_epoch), values)
+        rate = window_steps * config.batch_size / (time.perf_counter() - window_start)
+        unlogged = (step, {**values, "images_per_sec": rate}, outputs)
         if step % config.log_freq == 0:
-            rate = window_steps * config.batch_size / (time.perf_counter() - window_start)
-            values["images_per_sec"] = rate
-            summaries.scalars(step, values)
-            summaries.histograms(step, {"histograms/d_real": outputs["d_real_probs"],
-                                        "histograms/d_fake": outputs["d_fake_probs"]})
-            logging.info("step %d/%d  %s", step, total, "  ".join(
-                f"{k} {v:.4g}" for k, v in values.items() if k in LOGGED))
-            window_start, window_steps = time.perf_counter(), 0
+            _log_step(summaries, total, *unlogged)
+            unlogged, window_start, window_steps = None, time.perf_counter(), 0
         if step % config.checkpoint_freq == 0:
             _save(manager, state)
         if stop.requested:
             break
     progress.close(values)
-    return values
+    return values, unlogged
+
+
+def _log_step(summaries, total, step, values, outputs):
+    """One step's scalars and D(x), D(G(z)) histograms to TensorBoard, and its log line."""
+    summaries.scalars(step, values)
+    summaries.histograms(step, {"histograms/d_real": outputs["d_real_probs"],
+                                "histograms/d_fake": outputs["d_fake_probs"]})
+    logging.info("step %d/%d  %s", step, total, "  ".join(
+        f"{k} {v:.4g}" for k, v in values.items() if k in LOGGED))
 
 
 def _check_finite(values, step, manager):
