@@ -115,7 +115,8 @@ def test_a_resume_resolves_precision_again_on_the_machine_it_runs_on(tmp_path, i
     assert task.main(["--data-dir", idx_dir, "--train-steps", "2", "--checkpoint-dir",
                       str(folder), "--log-dir", str(tmp_path / "logs"), *TINY]) == 0
     monkeypatch.setattr(hardware, "detect", lambda environ: Hardware(cpu_flags=AVX2))
-    assert task.main(["--continue-train", "True", "--train-steps", "3",
-                      "--checkpoint-dir", str(folder)]) == 0
+    assert task.main(["--continue-train", "True", "--train-steps", "3", "--data-dir", idx_dir,
+                      "--checkpoint-dir", str(folder), "--log-dir",
+                      str(tmp_path / "logs")]) == 0
     saved = json.loads((folder / "config.json").read_text())
     assert (saved["precision"], saved["resolved_precision"]) == ("auto", "float32")

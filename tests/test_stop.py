@@ -44,12 +44,13 @@ def _stop_when(process, pattern, signum):
     return code, int(stopped.group(1)), rest
 
 
-def _assert_saved_and_resumable(tmp_path, step):
+def _assert_saved_and_resumable(tmp_path, idx_dir, step):
     folder = str(tmp_path / "ckpt")
     assert checkpoints.checkpoint_prefixes(folder)[0].endswith(f"ckpt-{step}")
     assert not [p for p in os.listdir(folder) if p.endswith("_temp")]  # no half writes
-    assert task.main(["--continue-train", "--train-steps", str(step + 3),
-                      "--checkpoint-dir", folder]) == 0
+    assert task.main(["--continue-train", "--train-steps", str(step + 3), "--data-dir",
+                      idx_dir, "--checkpoint-dir", folder, "--log-dir",
+                      str(tmp_path / "logs")]) == 0
     assert checkpoints.checkpoint_prefixes(folder)[0].endswith(f"ckpt-{step + 3}")
 
 
@@ -59,7 +60,7 @@ def test_signal_inside_a_checkpoint_write(tmp_path, idx_dir, signum, code):
     process = _start(tmp_path, idx_dir, "--checkpoint-freq", "1", "--log-freq", "1")
     exit_code, step, _ = _stop_when(process, r"step 5/", signum)
     assert exit_code == code and step >= 5
-    _assert_saved_and_resumable(tmp_path, step)
+    _assert_saved_and_resumable(tmp_path, idx_dir, step)
 
 
 def test_signal_at_an_epoch_boundary(tmp_path, idx_dir):
@@ -68,7 +69,7 @@ def test_signal_at_an_epoch_boundary(tmp_path, idx_dir):
     process = _start(tmp_path, idx_dir, "--log-freq", "10", "--checkpoint-freq", "1000")
     exit_code, step, _ = _stop_when(process, r"step 10/", signal.SIGINT)
     assert exit_code == 130 and step >= 10
-    _assert_saved_and_resumable(tmp_path, step)
+    _assert_saved_and_resumable(tmp_path, idx_dir, step)
 
 
 def test_signal_under_cpu_load(tmp_path, idx_dir):
@@ -81,4 +82,4 @@ def test_signal_under_cpu_load(tmp_path, idx_dir):
             hog.kill()
             hog.wait()
     assert exit_code == 130 and step >= 12
-    _assert_saved_and_resumable(tmp_path, step)
+    _assert_saved_and_resumable(tmp_path, idx_dir, step)
