@@ -26,3 +26,13 @@ def idx_bytes(array, magic=None):
     magic = magic if magic is not None else 0x0800 + array.ndim
     dims = b"".join(int(d).to_bytes(4, "big") for d in array.shape)
     return magic.to_bytes(4, "big") + dims + array.tobytes()
+
+
+def assert_usage_error(main, argv, message, capsys):
+    """`main(argv)` exits 2 (argparse's usage error) with `message` on stderr and no
+    traceback."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err

@@ -9,7 +9,7 @@ from PIL import Image, ImageSequence
 from trainer import checkpoints, interpolate, task
 from trainer import images as image_utils
 
-from helpers import REPO, slow
+from helpers import REPO, assert_usage_error, slow
 
 TILE = 28 + 2  # a 28x28 digit and images.grid's 2-pixel gap
 
@@ -189,11 +189,7 @@ def test_cli_writes_the_png_and_gif_and_says_so(shipped, tmp_path, capsys):
     (["--gif", "--sample", "3"], "--gif only applies with --interpolate"),
 ])
 def test_bad_walk_flags_are_usage_errors(argv, message, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        task.main(argv)
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err
-    assert message in err and "Traceback" not in err
+    assert_usage_error(task.main, argv, message, capsys)
 
 
 def test_no_checkpoint_is_one_line_and_exit_1(tmp_path, capsys):

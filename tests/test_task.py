@@ -14,7 +14,7 @@ from trainer import flags as cli_flags
 from trainer import task
 from trainer.train_config import ENVIRONMENT_FIELDS, TrainConfig
 
-from helpers import REPO, slow
+from helpers import REPO, assert_usage_error, slow
 
 SHIPPED = os.path.join(REPO, "MNIST-trained-model")
 
@@ -119,11 +119,7 @@ def test_train_resume_and_sample_through_the_cli(tmp_path, idx_dir, capsys):
     (["--num-eval-samples", "100"], "--num-eval-samples only applies with --evaluate"),
 ])
 def test_usage_errors_exit_2_with_one_line(argv, message, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        task.main(argv)
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err
-    assert message in err and "Traceback" not in err
+    assert_usage_error(task.main, argv, message, capsys)
 
 
 @pytest.mark.parametrize("case, message", [
