@@ -4,9 +4,9 @@ marker; plain helpers are in helpers.py."""
 import numpy as np
 import pytest
 
+import helpers
 from helpers import HAVE_MNIST, MNIST_DIR, idx_bytes
 from trainer import data
-from trainer.train_config import TrainConfig
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: a system test or a whole training run; "
@@ -24,23 +24,14 @@ def mnist_subset():
 
 @pytest.fixture
 def tiny_config(tmp_path):
-    """A config small enough to train a few steps in about a second."""
-    return TrainConfig(
-        checkpoint_dir=str(tmp_path / "ckpt"), log_dir=str(tmp_path / "logs"),
-        sample_dir=str(tmp_path / "samples"), batch_size=16, latent_dim=8,
-        generator_width=4, discriminator_width=4, train_steps=6, log_freq=2,
-        checkpoint_freq=4, seed=1, eval_samples=0, lr_decay_epochs=0, generator_depth=0,
-        discriminator_depth=0)
+    """helpers.tiny_config in this test's own folder."""
+    return helpers.tiny_config(tmp_path)
 
 
 @pytest.fixture
 def blob_images():
-    """Synthetic uint8 (160, 28, 28) 'digits': a bright square on black, no files needed."""
-    rng = np.random.default_rng(0)
-    images = np.zeros((160, 28, 28), dtype=np.uint8)
-    for image, (top, left) in zip(images, rng.integers(4, 16, size=(160, 2))):
-        image[top:top + 8, left:left + 8] = 255
-    return images
+    """helpers.blob_images: 160 synthetic 'digits', no files needed."""
+    return helpers.blob_images()
 
 
 @pytest.fixture

@@ -4,7 +4,10 @@ and an IDX encoder."""
 import dataclasses
 import os
 
+import numpy as np
 import pytest
+
+from trainer.train_config import TrainConfig
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MNIST_DIR = os.path.join(REPO, "..", "shared", "mnist")
@@ -15,6 +18,26 @@ needs_mnist = pytest.mark.skipif(
 # 10,000 samples) and whole train-resume-sample runs, seconds to minutes each on a 2-core
 # AVX2 CPU: `python -m pytest -q -m "not slow"` leaves them out while you work.
 slow = pytest.mark.slow
+
+
+def tiny_config(folder) -> TrainConfig:
+    """A config small enough to train a few steps in about a second, writing into
+    `folder` (a pathlib.Path)."""
+    return TrainConfig(
+        checkpoint_dir=str(folder / "ckpt"), log_dir=str(folder / "logs"),
+        sample_dir=str(folder / "samples"), batch_size=16, latent_dim=8,
+        generator_width=4, discriminator_width=4, train_steps=6, log_freq=2,
+        checkpoint_freq=4, seed=1, eval_samples=0, lr_decay_epochs=0, generator_depth=0,
+        discriminator_depth=0)
+
+
+def blob_images() -> np.ndarray:
+    """Synthetic uint8 (160, 28, 28) 'digits': a bright square on black."""
+    rng = np.random.default_rng(0)
+    images = np.zeros((160, 28, 28), dtype=np.uint8)
+    for image, (top, left) in zip(images, rng.integers(4, 16, size=(160, 2))):
+        image[top:top + 8, left:left + 8] = 255
+    return images
 
 
 def replace(config, **changes):

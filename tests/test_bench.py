@@ -157,16 +157,6 @@ def test_variants_keep_each_options_best_timing_against_the_defaults(monkeypatch
     assert "x defaults" in bench.format_variants(rows)
 
 
-def test_variants_time_the_real_step_of_each_option(monkeypatch, blob_images):
-    small = {"generator_width": 4, "discriminator_width": 4, "batch_size": 8}
-    monkeypatch.setattr(bench, "VARIANTS", [("defaults", small),
-                                            ("float32", {**small, "precision": "float32"})])
-    monkeypatch.setattr(data, "load_mnist", lambda *args: (blob_images, None))
-    rows = bench.variants(None, Hardware(cpu_flags=frozenset({"avx2"})), repeats=1,
-                          cycles=1)
-    assert all(row["train_images_per_sec"] > 0 for row in rows)
-
-
 @pytest.mark.parametrize("cpu_flags, precision", [
     (frozenset({"avx2", "fma", "sse4_2"}), "float32"),
     (frozenset({"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"}), "bfloat16")])

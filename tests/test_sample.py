@@ -7,15 +7,17 @@ from PIL import Image
 from trainer import sample, train
 from trainer.errors import TrainerError
 
-from helpers import replace
+from helpers import blob_images, replace, tiny_config
 
 
-@pytest.fixture
-def trained(tiny_config, blob_images):
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny run's checkpoint folder, trained once for the module's tests (they only
+    read it)."""
     # The DCGAN paper's generator rate: at the default 1e-3 the 4-channel generator can
     # saturate within its 6 steps and draw one picture for every z.
-    config = replace(tiny_config, learning_rate=2e-4)
-    train.run(config, images=blob_images)
+    config = replace(tiny_config(tmp_path_factory.mktemp("trained")), learning_rate=2e-4)
+    train.run(config, images=blob_images())
     return config
 
 
