@@ -51,8 +51,9 @@ def test_judge_gives_features_and_probabilities(judge):
 def test_real_data_floor_sits_far_below_noise(judge):
     train_images, _ = data.load_mnist(MNIST_DIR, "train")
     noise = np.random.default_rng(0).integers(0, 256, (2000, 28, 28), dtype=np.uint8)
+    test_images, _ = data.load_mnist(MNIST_DIR, "test")
     results = evaluate.judge_against_test_set(
-        {"real": train_images[:2000], "noise": noise}, MNIST_DIR, judge)
+        {"real": train_images[:2000], "noise": noise}, test_images, judge)
     real, bad = results["real"], results["noise"]
     assert real["frechet_distance"] * 50 < bad["frechet_distance"]
     assert real["classifier_score"] > 9.5 > bad["classifier_score"] + 3

@@ -68,14 +68,15 @@ def generated_images(checkpoint_dir: str, count: int, seed: int) -> np.ndarray:
                         config.latent_distribution)
 
 
-def judge_against_test_set(images_by_name: dict, data_dir, judge=None) -> dict:
-    """Scores each uint8 (N, 28, 28) image set against the MNIST test set.
+def judge_against_test_set(images_by_name: dict, test_images: np.ndarray,
+                           judge=None) -> dict:
+    """Scores each uint8 (N, 28, 28) image set against `test_images`, the MNIST test set
+    as uint8 (N, 28, 28).
 
     Returns:
       name -> metrics.summarize(...) dict, plus min/max_class_share and count.
     """
     judge = judge or load_judge()
-    test_images, _ = data.load_mnist(data_dir, "test")
     test_features, _ = judge(test_images)
     results = {}
     for name, images in images_by_name.items():
@@ -100,14 +101,14 @@ def run(data_dir, num_samples: int, seed: int, checkpoint_dir: str = None,
     else:
         generated = generated_images(checkpoint_dir, num_samples, seed)
     train_images, _ = data.load_mnist(data_dir, "train")
+    test_images, _ = data.load_mnist(data_dir, "test")
     pick = np.random.default_rng(seed).choice(len(train_images),
                                               min(FLOOR_IMAGES, len(train_images)),
                                               replace=False)
     results = judge_against_test_set(
-        {"generated": generated, "real_floor": train_images[pick]}, data_dir)
+        {"generated": generated, "real_floor": train_images[pick]}, test_images)
     results["fd_over_floor"] = (results["generated"]["frechet_distance"]
                                 / max(results["real_floor"]["frechet_distance"], 1e-12))
-    test_images, _ = data.load_mnist(data_dir, "test")
     results["memorization"] = memorization_check(generated, test_images, train_images, seed)
     return results
 
