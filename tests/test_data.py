@@ -2,6 +2,7 @@ import gzip
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from trainer import data
 from trainer.errors import TrainerError
@@ -103,6 +104,30 @@ def test_label_count_mismatch_is_rejected(tmp_path):
     write(tmp_path / "train-labels-idx1-ubyte.gz", idx_bytes(labels[:3]), True)
     with pytest.raises(TrainerError, match="3 labels for 5 images"):
         data.load_mnist(str(tmp_path))
+
+
+def test_images_without_their_labels_file_name_the_missing_file(tmp_path):
+    images, _ = fake_split(5)
+    write(tmp_path / "train-images-idx3-ubyte.gz", idx_bytes(images), True)
+    with pytest.raises(TrainerError, match="no labels file .*train-labels-idx1-ubyte.gz"):
+        data.load_mnist(str(tmp_path))
+
+
+def test_labelled_batches_keep_each_image_with_its_label():
+    # Image i is all pixel value i and has label i mod 10: every batch must pair them.
+    images = np.arange(60, dtype=np.uint8)[:, None, None] * np.ones((1, 28, 28), np.uint8)
+    labels = (np.arange(60) % 10).astype(np.uint8)
+    for epoch, start in ((0, 0), (1, 2)):
+        labelled = list(data.epoch_batches(images, 8, seed=3, epoch=epoch,
+                                           start_batch=start, labels=labels))
+        unlabelled = list(data.epoch_batches(images, 8, seed=3, epoch=epoch,
+                                             start_batch=start))
+        assert len(labelled) == len(unlabelled) == 60 // 8 - start
+        for (pixels, digits), same in zip(labelled, unlabelled):
+            np.testing.assert_array_equal(pixels, same)  # the order labels do not change
+            index = np.round(pixels.numpy()[:, 0, 0, 0] * 127.5 + 127.5).astype(int)
+            assert digits.dtype == tf.int32
+            np.testing.assert_array_equal(digits.numpy(), index % 10)
 
 
 def test_folder_without_data_says_which_files_to_put_there(tmp_path):

@@ -179,3 +179,82 @@ def test_standing_statistics_are_the_batchs_own():
     # Inference on that batch now normalizes exactly as training does.
     np.testing.assert_allclose(generator(z, training=False), generator(z, training=True),
                                atol=1e-5)
+
+
+def test_conditional_networks_take_one_hot_digits_and_pin_their_extra_parameters():
+    # The generator's batch norms lose their own gamma and beta (2 x 576 channels at
+    # width 96, depth 1) for a (10, C) scale and a (10, C) shift table each; the
+    # discriminator gains a (10, 2w) embedding for its projection.
+    g = model.build_generator(100, 96, depth=1, num_classes=10)
+    d = model.build_discriminator(64, depth=2, num_classes=10)
+    channels = 2 * 192 + 2 * 96
+    assert g.count_params() == model.build_generator(100, 96, depth=1).count_params() \
+        - 2 * channels + 2 * 10 * channels == 1_664_641
+    assert d.count_params() == model.build_discriminator(64, depth=2).count_params() \
+        + 10 * 128 == 510_401
+    assert model.num_classes(g) == model.num_classes(d) == 10
+    assert model.num_classes(model.build_generator(100, 96)) == 0
+    images = g(model.inputs(tf.random.normal([4, 100]), [0, 3, 7, 9]), training=False)
+    assert images.shape == (4, 28, 28, 1)
+    assert d(model.inputs(images, [0, 3, 7, 9])).shape == (4, 1)
+
+
+def test_inputs_one_hot_integer_digits_and_pass_label_vectors_as_they_are():
+    z, labels = model.inputs(np.zeros((3, 2), np.float32), np.array([2, 0, 9]))
+    np.testing.assert_array_equal(labels, np.eye(10)[[2, 0, 9]])
+    mixed = np.full((1, 10), 0.1, np.float32)
+    np.testing.assert_array_equal(model.inputs(z[:1], mixed)[1], mixed)
+    assert model.inputs(z) is z
+
+
+def _conditional_norms(generator):
+    """The generator's (scale, shift) Dense tables, in layer order."""
+    tables = [l for l in generator.layers if isinstance(l, tf.keras.layers.Dense)]
+    return tables[0::2], tables[1::2]
+
+
+def test_each_digit_picks_its_own_batch_norm_scale_and_shift():
+    generator = model.build_generator(16, 8, num_classes=10)
+    z = tf.random.stateless_normal([10, 16], seed=[3, 4])
+    before = generator(model.inputs(z, range(10)), training=False).numpy()
+    # At initialization every digit's scale is 1 and shift 0: the digit changes nothing.
+    same_z = generator(model.inputs(tf.repeat(z[:1], 10, axis=0), range(10)),
+                       training=False).numpy()
+    np.testing.assert_allclose(same_z, np.repeat(same_z[:1], 10, axis=0), atol=1e-6)
+    scales, shifts = _conditional_norms(generator)
+    table = shifts[0].kernel.numpy()
+    table[3] += 1.0  # digit 3's shift at the first batch norm
+    shifts[0].kernel.assign(table)
+    after = generator(model.inputs(z, range(10)), training=False).numpy()
+    changed = np.abs(after - before).max(axis=(1, 2, 3)) > 1e-4
+    np.testing.assert_array_equal(changed, np.arange(10) == 3)
+
+
+def test_projection_discriminator_is_linear_in_the_label_vector():
+    # logit = psi(features) + <embedding(y), sum of features>: mixing two digits' label
+    # vectors mixes their logits, and the digit changes the logit.
+    d = model.build_discriminator(8, num_classes=10)
+    images = tf.random.stateless_uniform([5, 28, 28, 1], seed=[5, 6], minval=-1, maxval=1)
+    two, seven = (d(model.inputs(images, [digit] * 5)).numpy() for digit in (2, 7))
+    half = d(model.inputs(images, 0.5 * (np.eye(10)[[2] * 5] + np.eye(10)[[7] * 5])))
+    np.testing.assert_allclose(half, 0.5 * (two + seven), rtol=1e-5, atol=1e-6)
+    assert np.abs(two - seven).min() > 1e-6
+
+
+def test_conditional_nets_compute_in_bfloat16_too():
+    g = model.build_generator(16, 8, precision="bfloat16", num_classes=10)
+    d = model.build_discriminator(8, precision="bfloat16", num_classes=10)
+    images = g(model.inputs(tf.random.normal([2, 16]), [1, 2]))
+    logits = d(model.inputs(images, [1, 2]))
+    assert images.dtype == logits.dtype == tf.float32
+    assert all(w.dtype == tf.float32 for w in g.weights + d.weights)
+
+
+def test_standing_statistics_of_a_conditional_generator_default_to_every_digit():
+    generator = model.build_generator(16, 8, num_classes=10)
+    z = tf.random.stateless_normal([200, 16], seed=[1, 2]) * 3
+    model.set_standing_statistics(generator, z)  # digits 0-9 in turn
+    np.testing.assert_allclose(generator(model.inputs(z, np.arange(200) % 10),
+                                         training=False),
+                               generator(model.inputs(z, np.arange(200) % 10),
+                                         training=True), atol=1e-5)

@@ -33,7 +33,7 @@ def test_config_is_frozen():
     ("label_smoothing", 1.0), ("label_smoothing", -0.5), ("precision", "float16"),
     ("lr_decay_epochs", -1), ("lr_decay_epochs", 2.5), ("generator_depth", -1),
     ("discriminator_depth", 1.5), ("resolved_precision", "auto"),
-    ("resolved_precision", "float16"),
+    ("resolved_precision", "float16"), ("conditional", "yes"), ("conditional", 1),
 ])
 def test_bad_values_raise_naming_the_field(field, value):
     with pytest.raises(ValueError, match=field):
@@ -110,3 +110,18 @@ def test_precision_computes_in_what_it_resolved_to_and_auto_unresolved_in_float3
     assert TrainConfig(resolved_precision="bfloat16").compute_precision == "bfloat16"
     assert TrainConfig(precision="bfloat16").compute_precision == "bfloat16"
 
+
+
+def test_conditional_needs_the_convolutional_networks_and_is_locked_on_resume():
+    with pytest.raises(ValueError, match="conditional needs the dcgan networks"):
+        TrainConfig(conditional=True, arch="mlp")
+    assert TrainConfig(conditional=True).num_classes == 10
+    assert TrainConfig().num_classes == 0
+    with pytest.raises(TrainerError, match=r"conditional \(checkpoint False, flags True\)"):
+        resolve_resume(TrainConfig(), {"conditional": True})
+
+
+def test_a_config_written_before_conditional_runs_existed_is_unconditional():
+    values = json.loads(TrainConfig().to_json())
+    del values["conditional"]
+    assert TrainConfig.from_json(json.dumps(values)).conditional is False

@@ -60,14 +60,16 @@ def build_state(config: TrainConfig) -> TrainState:
     replicas train as one device does (on one device it measured no slower)."""
     generator = model.generator_for(config.arch, config.latent_dim, config.generator_width,
                                     config.compute_precision, config.generator_depth,
-                                    synchronized=True)
+                                    synchronized=True, num_classes=config.num_classes)
     ema_generator = model.generator_for(config.arch, config.latent_dim,
                                         config.generator_width,
-                                        depth=config.generator_depth)
+                                        depth=config.generator_depth,
+                                        num_classes=config.num_classes)
     ema_generator.set_weights(generator.get_weights())
     discriminator = model.discriminator_for(config.arch, config.discriminator_width,
                                             config.compute_precision,
-                                            config.discriminator_depth, synchronized=True)
+                                            config.discriminator_depth, synchronized=True,
+                                            num_classes=config.num_classes)
     optimizers = []
     for net, rate in ((generator, config.learning_rate),
                       (discriminator, config.discriminator_learning_rate)):
@@ -325,7 +327,7 @@ def load_sampler_with_step(checkpoint_dir: str):
     generator, config = _load_network(
         checkpoint_dir, "ema_generator", lambda config: model.generator_for(
             config.arch, config.latent_dim, config.generator_width,
-            depth=config.generator_depth), step=step)
+            depth=config.generator_depth, num_classes=config.num_classes), step=step)
     model.set_standing_statistics(
         generator, latent.standing_batch(config.latent_dim, config.latent_distribution))
     return generator, config, int(step.numpy())
@@ -336,7 +338,8 @@ def load_discriminator(checkpoint_dir: str):
     return _load_network(checkpoint_dir, "discriminator",
                          lambda config: model.discriminator_for(
                              config.arch, config.discriminator_width,
-                             depth=config.discriminator_depth))
+                             depth=config.discriminator_depth,
+                             num_classes=config.num_classes))
 
 
 def _load_network(checkpoint_dir, name, build, **also):

@@ -205,6 +205,10 @@ def load_mnist(data_dir=None, split="train"):
     if image_path and label_path:
         images = read_idx(image_path)
         return images, _check_labels(label_path, read_idx(label_path), len(images))
+    if image_path:
+        raise TrainerError(
+            f"{image_path} has no labels file beside it: put {label_stem}-idx1-ubyte.gz "
+            f"(the labels of the same {split} images) in {data_dir!r}")
     npz_path = os.path.join(data_dir, "mnist.npz")
     if tf.io.gfile.exists(npz_path):
         return read_npz(npz_path, split)
@@ -229,7 +233,8 @@ def _keras_mnist_npz():
             "files (train-images-idx3-ubyte.gz, ...)") from err
 
 
-def epoch_batches(images, batch_size: int, seed: int, epoch: int, start_batch: int = 0):
+def epoch_batches(images, batch_size: int, seed: int, epoch: int, start_batch: int = 0,
+                  labels=None):
     """One epoch of shuffled training batches, resumable at any batch.
 
     The order is a permutation seeded by (seed, epoch), so a resumed run sees exactly
@@ -244,15 +249,18 @@ def epoch_batches(images, batch_size: int, seed: int, epoch: int, start_batch: i
       seed: the run's seed.
       epoch: index of this epoch, 0-based.
       start_batch: batches of this epoch already trained on.
+      labels: uint8 (N,) digits of `images`, for a conditional run; None without.
 
     Yields:
-      float32 tf.Tensors (batch_size, 28, 28, 1) in [-1, 1].
+      float32 tf.Tensors (batch_size, 28, 28, 1) in [-1, 1]; with `labels`, pairs of
+      those and the int32 (batch_size,) digits of the same images.
     """
     images = np.asarray(images)
     order = np.random.default_rng([seed, epoch]).permutation(len(images))
     for batch in range(start_batch, len(images) // batch_size):
-        pixels = images[order[batch * batch_size:(batch + 1) * batch_size]]
-        yield tf.constant(image_utils.to_model_range(pixels))
+        rows = order[batch * batch_size:(batch + 1) * batch_size]
+        pixels = tf.constant(image_utils.to_model_range(images[rows]))
+        yield pixels if labels is None else (pixels, tf.constant(labels[rows], tf.int32))
 
 
 def steps_per_epoch(num_images: int, batch_size: int) -> int:

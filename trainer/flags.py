@@ -103,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("--beta1", type=float, help=f"Adam beta1 (default: {DEFAULTS.beta1})")
     add("--arch", choices=ARCHS, help=f"dcgan, or mlp: the fully connected GAN of the "
         f"tutorials, as a baseline (default: {DEFAULTS.arch})")
+    add("--conditional", action="store_true", help="train on the digits' labels too, so "
+        "--sample --digit D draws the digit asked for (needs the labels files beside the "
+        "images)")
     add("--latent-dim", type=int, help=f"noise length (default: {DEFAULTS.latent_dim})")
     add("--latent-distribution", choices=LATENT_DISTRIBUTIONS, help=f"distribution of the "
         f"noise: normal N(0, 1) or uniform U(-1, 1) (default: "

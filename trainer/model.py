@@ -11,6 +11,7 @@ keras = tf.keras
 layers = keras.layers
 
 LEAKY_SLOPE = 0.2  # DCGAN paper.
+NUM_CLASSES = 10  # MNIST's digits, for the class-conditional networks.
 
 
 def _init():
@@ -24,8 +25,8 @@ def _policy(precision: str) -> str:
 
 def build_generator(latent_dim: int = 100, width: int = 64,
                     precision: str = "float32", depth: int = 0,
-                    synchronized: bool = False) -> keras.Model:
-    """Maps noise to images.
+                    synchronized: bool = False, num_classes: int = 0) -> keras.Model:
+    """Maps noise, and with num_classes a digit, to images.
 
     Args:
       latent_dim: length of z.
@@ -36,46 +37,76 @@ def build_generator(latent_dim: int = 100, width: int = 64,
       synchronized: batch norm computes its statistics over the global batch of every
         replica of a tf.distribute strategy, so N replicas of b/N images normalize as
         one device of b does (same variables either way).
+      num_classes: 0 for an unconditional generator; else every batch norm is
+        class-conditional (de Vries et al. 2017, as in Miyato and Koyama 2018): the
+        statistics are the batch's, the scale and shift are the digit's own.
 
     Returns:
       A model from z, float32 (batch, latent_dim), to images, float32
-      (batch, 28, 28, 1) in [-1, 1].
+      (batch, 28, 28, 1) in [-1, 1]; with num_classes, from [z, labels], labels
+      float32 (batch, num_classes), one-hot (see `inputs`) or a mix of digits.
     """
     dtype = _policy(precision)
     z = keras.Input(shape=(latent_dim,), name="z")
+    labels = keras.Input(shape=(num_classes,), name="labels") if num_classes else None
+    norm = _Norm(dtype, synchronized, labels, num_classes)
     x = layers.Reshape((1, 1, latent_dim), dtype=dtype)(z)  # (B, 1, 1, latent_dim)
     # A 7x7 transposed conv on a 1x1 input is the projection, without a dense layer.
     x = layers.Conv2DTranspose(2 * width, 7, padding="valid", use_bias=False,
                                kernel_initializer=_init(), dtype=dtype)(x)  # (B, 7, 7, 2w)
-    x = _convs(_norm_act(x, dtype, synchronized), 2 * width, depth, dtype, synchronized)
+    x = _convs(norm(x), 2 * width, depth, dtype, norm)
     # Kernel 4 with stride 2 covers each output pixel evenly: no checkerboard.
     x = layers.Conv2DTranspose(width, 4, strides=2, padding="same", use_bias=False,
                                kernel_initializer=_init(), dtype=dtype)(x)  # (B, 14, 14, w)
-    x = _convs(_norm_act(x, dtype, synchronized), width, depth, dtype, synchronized)
+    x = _convs(norm(x), width, depth, dtype, norm)
     x = layers.Conv2DTranspose(1, 4, strides=2, padding="same",
                                kernel_initializer=_init(), dtype=dtype)(x)  # (B, 28, 28, 1)
     images = layers.Activation("tanh", dtype="float32")(x)  # No batch norm on the output.
+    if num_classes:
+        return keras.Model([z, labels], images, name="conditional_generator")
     return keras.Model(z, images, name="generator")
 
 
-def _convs(x, channels, count, dtype, synchronized=False):
-    """`count` same-size 3x3 convolutions, each with batch norm and LeakyReLU: depth
-    at a resolution without changing it (shape kept)."""
+def _convs(x, channels, count, dtype, norm):
+    """`count` same-size 3x3 convolutions, each followed by `norm` (batch norm and
+    LeakyReLU): depth at a resolution without changing it (shape kept)."""
     for _ in range(count):
-        x = _norm_act(layers.Conv2D(channels, 3, padding="same", use_bias=False,
-                                    kernel_initializer=_init(), dtype=dtype)(x), dtype,
-                      synchronized)
+        x = norm(layers.Conv2D(channels, 3, padding="same", use_bias=False,
+                               kernel_initializer=_init(), dtype=dtype)(x))
     return x
 
 
-def _norm_act(x, dtype, synchronized=False):
-    return layers.LeakyReLU(LEAKY_SLOPE, dtype=dtype)(
-        layers.BatchNormalization(synchronized=synchronized, dtype=dtype)(x))
+class _Norm:
+    """Batch norm then LeakyReLU, applied to a (B, H, W, C) tensor; with `labels`
+    class-conditional: the batch's statistics, then each image's digit picks its own
+    scale (initially 1) and shift (initially 0) per channel. The pick is a product of
+    the one-hot labels with a (num_classes, C) table, so a mix of two digits' labels
+    mixes their scales and shifts (the walks between digits of trainer.interpolate)."""
+
+    def __init__(self, dtype, synchronized=False, labels=None, num_classes=0):
+        self.dtype, self.synchronized = dtype, synchronized
+        self.labels, self.num_classes = labels, num_classes
+
+    def __call__(self, x):
+        conditional = self.labels is not None
+        x = layers.BatchNormalization(synchronized=self.synchronized, center=not conditional,
+                                      scale=not conditional, dtype=self.dtype)(x)
+        if conditional:
+            channels = x.shape[-1]
+            scale, shift = (layers.Reshape((1, 1, channels), dtype=self.dtype)(
+                layers.Dense(channels, use_bias=False, kernel_initializer=init,
+                             dtype=self.dtype)(self.labels))
+                for init in ("ones", "zeros"))  # each (B, 1, 1, C)
+            x = layers.Add(dtype=self.dtype)([layers.Multiply(dtype=self.dtype)(
+                [x, scale]), shift])
+        return layers.LeakyReLU(LEAKY_SLOPE, dtype=self.dtype)(x)
 
 
 def build_discriminator(width: int = 64, precision: str = "float32",
-                        depth: int = 0, synchronized: bool = False) -> keras.Model:
-    """Scores images: real high, generated low.
+                        depth: int = 0, synchronized: bool = False,
+                        num_classes: int = 0) -> keras.Model:
+    """Scores images, or with num_classes images and their digits: real high,
+    generated low.
 
     Args:
       width: channels at 14x14; the 7x7 layer has 2 * width.
@@ -83,28 +114,68 @@ def build_discriminator(width: int = 64, precision: str = "float32",
       depth: 3x3 convolutions (batch norm, LeakyReLU) added at 14x14 and at 7x7.
       synchronized: batch norm over the global batch of all replicas, as for
         build_generator.
+      num_classes: 0 for an unconditional discriminator; else a projection
+        discriminator (Miyato and Koyama 2018): the logit adds the inner product of
+        the digit's learned embedding with the last features, summed over positions
+        (a 1x1 convolution whose weights the digit picks).
 
     Returns:
       A model from images, float32 (batch, 28, 28, 1) in [-1, 1], to logits,
-      float32 (batch, 1).
+      float32 (batch, 1); with num_classes, from [images, labels], labels float32
+      (batch, num_classes) one-hot (see `inputs`).
     """
     dtype = _policy(precision)
+    norm = _Norm(dtype, synchronized)
     images = keras.Input(shape=(28, 28, 1), name="images")
     # No batch norm on the input layer (DCGAN paper: it made training unstable).
     x = layers.Conv2D(width, 4, strides=2, padding="same", kernel_initializer=_init(),
                       dtype=dtype)(images)  # (B, 14, 14, w)
-    x = _convs(layers.LeakyReLU(LEAKY_SLOPE, dtype=dtype)(x), width, depth, dtype,
-               synchronized)
+    x = _convs(layers.LeakyReLU(LEAKY_SLOPE, dtype=dtype)(x), width, depth, dtype, norm)
     x = layers.Conv2D(2 * width, 4, strides=2, padding="same", use_bias=False,
                       kernel_initializer=_init(), dtype=dtype)(x)  # (B, 7, 7, 2w)
-    x = _convs(_norm_act(x, dtype, synchronized), 2 * width, depth, dtype, synchronized)
+    features = _convs(norm(x), 2 * width, depth, dtype, norm)  # (B, 7, 7, 2w)
     x = layers.Conv2D(1, 7, padding="valid", kernel_initializer=_init(),
-                      dtype=dtype)(x)  # (B, 1, 1, 1)
+                      dtype=dtype)(features)  # (B, 1, 1, 1)
     logits = layers.Flatten(dtype="float32")(x)  # (B, 1)
-    return keras.Model(images, logits, name="discriminator")
+    if not num_classes:
+        return keras.Model(images, logits, name="discriminator")
+    labels = keras.Input(shape=(num_classes,), name="labels")
+    # The digit's embedding: its row of a (num_classes, 2w) table.
+    embedding = layers.Reshape((1, 1, 2 * width), dtype=dtype)(layers.Dense(
+        2 * width, use_bias=False, kernel_initializer=_init(), dtype=dtype)(labels))
+    projection = layers.Multiply(dtype=dtype)([features, embedding])  # (B, 7, 7, 2w)
+    projection = keras.ops.sum(keras.ops.cast(projection, "float32"), axis=[1, 2, 3])
+    logits = layers.Add(dtype="float32")([logits, keras.ops.expand_dims(projection, -1)])
+    return keras.Model([images, labels], logits, name="projection_discriminator")
 
 
-def set_standing_statistics(generator: keras.Model, z) -> None:
+def num_classes(network: keras.Model) -> int:
+    """The digits a class-conditional network (one taking [x, labels]) knows, else 0."""
+    return network.inputs[1].shape[-1] if len(network.inputs) == 2 else 0
+
+
+def inputs(x, labels=None, num_classes: int = NUM_CLASSES):
+    """What a network built here takes: `x` alone, or [x, one-hot labels] for a
+    conditional one.
+
+    Args:
+      x: the network's first input (z or images), array or tensor.
+      labels: None; integer digits (B,); or float (B, num_classes) label vectors
+        (one-hot or mixed), passed as they are.
+
+    Returns:
+      x, or [x, float32 (B, num_classes)] as tensors (Keras refuses a list that mixes
+      tensors and arrays).
+    """
+    if labels is None:
+        return x
+    labels = tf.convert_to_tensor(labels)
+    if labels.dtype.is_integer:
+        labels = tf.one_hot(labels, num_classes)
+    return [tf.convert_to_tensor(x), tf.cast(labels, tf.float32)]
+
+
+def set_standing_statistics(generator: keras.Model, z, labels=None) -> None:
     """Sets each batch-norm layer's moving mean and variance to its statistics over the
     batch `z` (the "standing statistics" of Brock et al. 2018).
 
@@ -115,14 +186,18 @@ def set_standing_statistics(generator: keras.Model, z) -> None:
     Args:
       generator: built by generator_for; its batch-norm layers are updated in place.
       z: float32 (N, latent_dim) noise; a few thousand rows give stable statistics.
+      labels: int (N,) digits for a conditional generator; None gives it every digit
+        equally often (row i draws digit i mod 10).
     """
+    if labels is None and num_classes(generator):
+        labels = tf.range(tf.shape(z)[0]) % num_classes(generator)
     norms = [layer for layer in generator.layers
              if isinstance(layer, layers.BatchNormalization)]
     momenta = [layer.momentum for layer in norms]
     try:
         for layer in norms:
             layer.momentum = 0.0  # moving statistic = this batch's statistic
-        generator(z, training=True)
+        generator(inputs(z, labels), training=True)
     finally:
         for layer, momentum in zip(norms, momenta):
             layer.momentum = momentum
@@ -160,15 +235,17 @@ def generator_loss(fake_logits: tf.Tensor) -> tf.Tensor:
     return tf.nn.softplus(-fake_logits)[:, 0]
 
 
-def r1_penalty(discriminator: keras.Model, real_images: tf.Tensor) -> tf.Tensor:
-    """Squared gradient norm of D's logit at each real image (Mescheder et al. 2018).
+def r1_penalty(discriminator: keras.Model, real_images: tf.Tensor,
+               labels: tf.Tensor = None) -> tf.Tensor:
+    """Squared gradient norm of D's logit at each real image (Mescheder et al. 2018);
+    `labels`, the images' digits as `inputs` takes them, for a conditional one.
 
     Returns:
       float32 (B,), ||grad_x D(x)||^2 per image; the loss adds gamma / 2 times the mean.
     """
     with tf.GradientTape() as tape:
         tape.watch(real_images)
-        logits = discriminator(real_images, training=True)
+        logits = discriminator(inputs(real_images, labels), training=True)
     grads = tape.gradient(logits, real_images)  # logits are per-image: d logit_i / d x_i
     return tf.reduce_sum(tf.square(grads), axis=[1, 2, 3])
 
@@ -187,7 +264,7 @@ def build_mlp_generator(latent_dim: int = 100, precision: str = "float32",
     x = z
     for units in (256, 512, 1024):
         x = layers.Dense(units, use_bias=False, kernel_initializer=_init(), dtype=dtype)(x)
-        x = _norm_act(x, dtype, synchronized)
+        x = _Norm(dtype, synchronized)(x)
     x = layers.Dense(28 * 28, kernel_initializer=_init(), dtype=dtype)(x)  # (B, 784)
     x = layers.Activation("tanh", dtype="float32")(x)
     images = layers.Reshape((28, 28, 1), dtype="float32")(x)
@@ -212,18 +289,18 @@ def build_mlp_discriminator(precision: str = "float32") -> keras.Model:
 
 
 def generator_for(arch: str, latent_dim: int, width: int, precision: str = "float32",
-                  depth: int = 0, synchronized: bool = False):
+                  depth: int = 0, synchronized: bool = False, num_classes: int = 0):
     """The generator of architecture `arch` ("dcgan" or "mlp"; mlp ignores width and
-    depth)."""
+    depth, and has no conditional form: TrainConfig refuses it)."""
     if arch == "mlp":
         return build_mlp_generator(latent_dim, precision, synchronized)
-    return build_generator(latent_dim, width, precision, depth, synchronized)
+    return build_generator(latent_dim, width, precision, depth, synchronized, num_classes)
 
 
 def discriminator_for(arch: str, width: int, precision: str = "float32", depth: int = 0,
-                      synchronized: bool = False):
+                      synchronized: bool = False, num_classes: int = 0):
     """The discriminator of architecture `arch` ("dcgan" or "mlp"; mlp ignores width,
     depth and synchronized: it has no batch norm)."""
     if arch == "mlp":
         return build_mlp_discriminator(precision)
-    return build_discriminator(width, precision, depth, synchronized)
+    return build_discriminator(width, precision, depth, synchronized, num_classes)

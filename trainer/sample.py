@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from trainer import checkpoints, latent
+from trainer import checkpoints, latent, model
 from trainer import images as image_utils
 from trainer.paths import ensure_writable_dir
 
@@ -15,14 +15,26 @@ WRITE_FIX = "free space or pass another --sample-dir"  # said when a PNG cannot 
 
 
 def generate(generator, count: int, latent_dim: int, seed: int,
-             distribution: str = "normal"):
+             distribution: str = "normal", labels=None):
     """Yields uint8 (b, 28, 28) batches, `count` images in all, reproducible by `seed`;
-    z is drawn from `distribution` (see trainer.latent)."""
+    z is drawn from `distribution` (see trainer.latent). A conditional generator draws
+    digit labels[i] for image i (int (count,)); None gives it balanced_labels(count)."""
+    if labels is None and model.num_classes(generator):
+        labels = balanced_labels(count)
     rng = np.random.default_rng(seed)
     for start in range(0, count, image_utils.INFERENCE_BATCH):
-        z = latent.draw(rng, min(image_utils.INFERENCE_BATCH, count - start), latent_dim,
-                        distribution)
-        yield image_utils.to_uint8(generator(z, training=False))
+        size = min(image_utils.INFERENCE_BATCH, count - start)
+        z = latent.draw(rng, size, latent_dim, distribution)
+        asked = None if labels is None else labels[start:start + size]
+        yield image_utils.to_uint8(generator(model.inputs(z, asked), training=False))
+
+
+def balanced_labels(count: int, num_classes: int = model.NUM_CLASSES) -> np.ndarray:
+    """int32 (count,): every digit as often as `count` allows (the first count mod 10
+    digits once more), in blocks of one digit, 0 first."""
+    shares = [count // num_classes + (digit < count % num_classes)
+              for digit in range(num_classes)]
+    return np.repeat(np.arange(num_classes, dtype=np.int32), shares)
 
 
 def write_samples(checkpoint_dir: str, sample_dir: str, count: int, seed: int) -> list:

@@ -35,12 +35,17 @@ def make_train_step(state: checkpoints.TrainState, config: TrainConfig,
     losses averaged over the global batch (tf.nn.compute_average_loss) and the
     optimizers summing the replicas' gradients: the step one device would take.
 
+    A conditional run's generator draws, for each image of the batch, that image's
+    digit: the generated batch has the real batch's digits.
+
     Returns:
-      A tf.function (real_images, regularize, stop=None) -> metrics. real_images:
-      float32 (B, 28, 28, 1) in [-1, 1], or each replica's share of them
+      A tf.function (real_images, regularize, stop=None, labels=None) -> metrics.
+      real_images: float32 (B, 28, 28, 1) in [-1, 1], or each replica's share of them
       (distribute_batch); regularize: Python bool, True adds the R1 penalty weighted by
       config.r1_interval (the loop passes True every r1_interval steps; each value
-      compiles once); stop: float32 scalar, 1 where this process was asked to stop.
+      compiles once); stop: float32 scalar, 1 where this process was asked to stop;
+      labels: int32 (B,) digits of real_images (shared like them), for a conditional
+      run only.
       Metrics: float32 scalars d_loss, g_loss, d_real and d_fake (mean sigmoid
       outputs), pixels/{generated,real}_{mean,std}, stop (the sum of every replica's
       stop, so every worker stops at the same step), and the float32 (B,) vectors
@@ -59,20 +64,21 @@ def make_train_step(state: checkpoints.TrainState, config: TrainConfig,
     def average(per_image):  # this replica's share of the mean over the global batch
         return tf.nn.compute_average_loss(per_image, global_batch_size=global_batch)
 
-    def replica_step(real_images, z, regularize, stop):
+    def replica_step(real_images, labels, z, regularize, stop):
         context = tf.distribute.get_replica_context()
         first = context.replica_id_in_sync_group * local_batch
         z = z[first:first + local_batch]  # this replica's rows of the global batch's z
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
-            fake_images = generator(z, training=True)
-            real_logits = discriminator(real_images, training=True)
-            fake_logits = discriminator(fake_images, training=True)
+            fake_images = generator(model.inputs(z, labels), training=True)
+            real_logits = discriminator(model.inputs(real_images, labels), training=True)
+            fake_logits = discriminator(model.inputs(fake_images, labels), training=True)
             g_loss = average(model.generator_loss(fake_logits))
             d_loss = average(model.discriminator_loss(real_logits, fake_logits,
                                                       config.label_smoothing))
             d_total = d_loss
             if regularize and config.r1_gamma > 0:
-                d_total += r1_weight * average(model.r1_penalty(discriminator, real_images))
+                d_total += r1_weight * average(model.r1_penalty(discriminator, real_images,
+                                                                labels))
         # Keras optimizers sum the replicas' gradients before applying them.
         state.g_optimizer.apply_gradients(zip(
             g_tape.gradient(g_loss, generator.trainable_variables),
@@ -92,12 +98,14 @@ def make_train_step(state: checkpoints.TrainState, config: TrainConfig,
         return shares, real_probs, fake_probs, tf.identity(stop)  # one per replica
 
     @tf.function(jit_compile=config.xla)
-    def train_step(real_images, regularize, stop=None):
+    def train_step(real_images, regularize, stop=None, labels=None):
+        if config.conditional and labels is None:
+            raise ValueError("a conditional run's step needs the batch's labels")
         stop = tf.zeros([]) if stop is None else stop
         z = latent.draw_tf(state.noise, [global_batch, config.latent_dim],
                            config.latent_distribution)
         shares, real_probs, fake_probs, stop = strategy.run(
-            replica_step, args=(real_images, z, regularize, stop))
+            replica_step, args=(real_images, labels, z, regularize, stop))
         metrics = {name: strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
                    for name, value in shares.items()}
         for name in ("generated", "real"):
@@ -154,7 +162,8 @@ def _set_learning_rates(state, config, total, per_epoch) -> float:
     return config.learning_rate * scale
 
 
-def run(config: TrainConfig, images=None, strategy: tf.distribute.Strategy = None) -> dict:
+def run(config: TrainConfig, images=None, strategy: tf.distribute.Strategy = None,
+        labels=None) -> dict:
     """Trains toward config's step budget, resuming if config.continue_train.
 
     Args:
@@ -162,6 +171,8 @@ def run(config: TrainConfig, images=None, strategy: tf.distribute.Strategy = Non
       images: uint8 (N, 28, 28) training images; None loads them from config.data_dir.
       strategy: the tf.distribute strategy to train under (trainer.distribute); None
         is the default strategy, one device.
+      labels: uint8 (N,) digits of `images`, which a conditional run needs; loaded
+        with them when images is None.
 
     Returns:
       {"step", "epoch", "interrupted", "checkpoint", and the last metrics}.
@@ -183,7 +194,9 @@ def run(config: TrainConfig, images=None, strategy: tf.distribute.Strategy = Non
             log_dir=folders.path(config.log_dir, "summary"))
         ensure_writable_dir(own.log_dir, "--log-dir")  # fail before the slow work
         if images is None:
-            images, _ = data.load_mnist(config.data_dir, "train")
+            images, labels = data.load_mnist(config.data_dir, "train")
+        if config.conditional and labels is None:
+            raise ValueError("a conditional run needs the labels of its images")
         per_epoch = data.steps_per_epoch(len(images), config.batch_size)
         with strategy.scope():  # every variable, and the checkpoint of them, mirrored
             state = checkpoints.build_state(config)
@@ -192,21 +205,23 @@ def run(config: TrainConfig, images=None, strategy: tf.distribute.Strategy = Non
             else:
                 manager = checkpoints.restore_for_worker(state, config, own.checkpoint_dir)
         try:
-            return _train(own, state, manager, images, per_epoch, strategy, chief)
+            return _train(own, state, manager, (images, labels if config.conditional
+                                                else None), per_epoch, strategy, chief)
         finally:
             checkpoints.release(manager)
 
 
-def _train(config, state, manager, images, per_epoch, strategy, chief) -> dict:
+def _train(config, state, manager, dataset, per_epoch, strategy, chief) -> dict:
     """The loop: steps toward the budget with summaries, samples and checkpoints on
-    cadence (the chief's; other workers train and save alongside, nothing more)."""
+    cadence (the chief's; other workers train and save alongside, nothing more).
+    `dataset` is (images, labels), labels None for an unconditional run."""
+    images = dataset[0]
     total = config.train_steps or config.num_epochs * per_epoch
     num_epochs = math.ceil(total / per_epoch)
     train_step = make_train_step(state, config, strategy)
     summaries = Summaries(config.log_dir)
     probe = quality.probe_for(config) if chief else None
-    fixed_z = latent.draw(np.random.default_rng(config.seed), GRID_SIZE, config.latent_dim,
-                          config.latent_distribution)  # same across resumes
+    fixed = fixed_inputs(config)  # same across resumes
     if int(state.step.numpy()) == 0:
         summaries.grid(0, "real_images", images[:GRID_SIZE])
         summaries.text(0, "config", config.to_json())
@@ -215,11 +230,11 @@ def _train(config, state, manager, images, per_epoch, strategy, chief) -> dict:
 
     def epoch_end(probe):  # the chief's grids and figures: other workers' are thrown away
         if chief:
-            _epoch_end_summaries(summaries, state, config, fixed_z, probe)
+            _epoch_end_summaries(summaries, state, config, fixed, probe)
     metrics, unlogged = {}, None
     with _StopOnSignal(shared=distribute.is_multi_worker(strategy)) as stop:
         while int(state.step.numpy()) < total and not stop.agreed:
-            metrics, unlogged = _train_epoch(config, state, train_step, images, total,
+            metrics, unlogged = _train_epoch(config, state, train_step, dataset, total,
                                              num_epochs, per_epoch, summaries, manager,
                                              stop, strategy)
             if int(state.batch_in_epoch.numpy()) == per_epoch:
@@ -249,7 +264,7 @@ def _train(config, state, manager, images, per_epoch, strategy, chief) -> dict:
             "interrupted": stop.agreed, "checkpoint": manager.latest_checkpoint, **metrics}
 
 
-def _train_epoch(config, state, train_step, images, total, num_epochs, per_epoch,
+def _train_epoch(config, state, train_step, dataset, total, num_epochs, per_epoch,
                  summaries, manager, stop, strategy):
     """Trains from the saved position to the end of the epoch, the budget or an agreed
     stop, logging every --log-freq steps.
@@ -262,14 +277,18 @@ def _train_epoch(config, state, train_step, images, total, num_epochs, per_epoch
     progress = EpochProgress(int(state.epoch.numpy()), num_epochs, per_epoch, start,
                              config.batch_size)
     batches = itertools.islice(
-        data.epoch_batches(images, config.batch_size, config.seed, int(state.epoch.numpy()), start),
+        data.epoch_batches(dataset[0], config.batch_size, config.seed,
+                           int(state.epoch.numpy()), start, labels=dataset[1]),
         total - int(state.step.numpy()))
     values, unlogged, window_start, window_steps = {}, None, time.perf_counter(), 0
     for batch in batches:
         regularize = int(state.step.numpy()) % config.r1_interval == 0
         g_rate = _set_learning_rates(state, config, total, per_epoch)
-        outputs = train_step(distribute_batch(strategy, batch), regularize,
-                             tf.constant(1.0 if stop.requested else 0.0))
+        real, labels = batch if dataset[1] is not None else (batch, None)
+        outputs = train_step(distribute_batch(strategy, real), regularize,
+                             tf.constant(1.0 if stop.requested else 0.0),
+                             labels=None if labels is None else distribute_batch(
+                                 strategy, labels))
         values = {name: float(value) for name, value in outputs.items()
                   if value.shape.rank == 0 and name != "stop"}
         values["learning_rate"] = g_rate
@@ -310,21 +329,44 @@ def _check_finite(values, step, manager):
             "and resume with --continue-train True")
 
 
-def _epoch_end_summaries(summaries, state, config, fixed_z, probe):
+def fixed_inputs(config: TrainConfig):
+    """The generator's inputs for TensorBoard's grid, the same at every epoch end:
+    GRID_SIZE noise vectors (8 per row); for a conditional run 10 noise vectors drawn
+    as every digit, one row per digit (row d: digit d; column j: noise j).
+
+    Returns:
+      (z float32 (n, latent_dim), labels int32 (n,) or None, columns of the grid).
+    """
+    rng = np.random.default_rng(config.seed)
+    if not config.conditional:
+        z = latent.draw(rng, GRID_SIZE, config.latent_dim, config.latent_distribution)
+        return z, None, 8
+    classes = config.num_classes
+    z = latent.draw(rng, classes, config.latent_dim, config.latent_distribution)
+    return (np.tile(z, (classes, 1)), np.repeat(np.arange(classes, dtype=np.int32), classes),
+            classes)
+
+
+def _epoch_end_summaries(summaries, state, config, fixed, probe):
     """The weight average's batch-norm statistics measured for its current weights, then
     the fixed-noise grid, to TensorBoard and as LOG_DIR/grids/step_N.png for the
     training animation, and, when a probe is set, the quality figures."""
     step = int(state.step.numpy())
     model.set_standing_statistics(state.ema_generator, latent.standing_batch(
         config.latent_dim, config.latent_distribution))
-    pixels = image_utils.to_uint8(state.ema_generator(fixed_z, training=False))
-    picture = summaries.grid(step, "generated_images", pixels)
+    z, labels, columns = fixed
+    pixels = image_utils.to_uint8(state.ema_generator(model.inputs(z, labels),
+                                                      training=False))
+    picture = summaries.grid(step, "generated_images", pixels, columns)
     animation.save_grid(picture, summaries.log_dir, step)
     if probe is not None:
         quality = probe(state.ema_generator)
         summaries.scalars(step, {f"eval/{name}": value for name, value in quality.items()})
-        logging.info("step %d quality: Frechet distance %.3f, classifier score %.3f", step,
-                     quality["frechet_distance"], quality["classifier_score"])
+        asked = quality.get("labelled_as_asked")
+        logging.info("step %d quality: Frechet distance %.3f, classifier score %.3f%s",
+                     step, quality["frechet_distance"], quality["classifier_score"],
+                     "" if asked is None else f", labelled as asked {asked:.3f} (worst "
+                     "digit)")
     summaries.flush()
 
 

@@ -23,7 +23,7 @@ LATENT_DISTRIBUTIONS = latent.DISTRIBUTIONS
 # Fields added after some config.json files were written, with the value that rebuilds
 # the runs that wrote them (their networks had no extra layers, their rates no decay).
 ADDED_FIELDS = {"generator_depth": 0, "discriminator_depth": 0, "lr_decay_epochs": 0,
-                "resolved_precision": None}
+                "resolved_precision": None, "conditional": False}
 
 # Fields of the machine and the invocation, not of the run: config.json leaves them out
 # (and ignores them in files written before), so a checkpoint folder copied elsewhere
@@ -32,7 +32,7 @@ ENVIRONMENT_FIELDS = ("data_dir", "checkpoint_dir", "log_dir", "sample_dir",
                       "model_dir", "continue_train", "overwrite")
 
 # Fields that shape the saved variables or the step bookkeeping: a resume must keep them.
-RESUME_LOCKED_FIELDS = ("arch", "latent_dim", "latent_distribution", "generator_width",
+RESUME_LOCKED_FIELDS = ("arch", "conditional", "latent_dim", "latent_distribution", "generator_width",
                         "discriminator_width", "generator_depth", "discriminator_depth",
                         "batch_size")
 
@@ -81,6 +81,10 @@ class TrainConfig:
     # "dcgan": the all-convolutional nets; "mlp": the fully connected GAN of the
     # tutorials (Goodfellow et al. 2014), the baseline; the width fields do not apply.
     arch: str = "dcgan"
+    # Train on the digits' labels too: the generator draws the digit it is given
+    # (class-conditional batch norm) and the discriminator judges image and digit
+    # together (a projection discriminator, Miyato and Koyama 2018). dcgan only.
+    conditional: bool = False
     # Length of the standard-normal noise vector z.
     latent_dim: int = 100
     # Distribution of z: "normal", N(0, 1), or "uniform", U(-1, 1) as in the DCGAN paper.
@@ -152,6 +156,11 @@ class TrainConfig:
                              f"{self.label_smoothing}; 0 is off, 0.1 is typical")
         if self.arch not in ARCHS:
             raise ValueError(f"arch must be one of {', '.join(ARCHS)}, got {self.arch!r}")
+        if not isinstance(self.conditional, bool):
+            raise ValueError(f"conditional must be true or false, got {self.conditional!r}")
+        if self.conditional and self.arch != "dcgan":
+            raise ValueError(f"conditional needs the dcgan networks, got arch "
+                             f"{self.arch!r}; drop --arch or --conditional")
         latent.check_distribution(self.latent_distribution)
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got "
@@ -180,6 +189,11 @@ class TrainConfig:
         if self.resolved_precision:
             return self.resolved_precision
         return "float32" if self.precision == "auto" else self.precision
+
+    @property
+    def num_classes(self) -> int:
+        """Digits the networks are conditioned on: 10, or 0 for an unconditional run."""
+        return 10 if self.conditional else 0
 
     @property
     def discriminator_learning_rate(self) -> float:

@@ -5,7 +5,7 @@ import logging
 
 import numpy as np
 
-from trainer import data, sample
+from trainer import data, model, sample
 from trainer.errors import TrainerError
 from trainer.evaluation import classifier, metrics
 
@@ -30,11 +30,20 @@ class QualityProbe:
         self._distribution = distribution
 
     def __call__(self, generator) -> dict:
+        """{"frechet_distance", "classifier_score"}, and for a conditional generator
+        (drawing every digit equally often) "labelled_as_asked": the smallest share,
+        over the digits, of samples the classifier labels as the digit asked for."""
         features, probs = self._judge(
             draw(generator, self._count, self._latent_dim, self._seed, self._distribution))
-        return {"frechet_distance": metrics.frechet_distance_from_stats(
-                    *metrics.gaussian_stats(features), *self._test_stats),
-                "classifier_score": metrics.classifier_score(probs)}
+        figures = {"frechet_distance": metrics.frechet_distance_from_stats(
+                       *metrics.gaussian_stats(features), *self._test_stats),
+                   "classifier_score": metrics.classifier_score(probs)}
+        if model.num_classes(generator):
+            asked = sample.balanced_labels(self._count)
+            figures["labelled_as_asked"] = float(min(
+                np.mean(np.argmax(probs[asked == digit], axis=1) == digit)
+                for digit in np.unique(asked)))
+        return figures
 
 
 def probe_for(config):
