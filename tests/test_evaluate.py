@@ -148,3 +148,141 @@ def test_table_shows_the_memorization_rows_beside_test_images():
     assert lines[1].split()[-2:] == ["4.000", "4.500"]
     assert lines[2].split()[-2:] == ["1.500", "1.200"]
     assert lines[3].split()[-2:] == ["0.0125", "0.0100"]
+
+
+# --- per-digit figures of a class-conditional model ---------------------------------------
+
+def digit_judge(images):
+    """A stand-in for the classifier judge: uint8 (N, 28, 28) -> (features float64 (N, 3),
+    one-hot probs (N, 10)); it reads each image's digit from its top-left pixel, 20 * d."""
+    flat = np.asarray(images, np.float64).reshape(len(images), -1)
+    features = np.stack([flat.mean(axis=1), flat.std(axis=1), flat[:, 0]], axis=1)
+    return features, np.eye(10)[np.clip(np.rint(flat[:, 0] / 20), 0, 9).astype(int)]
+
+
+def marked_digits(labels, seed):
+    """uint8 (N, 28, 28) noise images whose top-left pixel says digit labels[i] to
+    digit_judge."""
+    images = np.random.default_rng(seed).integers(0, 256, (len(labels), 28, 28), np.uint8)
+    images[:, 0, 0] = 20 * np.asarray(labels)
+    return images
+
+
+@pytest.fixture
+def fake_mnist(monkeypatch):
+    """data.load_mnist gives 200 training and 100 test marked_digits, every digit equally
+    often, and the classifier judge is digit_judge: no MNIST files nor weights needed."""
+    labels = {"train": np.arange(200) % 10, "test": np.arange(100) % 10}
+    monkeypatch.setattr(data, "load_mnist", lambda data_dir, split: (
+        marked_digits(labels[split], seed=len(split)), labels[split].astype(np.uint8)))
+    monkeypatch.setattr(evaluate, "load_judge", lambda: digit_judge)
+
+
+def test_png_folder_named_with_digits_is_read_with_its_digits(tmp_path):
+    digits = [3, 0, 9, 3]
+    pixels = marked_digits(digits, seed=0)
+    for index, (image, digit) in enumerate(zip(pixels, digits)):
+        image_utils.save_png(image, str(tmp_path / f"sample_{index:05d}_digit{digit}.png"))
+    image_utils.save_png(image_utils.grid(pixels, 2), str(tmp_path / "grid.png"))
+    images, found = evaluate.load_labelled_png_folder(str(tmp_path))
+    np.testing.assert_array_equal(images, pixels)
+    np.testing.assert_array_equal(found, digits)
+    assert found.dtype == np.int32
+
+
+def test_png_folder_without_digit_names_has_no_digits(tmp_path):
+    image_utils.save_png(np.zeros((28, 28), np.uint8), str(tmp_path / "sample_00000.png"))
+    images, digits = evaluate.load_labelled_png_folder(str(tmp_path))
+    assert images.shape == (1, 28, 28) and digits is None
+
+
+def test_png_folder_mixing_named_and_unnamed_files_is_refused(tmp_path):
+    for name in ("sample_00000_digit1.png", "sample_00001.png", "sample_00002_digit4.png"):
+        image_utils.save_png(np.zeros((28, 28), np.uint8), str(tmp_path / name))
+    with pytest.raises(TrainerError, match="2 of 3 PNGs are named with the digit asked "
+                       r"for \(e.g. sample_00000_digit1.png\) but sample_00001.png is not"):
+        evaluate.load_labelled_png_folder(str(tmp_path))
+    (tmp_path / "sample_00001.png").rename(tmp_path / "sample_00001_digit12.png")
+    with pytest.raises(TrainerError, match="sample_00001_digit12.png: digit 12 is not an "
+                       "MNIST digit"):
+        evaluate.load_labelled_png_folder(str(tmp_path))
+
+
+def per_digit_figures(shares, distances):
+    return {"labelled_as_asked": shares, "intra_class_frechet_distance": distances,
+            "count": [5] * 10, "min_labelled_as_asked": min(s for s in shares if s),
+            "mean_intra_class_frechet_distance": 2.0}
+
+
+def table_results():
+    scores = {key: 0.5 for key, _, _ in evaluate.ROWS}
+    scores.update(count=50, class_shares=[0.1] * 10)
+    memo = {"percentile": 1.0, "threshold": 1.2,
+            **{name: {"mean": 4.0, "percentile_distance": 1.5, "share_below_threshold": 0.01,
+                      "count": 50} for name in ("generated", "test")}}
+    return {"generated": scores, "real_floor": scores, "fd_over_floor": 1.0,
+            "memorization": memo}
+
+
+def test_table_of_a_conditional_model_adds_per_digit_rows_and_nothing_else():
+    unconditional = evaluate.format_table(table_results())
+    results = table_results()
+    results["per_digit"] = {
+        "generated": per_digit_figures([None] + [0.9] * 8 + [0.25], [None] + [3.0] * 9),
+        "real_floor": per_digit_figures([1.0] * 10, [0.5] * 10)}
+    lines = evaluate.format_table(results).splitlines()
+    assert "labelled as asked" not in unconditional
+    assert "Frechet distance" in unconditional  # the overall one
+    start = lines.index(next(line for line in lines if line.startswith("labelled as")))
+    shares, distances = lines[start:start + 12], lines[start + 12:start + 24]
+    assert shares[0].split() == ["labelled", "as", "asked", "generated", "real", "floor"]
+    assert shares[1].split() == ["digit", "0", "-", "1.000"]  # digit 0 never asked for
+    assert shares[10].split() == ["digit", "9", "0.250", "1.000"]
+    assert shares[11].split() == ["worst", "digit", "0.250", "1.000"]
+    assert distances[0].startswith("intra-class Frechet distance")
+    assert distances[5].split() == ["digit", "4", "3.000", "0.500"]
+    assert distances[11].split() == ["mean", "over", "digits", "2.000", "2.000"]
+    # Without those 24 rows the table is the unconditional one, row for row.
+    assert "\n".join(lines[:start] + lines[start + 24:]) == unconditional
+
+
+def test_png_folder_of_a_conditional_model_gets_per_digit_figures(tmp_path, fake_mnist,
+                                                                  capsys):
+    asked = np.arange(30) % 10
+    pixels = marked_digits(np.where(asked == 7, 1, asked), seed=3)  # every 7 looks a 1
+    for index, (image, digit) in enumerate(zip(pixels, asked)):
+        image_utils.save_png(image, str(tmp_path / f"sample_{index:05d}_digit{digit}.png"))
+    assert task.main(["--evaluate", str(tmp_path), "--data-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    results = json.loads(out[-1])
+    generated, floor = results["per_digit"]["generated"], results["per_digit"]["real_floor"]
+    assert generated["labelled_as_asked"] == [1.0] * 7 + [0.0] + [1.0] * 2
+    assert generated["min_labelled_as_asked"] == 0.0
+    assert generated["count"] == [3] * 10
+    assert floor["labelled_as_asked"] == [1.0] * 10 and floor["count"] == [20] * 10
+    assert all(distance >= 0 for distance in generated["intra_class_frechet_distance"])
+    assert any(line.split()[:2] == ["digit", "7"] for line in out)
+
+
+def test_png_folder_without_digit_names_gets_no_per_digit_figures(tmp_path, fake_mnist,
+                                                                   capsys):
+    for index, image in enumerate(marked_digits(np.arange(30) % 10, seed=3)):
+        image_utils.save_png(image, str(tmp_path / f"sample_{index:05d}.png"))
+    assert task.main(["--evaluate", str(tmp_path), "--data-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out.strip()
+    assert "per_digit" not in json.loads(out.splitlines()[-1])
+    assert "labelled as asked" not in out and "intra-class" not in out
+
+
+def test_conditional_checkpoint_is_judged_digit_by_digit(tiny_config, blob_images,
+                                                         fake_mnist):
+    config = replace(tiny_config, conditional=True, train_steps=1)
+    train.run(config, images=blob_images, labels=(np.arange(160) % 10).astype(np.uint8))
+    results = evaluate.run("unused", 30, seed=0, checkpoint_dir=config.checkpoint_dir)
+    generated = results["per_digit"]["generated"]
+    assert generated["count"] == [3] * 10  # sample.balanced_labels(30)
+    assert len(generated["intra_class_frechet_distance"]) == 10
+    assert results["per_digit"]["real_floor"]["labelled_as_asked"] == [1.0] * 10
+    with pytest.raises(TrainerError, match=r"digit 5 has 1 row\(s\) in asked.*"
+                       "--num-eval-samples 20 or more"):
+        evaluate.run("unused", 15, seed=0, checkpoint_dir=config.checkpoint_dir)

@@ -282,3 +282,77 @@ def test_a_generator_that_copies_its_training_set_scores_share_one():
 def test_bad_memorization_inputs_raise_naming_the_argument(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+# --- per_digit: a class-conditional generator's figures, digit by digit ------------------
+
+def digit_clouds(shifts, rows, seed):
+    """One unit-covariance cloud per digit, digit d's mean at shifts[d], rows shuffled.
+
+    Returns (features float64 (len(shifts) * rows, 2), digits int (len(shifts) * rows,));
+    each cloud's sample mean is exactly shifts[d] and its sample covariance exactly I.
+    """
+    clouds = [whitened(rows, 2, seed + digit) + shift for digit, shift in enumerate(shifts)]
+    digits = np.repeat(np.arange(len(shifts)), rows)
+    order = np.random.default_rng(seed).permutation(len(digits))
+    return np.concatenate(clouds)[order], digits[order]
+
+
+def test_per_digit_shares_and_intra_class_distances_match_hand_values():
+    test_features, test_labels = digit_clouds([[0, 0], [10, 0], [0, 10]], 50, seed=10)
+    # Equal covariances, so each digit's distance is its squared shift: 0, 25 and 1,
+    # the rows grouped by the digit asked for, not by the digit the probs label them.
+    features, asked = digit_clouds([[0, 0], [13, 4], [1, 10]], 40, seed=20)
+    labelled = asked.copy()
+    labelled[np.flatnonzero(asked == 1)[:10]] = 2  # digit 1: 30 of 40 labelled as asked
+    labelled[np.flatnonzero(asked == 2)[:30]] = 0  # digit 2: 10 of 40
+    result = metrics.per_digit(features, one_hot(labelled, 3), asked, test_features,
+                               test_labels, num_classes=3)
+    assert result["labelled_as_asked"] == [1.0, 0.75, 0.25]
+    assert result["intra_class_frechet_distance"] == pytest.approx([0, 25, 1], abs=1e-9)
+    assert result["count"] == [40, 40, 40]
+    assert result["min_labelled_as_asked"] == 0.25
+    assert result["mean_intra_class_frechet_distance"] == pytest.approx(26 / 3)
+
+
+def test_per_digit_leaves_out_digits_never_asked_for():
+    test_features, test_labels = digit_clouds([[0, 0], [10, 0], [0, 10]], 50, seed=10)
+    features = whitened(20, 2, seed=30) + [10, 2]  # only digit 1, shifted by 2
+    asked = np.ones(20, np.uint8)
+    labelled = np.r_[np.ones(15, int), np.zeros(5, int)]
+    result = metrics.per_digit(features, one_hot(labelled, 3), asked, test_features,
+                               test_labels, num_classes=3)
+    assert result["labelled_as_asked"] == [None, 0.75, None]
+    assert result["intra_class_frechet_distance"][0::2] == [None, None]
+    assert result["count"] == [0, 20, 0]
+    assert result["min_labelled_as_asked"] == 0.75
+    assert result["mean_intra_class_frechet_distance"] == pytest.approx(4.0)
+
+
+def per_digit_call(features_rows=6, asked=None, probs=None, test_labels=None,
+                   test_rows=6):
+    """metrics.per_digit on 2 digits with one argument swapped for a bad one."""
+    asked = np.arange(features_rows) % 2 if asked is None else asked
+    probs = one_hot(np.arange(features_rows) % 2, 2) if probs is None else probs
+    test_labels = np.arange(test_rows) % 2 if test_labels is None else test_labels
+    rng = np.random.default_rng(0)
+    return lambda: metrics.per_digit(rng.random((features_rows, 3)), probs, asked,
+                                     rng.random((test_rows, 3)), test_labels, 2)
+
+
+@pytest.mark.parametrize("call, message", [
+    (per_digit_call(asked=np.zeros(5, int)), r"asked has shape \(5,\) but features has 6"),
+    (per_digit_call(probs=one_hot(np.zeros(5, int), 2)), r"probs has shape \(5, 2\)"),
+    (per_digit_call(probs=one_hot(np.zeros(6, int), 3)), r"expected \(6, 2\)"),
+    (per_digit_call(test_labels=np.zeros(7, int)),
+     r"test_labels has shape \(7,\) but test_features has 6"),
+    (per_digit_call(asked=np.array([0, 0, 0, 0, 0, 1])), r"digit 1 has 1 row\(s\) in asked"),
+    (per_digit_call(test_labels=np.array([1, 0, 0, 0, 0, 0])),
+     r"digit 1 has 1 row\(s\) in test_labels"),
+    (per_digit_call(asked=np.array([0, 1, 2, 0, 1, 0])), "asked holds digit 2, outside 0 to 1"),
+    (per_digit_call(asked=np.array([0.0, 1, 0, 1, 0, 1])), "asked must hold integer digits"),
+    (per_digit_call(probs=-one_hot(np.zeros(6, int), 2)), "probs must hold probabilities"),
+])
+def test_bad_per_digit_inputs_raise_naming_the_argument(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()

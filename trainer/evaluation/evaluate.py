@@ -3,6 +3,10 @@
 Every figure comes with its real-data floor: the same measure for 10,000 real training
 images against the test set, the best a generator could hope for.
 
+A class-conditional model (or a folder of PNGs named ..._digitD.png) is also judged digit
+by digit: the share of samples labelled as the digit asked for and each digit's Frechet
+distance to that digit's test images, beside the floor's training images and their labels.
+
 The memorization check measures each sample's pixel distance to its nearest training
 image. Real training images would be trivially 0 there, so its reference is the same
 distance for as many MNIST test images, real digits the model never saw.
@@ -11,13 +15,14 @@ distance for as many MNIST test images, real digits the model never saw.
 import json
 import logging
 import os
+import re
 import time
 
 import numpy as np
 import tensorflow as tf
 from PIL import UnidentifiedImageError
 
-from trainer import checkpoints, data, paths
+from trainer import checkpoints, data, model, paths, sample
 from trainer import images as image_utils
 from trainer.errors import TrainerError
 from trainer.evaluation import metrics, quality
@@ -36,6 +41,9 @@ ROWS = [  # (key, label, format)
     ("confident_share", "share with p > 0.9", "{:.3f}"),
 ]
 
+# --sample names a conditional model's PNGs sample_00012_digit7.png: the digit asked for.
+_DIGIT_NAME = re.compile(r"_digit(\d+)\.png$")
+
 
 def load_png_folder(folder: str) -> np.ndarray:
     """Every 28x28 PNG in `folder` (local, gs:// or ram://) but grid.png, as uint8
@@ -44,48 +52,123 @@ def load_png_folder(folder: str) -> np.ndarray:
     Raises:
       TrainerError: no such PNGs, or one that is not a 28x28 image (named).
     """
+    return load_labelled_png_folder(folder)[0]
+
+
+def load_labelled_png_folder(folder: str):
+    """load_png_folder, and the digit each PNG was asked to be when its name says so.
+
+    Returns:
+      (images uint8 (N, 28, 28), digits): digits is int32 (N,) when every PNG is named
+      ..._digitD.png (a conditional model's --sample), None when none is.
+
+    Raises:
+      TrainerError: as load_png_folder, or some PNGs named with a digit and some not.
+    """
     pngs = [p for p in paths.matching(folder, "*.png") if os.path.basename(p) != "grid.png"]
     if not pngs:
         raise TrainerError(f"--evaluate {folder!r}: no PNG files there; write some with "
                            "`python -m trainer.task --sample 10000`")
+    digits = _digits_in_names(folder, pngs)
     images = np.empty((len(pngs), 28, 28), dtype=np.uint8)
     for index, path in enumerate(pngs):
-        try:
-            with image_utils.open_image(path) as image:
-                if image.size != (28, 28):
-                    raise TrainerError(f"{path} is {image.size[0]}x{image.size[1]}, "
-                                       "expected a 28x28 digit")
-                images[index] = np.asarray(image.convert("L"))
-        except (OSError, UnidentifiedImageError, tf.errors.OpError) as err:
-            raise TrainerError(f"{path}: not a readable PNG ({paths.reason(err)})") from err
-    return images
+        images[index] = _read_digit_png(path)
+    return images, digits
 
 
-def generated_images(checkpoint_dir: str, count: int, seed: int) -> np.ndarray:
-    """`count` uint8 (28, 28) samples of the latest checkpoint, as --sample writes them."""
+def _digits_in_names(folder: str, pngs: list):
+    """int32 (N,) digits from names ending _digitD.png, None if no name has one."""
+    found = [_DIGIT_NAME.search(os.path.basename(path)) for path in pngs]
+    named = [path for path, match in zip(pngs, found) if match]
+    if not named:
+        return None
+    if len(named) < len(pngs):
+        unnamed = next(path for path, match in zip(pngs, found) if not match)
+        raise TrainerError(
+            f"--evaluate {folder!r}: {len(named)} of {len(pngs)} PNGs are named with the "
+            f"digit asked for (e.g. {os.path.basename(named[0])}) but "
+            f"{os.path.basename(unnamed)} is not; evaluate one model's samples at a time: "
+            "move the others to another folder")
+    digits = np.array([int(match.group(1)) for match in found], dtype=np.int32)
+    if digits.max() >= model.NUM_CLASSES:
+        bad = pngs[int(digits.argmax())]
+        raise TrainerError(f"{bad}: digit {digits.max()} is not an MNIST digit (0 to "
+                           f"{model.NUM_CLASSES - 1}); rename or remove it")
+    return digits
+
+
+def _read_digit_png(path: str) -> np.ndarray:
+    """One 28x28 PNG as uint8 (28, 28), or TrainerError naming the file."""
+    try:
+        with image_utils.open_image(path) as image:
+            if image.size != (28, 28):
+                raise TrainerError(f"{path} is {image.size[0]}x{image.size[1]}, "
+                                   "expected a 28x28 digit")
+            return np.asarray(image.convert("L"))
+    except (OSError, UnidentifiedImageError, tf.errors.OpError) as err:
+        raise TrainerError(f"{path}: not a readable PNG ({paths.reason(err)})") from err
+
+
+def generated_images(checkpoint_dir: str, count: int, seed: int):
+    """`count` samples of the latest checkpoint, as --sample writes them.
+
+    Returns:
+      (images uint8 (count, 28, 28), digits): digits is int32 (count,), the digit each
+      image was asked to be, for a conditional generator (sample.balanced_labels, the
+      order quality.draw asks for them in), else None.
+    """
     generator, config = checkpoints.load_sampler(checkpoint_dir)
-    return quality.draw(generator, count, config.latent_dim, seed,
-                        config.latent_distribution)
+    images = quality.draw(generator, count, config.latent_dim, seed,
+                          config.latent_distribution)
+    digits = sample.balanced_labels(count) if model.num_classes(generator) else None
+    return images, digits
 
 
-def judge_against_test_set(images_by_name: dict, test_images: np.ndarray,
-                           judge=None) -> dict:
+def judge_against_test_set(images_by_name: dict, test_images: np.ndarray, judge=None,
+                           digits_by_name: dict = None, test_labels: np.ndarray = None
+                           ) -> dict:
     """Scores each uint8 (N, 28, 28) image set against `test_images`, the MNIST test set
     as uint8 (N, 28, 28).
 
+    Args:
+      digits_by_name: optional name -> int (N,), the digit each of that set's images was
+        asked to be; those sets are judged digit by digit too, against `test_labels`,
+        the test images' int (M,) digits.
+
     Returns:
-      name -> metrics.summarize(...) dict, plus min/max_class_share and count.
+      name -> metrics.summarize(...) dict, plus min/max_class_share and count; with
+      digits_by_name, also "per_digit": name -> metrics.per_digit(...) dict.
+
+    Raises:
+      TrainerError: a digit asked for fewer than twice (named, with the fix).
     """
     judge = judge or load_judge()
     test_features, _ = judge(test_images)
-    results = {}
+    results, per_digit = {}, {}
     for name, images in images_by_name.items():
         features, probs = judge(images)
         scores = metrics.summarize(test_features, features, probs)
         scores.update(min_class_share=min(scores["class_shares"]),
                       max_class_share=max(scores["class_shares"]), count=len(images))
         results[name] = scores
+        if digits_by_name and name in digits_by_name:
+            per_digit[name] = _per_digit(features, probs, digits_by_name[name],
+                                         test_features, test_labels, name)
+    if per_digit:
+        results["per_digit"] = per_digit
     return results
+
+
+def _per_digit(features, probs, digits, test_features, test_labels, name) -> dict:
+    """metrics.per_digit, its complaint about a digit with too few images a TrainerError
+    saying how to get more."""
+    try:
+        return metrics.per_digit(features, probs, digits, test_features, test_labels,
+                                 probs.shape[1])
+    except ValueError as err:
+        raise TrainerError(f"--evaluate: per-digit figures of the {name} images: {err}; "
+                           "judge at least 2 images of each digit (--num-eval-samples 20 "
+                           "or more, or more PNGs of it)") from err
 
 
 def run(data_dir, num_samples: int, seed: int, checkpoint_dir: str = None,
@@ -94,19 +177,26 @@ def run(data_dir, num_samples: int, seed: int, checkpoint_dir: str = None,
 
     Returns:
       {"generated": scores, "real_floor": scores, "fd_over_floor": ratio,
-      "memorization": memorization_check's dict against all training images}.
+      "memorization": memorization_check's dict against all training images}; for a
+      conditional model or a folder of ..._digitD.png, also "per_digit": {"generated":
+      ..., "real_floor": ...}, metrics.per_digit's dicts, the floor's training images
+      asked for their own labels.
     """
     if png_folder:
-        generated = load_png_folder(png_folder)
+        generated, digits = load_labelled_png_folder(png_folder)
     else:
-        generated = generated_images(checkpoint_dir, num_samples, seed)
-    train_images, _ = data.load_mnist(data_dir, "train")
-    test_images, _ = data.load_mnist(data_dir, "test")
+        generated, digits = generated_images(checkpoint_dir, num_samples, seed)
+    train_images, train_labels = data.load_mnist(data_dir, "train")
+    test_images, test_labels = data.load_mnist(data_dir, "test")
     pick = np.random.default_rng(seed).choice(len(train_images),
                                               min(FLOOR_IMAGES, len(train_images)),
                                               replace=False)
+    digits_by_name = None
+    if digits is not None:
+        digits_by_name = {"generated": digits, "real_floor": train_labels[pick]}
     results = judge_against_test_set(
-        {"generated": generated, "real_floor": train_images[pick]}, test_images)
+        {"generated": generated, "real_floor": train_images[pick]}, test_images,
+        digits_by_name=digits_by_name, test_labels=test_labels)
     results["fd_over_floor"] = (results["generated"]["frechet_distance"]
                                 / max(results["real_floor"]["frechet_distance"], 1e-12))
     results["memorization"] = memorization_check(generated, test_images, train_images, seed)
@@ -139,8 +229,9 @@ def memorization_check(generated: np.ndarray, test_images: np.ndarray,
 
 
 def format_table(results: dict) -> str:
-    """A two-column text table, generated vs real-data floor, then the digit shares and
-    the memorization rows (generated vs test images)."""
+    """A two-column text table, generated vs real-data floor, then the digit shares, the
+    per-digit rows of a conditional model and the memorization rows (generated vs test
+    images)."""
     generated, floor = results["generated"], results["real_floor"]
     lines = [f"{'measure':<36}{'generated':>12}{'real floor':>12}",
              f"{'images':<36}{generated['count']:>12}{floor['count']:>12}"]
@@ -150,9 +241,30 @@ def format_table(results: dict) -> str:
     lines.append(f"{'Frechet distance / floor':<36}{results['fd_over_floor']:>12.2f}")
     shares = "  ".join(f"{d}:{s:.3f}" for d, s in enumerate(generated["class_shares"]))
     lines.append(f"digit shares (generated)  {shares}")
+    if "per_digit" in results:
+        lines.extend(_per_digit_lines(results["per_digit"]))
     if "memorization" in results:
         lines.extend(_memorization_lines(results["memorization"]))
     return "\n".join(lines)
+
+
+def _per_digit_lines(per_digit: dict) -> list:
+    """Per digit, the share labelled as asked and the intra-class Frechet distance, then
+    the worst share and the mean distance; "-" for a digit not asked for."""
+    generated, floor = per_digit["generated"], per_digit["real_floor"]
+    blocks = [("labelled as asked", "labelled_as_asked", "{:.3f}",
+               ("  worst digit", "min_labelled_as_asked")),
+              ("intra-class Frechet distance", "intra_class_frechet_distance", "{:.3f}",
+               ("  mean over digits", "mean_intra_class_frechet_distance"))]
+    lines = []
+    for title, key, fmt, (summary_label, summary_key) in blocks:
+        lines.append(f"{title:<36}{'generated':>12}{'real floor':>12}")
+        for digit, (mine, real) in enumerate(zip(generated[key], floor[key])):
+            mine = "-" if mine is None else fmt.format(mine)
+            lines.append(f"{'  digit ' + str(digit):<36}{mine:>12}{fmt.format(real):>12}")
+        lines.append(f"{summary_label:<36}{fmt.format(generated[summary_key]):>12}"
+                     f"{fmt.format(floor[summary_key]):>12}")
+    return lines
 
 
 def _memorization_lines(memo: dict) -> list:

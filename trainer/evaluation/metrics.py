@@ -335,3 +335,73 @@ def memorization(generated, held_out, train, percentile: float = 1.0,
                          "share_below_threshold": float(np.mean(values < threshold)),
                          "count": len(values)}
     return results
+
+
+def per_digit(features, probs, asked, test_features, test_labels,
+              num_classes: int = 10) -> dict:
+    """How well each digit asked for comes out: a class-conditional generator's figures.
+
+    Args:
+      features, probs: the judged images' features float (N, D) and probabilities
+        float (N, num_classes).
+      asked: int (N,), the digit each image was asked to be (for real images, its label),
+        in [0, num_classes). A digit asked for needs 2 images or more (a Frechet
+        distance needs a covariance); a digit never asked for is left out (None).
+      test_features: the reference images' features float (M, D), e.g. the test set's.
+      test_labels: int (M,), their digits; 2 or more of each digit asked for.
+      num_classes: how many digits there are.
+
+    Returns:
+      Lists of num_classes entries, digit d at index d: "labelled_as_asked" (floats in
+      [0, 1], the share of images asked for d whose most likely class is d),
+      "intra_class_frechet_distance" (floats >= 0, between the images asked for d and
+      the test images of d), both None for a digit never asked for, and "count" (ints);
+      and the floats "min_labelled_as_asked" and "mean_intra_class_frechet_distance"
+      over the digits asked for.
+
+    Raises:
+      ValueError: a bad array (named), row counts that differ, a digit outside
+        [0, num_classes), or a digit asked for with fewer than 2 rows in either set
+        (named, with its count).
+    """
+    features = _check_features("features", features)
+    test_features = _check_features("test_features", test_features)
+    _check_same_width("features", features, "test_features", test_features)
+    probs = _check_probs("probs", probs)
+    if probs.shape != (len(features), num_classes):
+        raise ValueError(f"probs has shape {probs.shape}, expected ({len(features)}, "
+                         f"{num_classes}): a row per row of features, a column per digit")
+    asked = _digits("asked", asked, len(features), "features", num_classes)
+    test_labels = _digits("test_labels", test_labels, len(test_features), "test_features",
+                          num_classes)
+    counts = np.bincount(asked, minlength=num_classes)
+    asked_for = [digit for digit in range(num_classes) if counts[digit]]
+    shares, distances = [None] * num_classes, [None] * num_classes
+    for digit in asked_for:
+        mine, theirs = asked == digit, test_labels == digit
+        for name, rows in (("asked", counts[digit]), ("test_labels", theirs.sum())):
+            if rows < 2:
+                raise ValueError(f"digit {digit} has {rows} row(s) in {name}; each digit "
+                                 "asked for needs at least 2 for its Frechet distance")
+        shares[digit] = float(np.mean(probs[mine].argmax(axis=1) == digit))
+        distances[digit] = frechet_distance_from_stats(
+            *gaussian_stats(features[mine]), *gaussian_stats(test_features[theirs]))
+    return {"labelled_as_asked": shares, "intra_class_frechet_distance": distances,
+            "count": [int(count) for count in counts],
+            "min_labelled_as_asked": min(shares[digit] for digit in asked_for),
+            "mean_intra_class_frechet_distance": float(np.mean(
+                [distances[digit] for digit in asked_for]))}
+
+
+def _digits(name, labels, rows, rows_name, num_classes):
+    """labels -> int64 (rows,) in [0, num_classes), or ValueError naming `name`."""
+    labels = np.asarray(labels)
+    if labels.shape != (rows,):
+        raise ValueError(f"{name} has shape {labels.shape} but {rows_name} has {rows} "
+                         f"rows; pass one digit per row, shape ({rows},)")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"{name} must hold integer digits, got dtype {labels.dtype}")
+    outside = labels[(labels < 0) | (labels >= num_classes)]
+    if outside.size:
+        raise ValueError(f"{name} holds digit {outside[0]}, outside 0 to {num_classes - 1}")
+    return labels.astype(np.int64)
