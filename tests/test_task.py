@@ -153,6 +153,13 @@ def test_train_resume_and_sample_through_the_cli(tmp_path, idx_dir, capsys):
     (["--progress-gif", "--checkpoint-dir", "x"],
      "--checkpoint-dir does not apply to --progress-gif"),
     (["--num-eval-samples", "100"], "--num-eval-samples only applies with --evaluate"),
+    (["--digit", "3"], "--digit only applies with --sample or --interpolate"),
+    (["--sample", "4", "--digit", "10"], "--digit must be one of 0-9, got 10"),
+    (["--interpolate", "4", "--digit", "-1"], "--digit must be one of 0-9, got -1"),
+    (["--sample", "4", "--digit", "seven"], "invalid int value: 'seven'"),
+    (["--sample", "4", "--conditional"],
+     "--conditional applies to training only, not to --sample"),
+    (["--arch", "mlp", "--conditional"], "--conditional needs the dcgan networks"),
     (["--strategy", "nccl"], "invalid choice: 'nccl' (choose from"),
     (["--sample", "4", "--strategy", "one"],
      "--strategy applies to training only, not to --sample"),
@@ -331,17 +338,17 @@ MODE_ARGV = {"--sample": ["--sample", "4"], "--evaluate": ["--evaluate"],
              "--probe": ["--probe"], "--export": ["--export", "dir"]}
 # What task.py hands each mode; every other flag is refused with it.
 MODE_USES = {
-    "--sample": {"--checkpoint-dir", "--sample-dir", "--seed", "--job-dir"},
+    "--sample": {"--checkpoint-dir", "--sample-dir", "--seed", "--digit", "--job-dir"},
     "--evaluate": {"--checkpoint-dir", "--data-dir", "--seed", "--num-eval-samples",
                    "--job-dir"},
     "--interpolate": {"--checkpoint-dir", "--sample-dir", "--seed", "--slerp", "--gif",
-                      "--job-dir"},
+                      "--digit", "--job-dir"},
     "--progress-gif": {"--log-dir", "--job-dir"},
     "--probe": {"--checkpoint-dir", "--data-dir", "--job-dir"},
     "--export": {"--checkpoint-dir", "--overwrite", "--tflite", "--job-dir"},
 }
 # Options of one mode, not of training.
-MODE_OPTIONS = {"--slerp", "--gif", "--num-eval-samples", "--tflite"}
+MODE_OPTIONS = {"--slerp", "--gif", "--num-eval-samples", "--tflite", "--digit"}
 
 
 def given(flag):
@@ -351,6 +358,8 @@ def given(flag):
         return [flag]
     if action.choices:
         return [flag, action.choices[-1]]
+    if flag == "--digit":
+        return [flag, "7"]
     value = {int: "20", float: "0.5", cli_flags.parse_bool: "True"}.get(action.type, "dir")
     return [flag, value]
 
@@ -379,8 +388,8 @@ def test_each_mode_refuses_every_flag_it_does_not_use(mode, capsys):
         assert exit_info.value.code == 2, flag
         err = capsys.readouterr().err.strip().splitlines()[-1]
         if flag in MODE_OPTIONS:
-            assert err.endswith(f"error: {flag} only applies with "
-                                f"{next(m for m in MODE_USES if flag in MODE_USES[m])}")
+            modes = " or ".join(m for m in MODE_USES if flag in MODE_USES[m])
+            assert err.endswith(f"error: {flag} only applies with {modes}")
         elif any(flag in uses for uses in MODE_USES.values()):
             assert err.endswith(f"error: {flag} does not apply to {mode}")
         else:

@@ -22,15 +22,17 @@ DEFAULTS = TrainConfig()
 # Each mode and the flags that apply to it (what task.py passes it); it refuses every
 # other flag, so nothing given is silently ignored. Without a mode, the command trains.
 MODES = {
-    "sample": ("checkpoint_dir", "sample_dir", "seed", "job_dir"),
+    "sample": ("checkpoint_dir", "sample_dir", "seed", "digit", "job_dir"),
     "evaluate": ("checkpoint_dir", "data_dir", "seed", "num_eval_samples", "job_dir"),
-    "interpolate": ("checkpoint_dir", "sample_dir", "seed", "slerp", "gif", "job_dir"),
+    "interpolate": ("checkpoint_dir", "sample_dir", "seed", "slerp", "gif", "digit",
+                    "job_dir"),
     "progress_gif": ("log_dir", "job_dir"),
     "probe": ("checkpoint_dir", "data_dir", "job_dir"),
     "export": ("checkpoint_dir", "overwrite", "tflite", "job_dir"),
 }
-MODE_OPTIONS = {"slerp": "interpolate", "gif": "interpolate",  # option -> its mode
-                "num_eval_samples": "evaluate", "tflite": "export"}
+MODE_OPTIONS = {"slerp": ("interpolate",), "gif": ("interpolate",),  # option -> modes
+                "num_eval_samples": ("evaluate",), "tflite": ("export",),
+                "digit": ("sample", "interpolate")}
 # Flags that are not TrainConfig fields (--strategy is task.py's: how this machine
 # runs the training, not what it trains).
 MODE_FLAGS = (*MODES, *MODE_OPTIONS, "job_dir", "strategy")
@@ -38,6 +40,8 @@ MODE_MINIMUMS = {"sample": 1, "num_eval_samples": 10,  # precision/recall need k
                  "interpolate": 1}
 _TRUE, _FALSE = {"true", "1", "yes", "y", "on"}, {"false", "0", "no", "n", "off"}
 # The config field each environment variable of Vertex AI custom training sets.
+# The shipped class-conditional model, which --digit samples when no folder is named.
+CONDITIONAL_MODEL_DIR = os.path.join(DEFAULTS.checkpoint_dir, "conditional")
 VERTEX_FOLDERS = {"checkpoint_dir": "AIP_CHECKPOINT_DIR",
                   "log_dir": "AIP_TENSORBOARD_LOG_DIR", "model_dir": "AIP_MODEL_DIR"}
 
@@ -69,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("--interpolate", type=int, metavar="K", help="write interpolation.png: K rows of "
         "10 digits walking between two random noise vectors, from the latest checkpoint, "
         "then exit")
+    add("--digit", type=int, metavar="D", help="with --sample: N images of digit D (0-9); "
+        "with --interpolate: the walks between noise vectors all draw D. Needs a model "
+        f"trained with --conditional (default: the shipped {CONDITIONAL_MODEL_DIR})")
     add("--slerp", action="store_true", help="with --interpolate: walk along the great "
         "circle (spherical interpolation) instead of a straight line")
     add("--gif", action="store_true", help="with --interpolate: also write "
@@ -167,6 +174,8 @@ def resolve(args: argparse.Namespace, environ=None) -> TrainConfig:
     for field, variable in VERTEX_FOLDERS.items():
         if (environ or {}).get(variable):
             overrides.setdefault(field, environ[variable])
+    if "digit" in vars(args):  # only a conditional model draws a chosen digit
+        overrides.setdefault("checkpoint_dir", CONDITIONAL_MODEL_DIR)
     if overrides.get("continue_train"):
         saved_dir = overrides.get("checkpoint_dir", DEFAULTS.checkpoint_dir)
         return resolve_resume(load_saved_config(saved_dir), overrides)
@@ -192,9 +201,12 @@ def check_modes(args: argparse.Namespace) -> None:
     if len(modes) > 1:
         raise ValueError(" and ".join(map(_flag, modes)) + " are separate modes; give "
                          "one at a time")
-    for flag, mode in MODE_OPTIONS.items():
-        if flag in given and mode not in given:
-            raise ValueError(f"{_flag(flag)} only applies with {_flag(mode)}")
+    for flag, options_modes in MODE_OPTIONS.items():
+        if flag in given and not any(mode in given for mode in options_modes):
+            raise ValueError(f"{_flag(flag)} only applies with "
+                             + " or ".join(map(_flag, options_modes)))
+    if given.get("digit", 0) not in range(10):
+        raise ValueError(f"--digit must be one of 0-9, got {given['digit']}")
     for mode in modes:
         for flag in given:
             if flag == mode or flag in MODES[mode]:

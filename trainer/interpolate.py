@@ -9,6 +9,12 @@ interpolation.png tiles the walks, one per row, left to right. interpolation.gif
 them: frame t is the t-th digit of every walk at once, walk i in the i-th cell of a near-
 square grid read row by row, so all K walks morph together; the endpoints linger so the
 loop's jump from the last step back to the first reads as a restart.
+
+A conditional model's walks between noise vectors keep one digit each (walk k draws
+digit k mod 10, or --digit's), and it also writes interpolation_digits.png (and .gif):
+K walks at a fixed z from one digit to another, the one-hot labels mixed linearly, which
+mixes the digits' batch-norm scales and shifts (trainer.model): the handwriting held,
+the digit changing.
 """
 
 import math
@@ -16,12 +22,14 @@ import os
 
 import numpy as np
 
-from trainer import animation, checkpoints, latent, sample
+from trainer import animation, checkpoints, latent, model, sample
 from trainer import images as image_utils
 from trainer.paths import ensure_writable_dir
 
 STEPS = 10  # images per walk, both endpoints included
-PNG_NAME, GIF_NAME = "interpolation.png", "interpolation.gif"
+# Files written (.png, and .gif with --gif): the walks between noise vectors, and a
+# conditional model's walks between digits.
+WALKS_NAME, DIGITS_NAME = "interpolation", "interpolation_digits"
 STEP_MS, ENDPOINT_MS = 150, 800  # GIF frame durations
 # Above this |cos(angle)| the two points are nearly parallel (or opposite): sin(angle)
 # nears 0 and slerp's division loses precision, while the arc is nearly a straight line.
@@ -94,39 +102,73 @@ def walks(starts, ends, spherical: bool = False, steps: int = STEPS) -> np.ndarr
     return (slerp if spherical else lerp)(starts, ends, fractions).astype(np.float32)
 
 
-def render(generator, z) -> np.ndarray:
-    """z float32 (K, T, D) -> uint8 (K, T, 28, 28) digits."""
-    pixels = image_utils.in_batches(
-        lambda batch: image_utils.to_uint8(generator(batch, training=False)),
-        z.reshape(-1, z.shape[-1]))
+def render(generator, z, labels=None) -> np.ndarray:
+    """z float32 (K, T, D), and for a conditional generator labels float32
+    (K, T, num_classes) -> uint8 (K, T, 28, 28) digits."""
+    flat_z = z.reshape(-1, z.shape[-1])
+    if labels is None:
+        pixels = image_utils.in_batches(
+            lambda batch: image_utils.to_uint8(generator(batch, training=False)), flat_z)
+    else:
+        both = np.concatenate([flat_z, labels.reshape(len(flat_z), -1)], axis=1)
+        width = z.shape[-1]
+        pixels = image_utils.in_batches(lambda batch: image_utils.to_uint8(generator(
+            model.inputs(batch[:, :width], batch[:, width:]), training=False)), both)
     return pixels.reshape(z.shape[:2] + (28, 28))
 
 
+def walk_digits(count: int, seed: int, digit: int = None):
+    """The digits of a conditional model's walks: int (count,) for the walks between
+    noise vectors (k mod 10, or all `digit`), and (starts, ends) int (count,) pairs of
+    different digits for the walks between digits (random by `seed`; all starting at
+    `digit` when given)."""
+    classes = model.NUM_CLASSES
+    fixed = np.full(count, digit) if digit is not None else np.arange(count) % classes
+    rng = np.random.default_rng([seed, 1])  # apart from the noise's generator
+    starts = fixed if digit is not None else rng.integers(0, classes, count)
+    ends = (starts + rng.integers(1, classes, count)) % classes  # never the start
+    return fixed, (starts, ends)
+
+
 def write_walks(checkpoint_dir: str, sample_dir: str, count: int, seed: int,
-                spherical: bool = False, gif: bool = False) -> list:
+                spherical: bool = False, gif: bool = False, digit: int = None) -> list:
     """Writes interpolation.png (and interpolation.gif) of `count` walks into sample_dir,
-    from the latest checkpoint's averaged generator.
+    from the latest checkpoint's averaged generator; for a conditional one also
+    interpolation_digits.png (and .gif), its walks between digits.
 
     Returns:
-      The paths written, the PNG first.
+      The paths written, PNGs before GIFs.
 
     Raises:
-      ValueError: count below 1.
-      TrainerError: no readable checkpoint, or sample_dir or a file cannot be written.
+      ValueError: count below 1, or digit outside 0-9.
+      TrainerError: no readable checkpoint, `digit` asked of an unconditional model, or
+        sample_dir or a file cannot be written.
     """
     if count < 1:
         raise ValueError(f"--interpolate must be a positive number of walks, got {count}")
+    sample.check_digit(digit)
     ensure_writable_dir(sample_dir, "--sample-dir")
     generator, config = checkpoints.load_sampler(checkpoint_dir)
+    sample.labels_for(generator, count, digit, checkpoint_dir)  # refuses a digit if it must
     starts, ends = endpoints(count, config.latent_dim, seed, config.latent_distribution)
-    digits = render(generator, walks(starts, ends, spherical))  # (K, STEPS, 28, 28)
-    paths = [os.path.join(sample_dir, PNG_NAME)]
-    image_utils.save_png(image_utils.grid(digits.reshape(-1, 28, 28), STEPS), paths[0],
-                         sample.WRITE_FIX)
-    if gif:
-        paths.append(os.path.join(sample_dir, GIF_NAME))
-        columns = math.ceil(math.sqrt(count))
-        frames = [image_utils.grid(digits[:, step], columns) for step in range(STEPS)]
-        animation.write_gif(frames, paths[1], [ENDPOINT_MS] + [STEP_MS] * (STEPS - 2)
-                            + [ENDPOINT_MS], fix="free space or pass another --sample-dir")
-    return paths
+    z = walks(starts, ends, spherical)  # (K, STEPS, latent_dim)
+    runs = {WALKS_NAME: (z, None)}
+    if model.num_classes(generator):
+        fixed, (first, last) = walk_digits(count, seed, digit)
+        one_hot = np.eye(model.NUM_CLASSES, dtype=np.float32)
+        runs[WALKS_NAME] = (z, np.repeat(one_hot[fixed][:, None], STEPS, axis=1))
+        runs[DIGITS_NAME] = (np.repeat(starts[:, None], STEPS, axis=1),
+                             walks(one_hot[first], one_hot[last]))
+    pngs, gifs = [], []
+    for name, (noise, labels) in runs.items():
+        digits = render(generator, noise, labels)  # (K, STEPS, 28, 28)
+        pngs.append(os.path.join(sample_dir, name + ".png"))
+        image_utils.save_png(image_utils.grid(digits.reshape(-1, 28, 28), STEPS),
+                             pngs[-1], sample.WRITE_FIX)
+        if gif:
+            gifs.append(os.path.join(sample_dir, name + ".gif"))
+            columns = math.ceil(math.sqrt(count))
+            frames = [image_utils.grid(digits[:, step], columns) for step in range(STEPS)]
+            animation.write_gif(frames, gifs[-1], [ENDPOINT_MS] + [STEP_MS] * (STEPS - 2)
+                                + [ENDPOINT_MS], fix="free space or pass another --sample-dir")
+    return pngs + gifs

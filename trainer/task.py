@@ -35,9 +35,12 @@ def main(argv=None) -> int:
     try:
         if "sample" in vars(args):
             from trainer import sample
+            digit = vars(args).get("digit")
             paths = sample.write_samples(config.checkpoint_dir, config.sample_dir,
-                                         args.sample, config.seed)
-            print(f"wrote {len(paths)} samples and grid.png to {config.sample_dir}")
+                                         args.sample, config.seed, digit)
+            print(f"wrote {len(paths)} samples" + ("" if digit is None else
+                                                    f" of digit {digit}")
+                  + f" and grid.png to {config.sample_dir}")
             return 0
         if "evaluate" in vars(args):
             return _evaluate(args, config)
@@ -96,8 +99,9 @@ def _interpolate(args, config) -> int:
     from trainer import interpolate
     paths = interpolate.write_walks(config.checkpoint_dir, config.sample_dir,
                                     args.interpolate, config.seed,
-                                    spherical="slerp" in vars(args), gif="gif" in vars(args))
-    names = " and ".join(os.path.basename(p) for p in paths)
+                                    spherical="slerp" in vars(args), gif="gif" in vars(args),
+                                    digit=vars(args).get("digit"))
+    names = ", ".join(os.path.basename(p) for p in paths)
     print(f"wrote {names} ({args.interpolate} walks of {interpolate.STEPS} steps) to "
           f"{config.sample_dir}")
     return 0
