@@ -364,3 +364,32 @@ def test_the_exports_digits_score_as_the_samplers_do(tmp_path):
     # Measured: 0.740, 9.441 and 0.939.
     for key, tolerance in TOLERANCES.items():
         assert abs(scores[key] - SAMPLE_SCORES[key]) <= tolerance, (key, scores[key])
+
+
+def test_a_conditional_export_takes_the_digits_and_draws_what_the_sampler_draws(tmp_path):
+    config = replace(tiny_config(tmp_path), conditional=True, learning_rate=2e-4)
+    images = blob_images()
+    train.run(config, images=images, labels=(np.arange(len(images)) % 10).astype(np.uint8))
+    version = export.export(config.checkpoint_dir, str(tmp_path / "export"), tflite=True)
+    with open(os.path.join(version, "model.json")) as f:
+        card = json.load(f)
+    assert card["conditional"] is True
+    assert set(card["signatures"]["serving_default"]["inputs"]) == {"z", "digits"}
+    assert set(card["signatures"]["generate"]["inputs"]) == {"count", "seed", "digit"}
+    loaded = tf.saved_model.load(version)
+    z, digits = latent_z(4), np.array([1, 5, 7, 9], np.int32)
+    served = loaded.signatures["serving_default"](z=tf.constant(z),
+                                                  digits=tf.constant(digits))["images"]
+    generator, _ = checkpoints.load_sampler(config.checkpoint_dir)
+    np.testing.assert_allclose(served, (generator(model.inputs(z, digits), training=False)
+                                        + 1.0) / 2.0, atol=1e-5)
+    # generate(count, seed, digit) is serving_default on its documented noise and digit.
+    noise = tf.random.stateless_normal([3, LATENT], [7, 0], alg="philox")
+    np.testing.assert_allclose(
+        loaded.signatures["generate"](count=tf.constant(3), seed=tf.constant(7, tf.int64),
+                                      digit=tf.constant(4))["images"],
+        loaded.signatures["serving_default"](z=noise, digits=tf.constant([4] * 3))["images"],
+        atol=1e-6)
+    runner = tflite_interpreter(os.path.join(version, export.TFLITE_FILENAME)
+                                ).get_signature_runner("serving_default")
+    np.testing.assert_allclose(runner(z=z, digits=digits)["images"], served, atol=1e-4)

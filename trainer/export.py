@@ -12,6 +12,8 @@ Signatures (both give float32 images, 0 background and 1 ink):
   serving_default  z: float32 (batch, latent_dim) -> images: (batch, 28, 28, 1) in [0, 1]
   generate         count: int32 scalar, seed: int64 scalar -> images: (count, 28, 28, 1),
                    the noise drawn inside from (count, seed), so a client needs none.
+A conditional model's signatures also take the digits: serving_default `digits` int32
+(batch,) in 0-9 beside z, generate `digit` int32 scalar (count images of that digit).
 
 The version is written into a temporary sibling folder and renamed into place, so a
 failed export leaves nothing half-written where TF Serving looks.
@@ -25,7 +27,7 @@ import uuid
 
 import tensorflow as tf
 
-from trainer import checkpoints, paths
+from trainer import checkpoints, model, paths
 from trainer.errors import TrainerError
 
 CARD_FILENAME = "model.json"
@@ -41,8 +43,9 @@ class ServingGenerator(tf.Module):
 
     def __init__(self, generator: tf.keras.Model, latent_dim: int, distribution: str):
         """Args:
-          generator: maps float32 (batch, latent_dim) z to float32 (batch, 28, 28, 1)
-            images in [-1, 1], batch norm in inference mode.
+          generator: maps float32 (batch, latent_dim) z (and for a conditional one the
+            digits) to float32 (batch, 28, 28, 1) images in [-1, 1], batch norm in
+            inference mode.
           latent_dim: length of z.
           distribution: "normal" N(0, 1) or "uniform" U(-1, 1) (trainer.latent), what
             `generate` draws z from.
@@ -54,12 +57,14 @@ class ServingGenerator(tf.Module):
         # (through the wrappers the .tflite file computes NaN). Keras's own ExportArchive
         # does the same.
         self.generator_variables = [variable.value for variable in generator.variables]
+        classes = model.num_classes(generator)
 
-        def serve(z):
-            images = generator(z, training=False)  # (B, 28, 28, 1) in [-1, 1]
+        def serve(z, digits=None):
+            images = generator(model.inputs(z, digits, classes or model.NUM_CLASSES),
+                               training=False)  # (B, 28, 28, 1) in [-1, 1]
             return {"images": (images + 1.0) / 2.0}  # (B, 28, 28, 1) in [0, 1]
 
-        def generate(count, seed):
+        def generate(count, seed, digit=None):
             shape = tf.stack([count, latent_dim])
             seeds = tf.stack([seed, tf.constant(0, tf.int64)])  # stateless ops take 2 ints
             if distribution == "uniform":
@@ -67,13 +72,15 @@ class ServingGenerator(tf.Module):
                                                 alg=NOISE_ALGORITHM)
             else:
                 z = tf.random.stateless_normal(shape, seeds, alg=NOISE_ALGORITHM)
-            return serve(z)
+            return serve(z, None if digit is None else tf.fill([count], digit))
 
+        digit_specs = [tf.TensorSpec((None,), tf.int32, name="digits")] if classes else []
         self.serve = tf.function(serve, input_signature=[
-            tf.TensorSpec((None, latent_dim), tf.float32, name="z")])
+            tf.TensorSpec((None, latent_dim), tf.float32, name="z")] + digit_specs)
         self.generate = tf.function(generate, input_signature=[
             tf.TensorSpec((), tf.int32, name="count"),
-            tf.TensorSpec((), tf.int64, name="seed")])
+            tf.TensorSpec((), tf.int64, name="seed")]
+            + ([tf.TensorSpec((), tf.int32, name="digit")] if classes else []))
 
 
 def export(checkpoint_dir: str, export_dir: str, tflite: bool = False,
@@ -139,6 +146,11 @@ def _card(config, step: int, tflite: bool) -> dict:
     """model.json: what a client needs to call the export without this project."""
     images = (f"float32 (batch, 28, 28, 1) in [{IMAGE_RANGE[0]:g}, {IMAGE_RANGE[1]:g}], "
               "0 background, 1 ink")
+    serve_inputs = {"z": f"float32 (batch, {config.latent_dim})"}
+    generate_inputs = {"count": "int32 scalar", "seed": "int64 scalar"}
+    if config.conditional:
+        serve_inputs["digits"] = "int32 (batch,), the digit 0-9 each image draws"
+        generate_inputs["digit"] = "int32 scalar, the digit 0-9 every image draws"
     return {
         "model": "DCGAN generator of 28x28 MNIST digits (python -m trainer.task --export)",
         "step": step,
@@ -150,10 +162,10 @@ def _card(config, step: int, tflite: bool) -> dict:
         "image_shape": [28, 28, 1],
         "image_dtype": "float32",
         "image_range": list(IMAGE_RANGE),
+        "conditional": config.conditional,
         "signatures": {
-            "serving_default": {"inputs": {"z": f"float32 (batch, {config.latent_dim})"},
-                                "outputs": {"images": images}},
-            "generate": {"inputs": {"count": "int32 scalar", "seed": "int64 scalar"},
+            "serving_default": {"inputs": serve_inputs, "outputs": {"images": images}},
+            "generate": {"inputs": generate_inputs,
                          "outputs": {"images": images.replace("batch", "count")},
                          "noise": f"tf.random.stateless_{config.latent_distribution}, "
                                   f"alg {NOISE_ALGORITHM}, seed [seed, 0]"},
