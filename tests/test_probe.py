@@ -15,6 +15,13 @@ def test_features_are_each_hidden_layer_pooled_to_4x4():
     assert features.shape == (3, 4 * 4 * 8 + 4 * 4 * 16) and features.dtype == np.float32
 
 
+def test_a_conditional_discriminators_features_need_no_label():
+    # The projection joins the digit after the hidden layers: the probe reads images only.
+    features_of = probe.feature_model(model.build_discriminator(8, num_classes=10))
+    features = probe.extract(features_of, np.zeros((3, 28, 28), np.uint8), batch=2)
+    assert features.shape == (3, 4 * 4 * 8 + 4 * 4 * 16)
+
+
 def test_balanced_subset_takes_the_same_count_of_each_digit():
     labels = np.repeat(np.arange(10), 50)
     pick = probe.balanced_subset(labels, 100, seed=0)

@@ -35,7 +35,8 @@ def feature_model(discriminator):
         pooled.append(tf.keras.layers.Flatten()(
             tf.keras.layers.MaxPooling2D(window, padding="same")(activation)))
     joined = pooled[0] if len(pooled) == 1 else tf.keras.layers.Concatenate()(pooled)
-    return tf.keras.Model(discriminator.input, joined, name="discriminator_features")
+    # inputs[0], the images: a conditional discriminator's label enters after them.
+    return tf.keras.Model(discriminator.inputs[0], joined, name="discriminator_features")
 
 
 def extract(features_of, images: np.ndarray,
