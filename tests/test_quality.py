@@ -1,6 +1,7 @@
 """trainer.evaluation.quality: the per-epoch Frechet distance and classifier score."""
 
 import logging
+import types
 
 import numpy as np
 import pytest
@@ -24,6 +25,8 @@ def pixel_judge(images):
 
 class Replay:
     """A 'generator' that returns the given images, in order, whatever the noise."""
+
+    inputs = [None]  # as a Keras model of one input: unconditional (model.num_classes)
 
     def __init__(self, images):
         self.images, self.next = image_utils.to_model_range(images), 0
@@ -49,6 +52,41 @@ def test_a_generator_of_blank_images_is_far_from_the_test_set(blob_images):
     figures = probe(Replay(np.zeros_like(blob_images)))
     assert figures["frechet_distance"] > 1e3
     assert figures["classifier_score"] == pytest.approx(1.0)  # one class only
+
+
+class DigitsAsGray:
+    """A conditional 'generator' drawing digit d as a flat gray of 20 d, but one in two
+    of its 3s as 8s; it records the digits it was asked for."""
+
+    # As a Keras model of two inputs, [z, labels (B, 10)]: conditional.
+    inputs = [None, types.SimpleNamespace(shape=(None, 10))]
+
+    def __init__(self):
+        self.asked = []
+
+    def __call__(self, inputs, training=False):
+        digits = np.asarray(inputs[1]).argmax(axis=1)  # one-hot (model.inputs)
+        self.asked.extend(digits)
+        drawn = np.where((digits == 3) & (np.arange(len(digits)) % 2 == 1), 8, digits)
+        return np.ones((len(digits), 28, 28, 1), np.float32) * (drawn * 20 / 127.5 - 1.0
+                                                              )[:, None, None, None]
+
+
+def gray_judge(images):
+    """Labels a flat gray image of value v as digit round(v / 20)."""
+    level = np.asarray(images, np.float32).reshape(len(images), -1).mean(axis=1)
+    probs = np.eye(10, dtype=np.float32)[np.clip(np.round(level / 20), 0, 9).astype(int)]
+    return np.stack([level, level ** 2], axis=1), probs
+
+
+def test_a_conditional_generator_is_also_judged_on_its_worst_digit(blob_images):
+    probe = quality.QualityProbe(gray_judge, blob_images, num_samples=200, latent_dim=3,
+                                 seed=0)
+    generator = DigitsAsGray()
+    figures = probe(generator)
+    assert np.bincount(generator.asked).tolist() == [20] * 10  # every digit equally
+    assert figures["labelled_as_asked"] == pytest.approx(0.5)  # the 3s, half of them 8s
+    assert "labelled_as_asked" not in probe(Replay(blob_images[:160]))
 
 
 def test_no_probe_when_off_or_without_the_test_images(tiny_config, tmp_path, caplog):

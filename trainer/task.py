@@ -101,7 +101,8 @@ def _interpolate(args, config) -> int:
                                     args.interpolate, config.seed,
                                     spherical="slerp" in vars(args), gif="gif" in vars(args),
                                     digit=vars(args).get("digit"))
-    names = ", ".join(os.path.basename(p) for p in paths)
+    names = [os.path.basename(p) for p in paths]
+    names = " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
     print(f"wrote {names} ({args.interpolate} walks of {interpolate.STEPS} steps) to "
           f"{config.sample_dir}")
     return 0
