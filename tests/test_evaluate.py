@@ -283,6 +283,12 @@ def test_conditional_checkpoint_is_judged_digit_by_digit(tiny_config, blob_image
     assert generated["count"] == [3] * 10  # sample.balanced_labels(30)
     assert len(generated["intra_class_frechet_distance"]) == 10
     assert results["per_digit"]["real_floor"]["labelled_as_asked"] == [1.0] * 10
+    assert "memorization" in results
+    quick = evaluate.run("unused", 30, seed=0, checkpoint_dir=config.checkpoint_dir,
+                         check_copies=False)
+    assert "memorization" not in quick and "nearest training image" not in (
+        evaluate.format_table(quick))
+    assert quick["per_digit"] == results["per_digit"]
     with pytest.raises(TrainerError, match=r"digit 5 has 1 row\(s\) in asked.*"
                        "--num-eval-samples 20 or more"):
         evaluate.run("unused", 15, seed=0, checkpoint_dir=config.checkpoint_dir)
