@@ -149,7 +149,7 @@ def write_walks(checkpoint_dir: str, sample_dir: str, count: int, seed: int,
     sample.check_digit(digit)
     ensure_writable_dir(sample_dir, "--sample-dir")
     generator, config = checkpoints.load_sampler(checkpoint_dir)
-    sample.labels_for(generator, count, digit, checkpoint_dir)  # refuses a digit if it must
+    sample.check_digit_applies(generator, digit, checkpoint_dir)
     starts, ends = endpoints(count, config.latent_dim, seed, config.latent_distribution)
     z = walks(starts, ends, spherical)  # (K, STEPS, latent_dim)
     runs = {WALKS_NAME: (z, None)}

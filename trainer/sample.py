@@ -77,16 +77,21 @@ def labels_for(generator, count: int, digit, checkpoint_dir: str):
     Raises:
       TrainerError: `digit` given for an unconditional generator.
     """
+    check_digit_applies(generator, digit, checkpoint_dir)
     if not model.num_classes(generator):
-        if digit is not None:
-            raise TrainerError(
-                f"--digit {digit}: the model in {checkpoint_dir!r} is unconditional (it "
-                "cannot choose the digit); sample the shipped conditional model (leave out "
-                f"--checkpoint-dir) or one trained with --conditional")
         return None
     if digit is not None:
         return np.full(count, digit, dtype=np.int32)
     return balanced_labels(count)
+
+
+def check_digit_applies(generator, digit, checkpoint_dir: str) -> None:
+    """Raises TrainerError when a digit is asked of an unconditional generator."""
+    if digit is not None and not model.num_classes(generator):
+        raise TrainerError(
+            f"--digit {digit}: the model in {checkpoint_dir!r} is unconditional (it "
+            "cannot choose the digit); sample the shipped conditional model (leave out "
+            f"--checkpoint-dir) or one trained with --conditional")
 
 
 def write_images(generator, latent_dim: int, sample_dir: str, count: int, seed: int,
