@@ -292,3 +292,19 @@ def test_conditional_checkpoint_is_judged_digit_by_digit(tiny_config, blob_image
     with pytest.raises(TrainerError, match=r"digit 5 has 1 row\(s\) in asked.*"
                        "--num-eval-samples 20 or more"):
         evaluate.run("unused", 15, seed=0, checkpoint_dir=config.checkpoint_dir)
+
+
+def test_floor_is_drawn_in_the_digit_shares_the_samples_were_asked_for():
+    labels = np.repeat(np.arange(10), [300] * 9 + [40])  # few 9s, as MNIST has few 5s
+    at_random = evaluate.floor_pick(labels, None, seed=0)
+    assert len(at_random) == len(set(at_random)) == len(labels)  # all 2,740 (< 10,000)
+    balanced = evaluate.floor_pick(labels, np.arange(100) % 10, seed=0)
+    assert len(set(balanced)) == len(balanced)
+    # 274 of each digit wanted; the 9s have only 40, all of which are taken.
+    np.testing.assert_array_equal(np.bincount(labels[balanced]), [274] * 9 + [40])
+    sevens = evaluate.floor_pick(labels, np.full(20, 7), seed=0)  # --digit 7 samples
+    assert set(labels[sevens]) == {7} and len(sevens) == 300
+    uneven = evaluate.floor_pick(labels, np.repeat([0, 1], [30, 10]), seed=0)
+    np.testing.assert_array_equal(np.bincount(labels[uneven]), [300, 300])  # capped
+    assert not np.array_equal(balanced, evaluate.floor_pick(labels, np.arange(100) % 10,
+                                                            seed=1))
