@@ -123,8 +123,9 @@ def test_labelled_batches_keep_each_image_with_its_label():
         unlabelled = list(data.epoch_batches(images, 8, seed=3, epoch=epoch,
                                              start_batch=start))
         assert len(labelled) == len(unlabelled) == 60 // 8 - start
-        for (pixels, digits), same in zip(labelled, unlabelled):
+        for (pixels, digits), (same, none) in zip(labelled, unlabelled):
             np.testing.assert_array_equal(pixels, same)  # the order labels do not change
+            assert none is None
             index = np.round(pixels.numpy()[:, 0, 0, 0] * 127.5 + 127.5).astype(int)
             assert digits.dtype == tf.int32
             np.testing.assert_array_equal(digits.numpy(), index % 10)
@@ -168,7 +169,7 @@ def test_uses_keras_cache_when_present(monkeypatch, tmp_path):
 
 def test_dataset_batches_are_float32_in_range_and_shaped():
     images = np.tile(np.arange(256, dtype=np.uint8)[:, None, None], (1, 28, 28))[:250]
-    batches = list(data.epoch_batches(images, batch_size=32, seed=0, epoch=0))
+    batches = [real for real, _ in data.epoch_batches(images, batch_size=32, seed=0, epoch=0)]
     assert len(batches) == 250 // 32  # the partial batch is dropped
     batch = batches[0].numpy()
     assert batch.dtype == np.float32 and batch.shape == (32, 28, 28, 1)
@@ -176,15 +177,15 @@ def test_dataset_batches_are_float32_in_range_and_shaped():
     assert values.min() >= -1.0 and values.max() <= 1.0
     # 0 -> -1 and 255 -> 1 exactly.
     both = data.epoch_batches(np.stack([images[0], images[-1] * 0 + 255]), 2, 0, 0)
-    assert sorted(np.unique(next(iter(both)).numpy())) == [-1.0, 1.0]
+    assert sorted(np.unique(next(iter(both))[0].numpy())) == [-1.0, 1.0]
 
 
 def test_dataset_reshuffles_each_epoch_and_resumes_mid_epoch():
     images = np.arange(64, dtype=np.uint8)[:, None, None] * np.ones((1, 28, 28), np.uint8)
 
     def order(epoch, start=0):
-        return [int(b[0, 0, 0, 0] * 127.5 + 127.5 + 0.5)
-                for b in data.epoch_batches(images, 1, seed=3, epoch=epoch, start_batch=start)]
+        return [int(b[0, 0, 0, 0] * 127.5 + 127.5 + 0.5) for b, _ in
+                data.epoch_batches(images, 1, seed=3, epoch=epoch, start_batch=start)]
 
     epoch0 = order(0)
     assert sorted(epoch0) == list(range(64)) and epoch0 != list(range(64))

@@ -252,15 +252,15 @@ def epoch_batches(images, batch_size: int, seed: int, epoch: int, start_batch: i
       labels: uint8 (N,) digits of `images`, for a conditional run; None without.
 
     Yields:
-      float32 tf.Tensors (batch_size, 28, 28, 1) in [-1, 1]; with `labels`, pairs of
-      those and the int32 (batch_size,) digits of the same images.
+      (images, digits): float32 tf.Tensor (batch_size, 28, 28, 1) in [-1, 1], and the
+      int32 (batch_size,) digits of the same images, or None without `labels`.
     """
     images = np.asarray(images)
     order = np.random.default_rng([seed, epoch]).permutation(len(images))
     for batch in range(start_batch, len(images) // batch_size):
         rows = order[batch * batch_size:(batch + 1) * batch_size]
         pixels = tf.constant(image_utils.to_model_range(images[rows]))
-        yield pixels if labels is None else (pixels, tf.constant(labels[rows], tf.int32))
+        yield pixels, None if labels is None else tf.constant(labels[rows], tf.int32)
 
 
 def steps_per_epoch(num_images: int, batch_size: int) -> int:

@@ -281,10 +281,9 @@ def _train_epoch(config, state, train_step, dataset, total, num_epochs, per_epoc
                            int(state.epoch.numpy()), start, labels=dataset[1]),
         total - int(state.step.numpy()))
     values, unlogged, window_start, window_steps = {}, None, time.perf_counter(), 0
-    for batch in batches:
+    for real, labels in batches:
         regularize = int(state.step.numpy()) % config.r1_interval == 0
         g_rate = _set_learning_rates(state, config, total, per_epoch)
-        real, labels = batch if dataset[1] is not None else (batch, None)
         outputs = train_step(distribute_batch(strategy, real), regularize,
                              tf.constant(1.0 if stop.requested else 0.0),
                              labels=None if labels is None else distribute_batch(

@@ -52,9 +52,8 @@ def throughput_timer(config: TrainConfig, images: np.ndarray,
     state = checkpoints.build_state(config)
     step = train.make_train_step(state, config)
     interval = config.r1_interval
-    batches = itertools.chain.from_iterable(
-        data.epoch_batches(images, config.batch_size, config.seed, epoch)
-        for epoch in itertools.count())
+    batches = (real for epoch in itertools.count() for real, _ in data.epoch_batches(
+        images, config.batch_size, config.seed, epoch))
     float(step(next(batches), True)["d_loss"])  # compile both variants
     for index in range(interval):
         float(step(next(batches), index == 0)["d_loss"])
