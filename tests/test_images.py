@@ -39,8 +39,12 @@ def test_in_batches_covers_every_row_once_in_order_with_tuples_too():
     assert seen == [10, 10, 3]
     np.testing.assert_array_equal(doubled, inputs * 2)
     np.testing.assert_array_equal(sums, inputs.sum(axis=1))
-    np.testing.assert_array_equal(image_utils.in_batches(lambda r: r + 1, inputs, 7),
+    np.testing.assert_array_equal(image_utils.in_batches(lambda r: r + 1, inputs, batch=7),
                                   inputs + 1)
+    # Several inputs: the same rows of each.
+    np.testing.assert_array_equal(image_utils.in_batches(
+        lambda a, b: a[:, 0] * 100 + b, inputs, np.arange(23), batch=4),
+        inputs[:, 0] * 100 + np.arange(23))
 
 
 def test_a_png_round_trips_and_a_failed_write_names_file_reason_and_fix(tmp_path,

@@ -33,11 +33,12 @@ def unit_pixels(pixels) -> np.ndarray:
     return pixels.reshape(len(pixels), -1).astype(np.float32) / np.float32(255)
 
 
-def in_batches(function, inputs, batch: int = INFERENCE_BATCH):
-    """`function` applied to `inputs` INFERENCE_BATCH rows at a time, its outputs (an
-    array, or a tuple of arrays) concatenated back as NumPy arrays."""
-    outputs = [function(inputs[start:start + batch])
-               for start in range(0, len(inputs), batch)]
+def in_batches(function, *inputs, batch: int = INFERENCE_BATCH):
+    """`function` applied to `batch` rows at a time of `inputs` (one or more arrays of
+    the same length, given the same rows of each), its outputs (an array, or a tuple of
+    arrays) concatenated back as NumPy arrays."""
+    outputs = [function(*(array[start:start + batch] for array in inputs))
+               for start in range(0, len(inputs[0]), batch)]
     if isinstance(outputs[0], (tuple, list)):
         return tuple(np.concatenate([np.asarray(o[i]) for o in outputs])
                      for i in range(len(outputs[0])))

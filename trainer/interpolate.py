@@ -105,15 +105,10 @@ def walks(starts, ends, spherical: bool = False, steps: int = STEPS) -> np.ndarr
 def render(generator, z, labels=None) -> np.ndarray:
     """z float32 (K, T, D), and for a conditional generator labels float32
     (K, T, num_classes) -> uint8 (K, T, 28, 28) digits."""
-    flat_z = z.reshape(-1, z.shape[-1])
-    if labels is None:
-        pixels = image_utils.in_batches(
-            lambda batch: image_utils.to_uint8(generator(batch, training=False)), flat_z)
-    else:
-        both = np.concatenate([flat_z, labels.reshape(len(flat_z), -1)], axis=1)
-        width = z.shape[-1]
-        pixels = image_utils.in_batches(lambda batch: image_utils.to_uint8(generator(
-            model.inputs(batch[:, :width], batch[:, width:]), training=False)), both)
+    rows = [array.reshape(-1, array.shape[-1]) for array in (z, labels)
+            if array is not None]
+    pixels = image_utils.in_batches(lambda *batch: image_utils.to_uint8(generator(
+        model.inputs(*batch), training=False)), *rows)
     return pixels.reshape(z.shape[:2] + (28, 28))
 
 

@@ -44,7 +44,7 @@ def extract(features_of, images: np.ndarray,
     """float32 (N, F) features of uint8 (N, 28, 28) images."""
     return image_utils.in_batches(
         lambda pixels: features_of(image_utils.to_model_range(pixels), training=False),
-        images, batch).astype(np.float32)
+        images, batch=batch).astype(np.float32)
 
 
 def balanced_subset(labels: np.ndarray, count: int, seed: int) -> np.ndarray:
