@@ -45,6 +45,18 @@ def test_only_given_flags_override_defaults():
     assert config == TrainConfig(batch_size=64)
 
 
+def test_a_conditional_run_trains_its_discriminator_at_the_generators_rate():
+    def config(*argv):
+        return cli_flags.resolve(cli_flags.build_parser().parse_args(list(argv)))
+    assert config().discriminator_learning_rate == 2e-4
+    conditional = config("--conditional")
+    assert conditional == TrainConfig(conditional=True, d_learning_rate=None)
+    assert conditional.discriminator_learning_rate == conditional.learning_rate == 1e-3
+    assert config("--conditional", "--learning-rate", "5e-4").discriminator_learning_rate \
+        == 5e-4
+    assert config("--conditional", "--d-learning-rate", "3e-4").d_learning_rate == 3e-4
+
+
 def test_job_dir_moves_the_default_folders():
     args = cli_flags.build_parser().parse_args(["--job-dir", "gs-job", "--log-dir", "mine"])
     config = cli_flags.resolve(args)

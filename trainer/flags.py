@@ -16,7 +16,8 @@ import dataclasses
 import os
 
 from trainer.train_config import (ARCHS, LATENT_DISTRIBUTIONS, PRECISIONS, STRATEGIES,
-                                  TrainConfig, load_saved_config, resolve_resume)
+                                  TrainConfig, defaults, load_saved_config,
+                                  resolve_resume)
 
 DEFAULTS = TrainConfig()
 # Each mode and the flags that apply to it (what task.py passes it); it refuses every
@@ -103,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--learning-rate", type=float, help=f"the generator's Adam learning rate (default: "
         f"{DEFAULTS.learning_rate})")
     add("--d-learning-rate", type=float, help=f"the discriminator's Adam learning rate "
-        f"(default: {DEFAULTS.d_learning_rate})")
+        f"(default: {DEFAULTS.d_learning_rate}; with --conditional, the generator's)")
     add("--lr-decay-epochs", type=int, metavar="N", help=f"both learning rates fall "
         f"linearly to zero over the last N epochs of the budget (all of a shorter run), "
         f"0 constant (default: {DEFAULTS.lr_decay_epochs})")
@@ -179,7 +180,7 @@ def resolve(args: argparse.Namespace, environ=None) -> TrainConfig:
     if overrides.get("continue_train"):
         saved_dir = overrides.get("checkpoint_dir", DEFAULTS.checkpoint_dir)
         return resolve_resume(load_saved_config(saved_dir), overrides)
-    return dataclasses.replace(DEFAULTS, **overrides)
+    return dataclasses.replace(defaults(bool(overrides.get("conditional"))), **overrides)
 
 
 def as_flag(message: str) -> str:
