@@ -221,9 +221,9 @@ class TrainConfig:
 
 
 # What a conditional run changes of the defaults: its discriminator learns at the
-# generator's rate (d_learning_rate None). At the unconditional 2e-4 its generator
-# outran the discriminator's label embedding: after 1,874 steps the probe read Frechet
-# distance 9.93 against 7.84 at the generator's rate (docs/results.md).
+# generator's rate (d_learning_rate None). At the unconditional 2e-4, after 1,874 steps
+# the probe read Frechet distance 9.93 against 7.84 at the generator's rate, and recall
+# was lower (docs/results.md).
 CONDITIONAL_DEFAULTS = {"d_learning_rate": None}
 
 
