@@ -26,7 +26,7 @@ from PIL import UnidentifiedImageError
 from trainer import checkpoints, data, model, paths, sample
 from trainer import images as image_utils
 from trainer.errors import TrainerError
-from trainer.evaluation import metrics, quality
+from trainer.evaluation import memorization, metrics, quality
 from trainer.evaluation.classifier import load_judge
 
 FLOOR_IMAGES = 10_000
@@ -238,15 +238,15 @@ def memorization_check(generated: np.ndarray, test_images: np.ndarray,
         len(generated) test images, picked by `seed`, are the reference.
 
     Returns:
-      metrics.memorization's dict, its "held_out" entry renamed "test": distances are
+      memorization.memorization's dict, its "held_out" entry renamed "test": distances are
       Euclidean over the 784 pixels scaled to [0, 1].
     """
     pick = np.random.default_rng(seed).choice(
         len(test_images), min(len(generated), len(test_images)), replace=False)
     started = time.perf_counter()
-    results = metrics.memorization(image_utils.unit_pixels(generated),
-                                   image_utils.unit_pixels(test_images[pick]),
-                                   image_utils.unit_pixels(train_images))
+    results = memorization.memorization(image_utils.unit_pixels(generated),
+                                        image_utils.unit_pixels(test_images[pick]),
+                                        image_utils.unit_pixels(train_images))
     logging.info("memorization check: %d samples and %d test images against %d training "
                  "images in %.1f s", len(generated), len(pick), len(train_images),
                  time.perf_counter() - started)
@@ -295,8 +295,8 @@ def _per_digit_lines(per_digit: dict) -> list:
 
 def _memorization_lines(memo: dict) -> list:
     """The memorization rows: samples beside test images (not the training floor, whose
-    nearest training image is itself), the 1st percentile as metrics.memorization's
-    default."""
+    nearest training image is itself), the 1st percentile as
+    memorization.memorization's default."""
     rows = [("  mean distance", "mean", "{:.3f}"),
             ("  1st-percentile distance", "percentile_distance", "{:.3f}"),
             ("  share below test 1st percentile", "share_below_threshold", "{:.4f}")]
