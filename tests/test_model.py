@@ -182,14 +182,14 @@ def test_standing_statistics_are_the_batchs_own():
 
 
 def test_conditional_networks_take_one_hot_digits_and_pin_their_extra_parameters():
-    # The generator's batch norms lose their own gamma and beta (2 x 576 channels at
-    # width 96, depth 1) for a (10, C) scale and a (10, C) shift table each; the
-    # discriminator gains a (10, 2w) embedding for its projection.
+    # The generator gains the (10, 5) table of the digits' embeddings, and its first
+    # layer (7x7 transposed conv to 2w = 192 channels) 5 more inputs beside z's 100;
+    # the discriminator gains a (10, 2w) embedding for its projection.
     g = model.build_generator(100, 96, depth=1, num_classes=10)
     d = model.build_discriminator(64, depth=2, num_classes=10)
-    channels = 2 * 192 + 2 * 96
+    assert model.LABEL_EMBEDDING == 5
     assert g.count_params() == model.build_generator(100, 96, depth=1).count_params() \
-        - 2 * channels + 2 * 10 * channels == 1_664_641
+        + 10 * 5 + 7 * 7 * 5 * 192 == 1_701_363
     assert d.count_params() == model.build_discriminator(64, depth=2).count_params() \
         + 10 * 128 == 510_401
     assert model.num_classes(g) == model.num_classes(d) == 10
@@ -207,27 +207,46 @@ def test_inputs_one_hot_integer_digits_and_pass_label_vectors_as_they_are():
     assert model.inputs(z) is z
 
 
-def _conditional_norms(generator):
-    """The generator's (scale, shift) Dense tables, in layer order."""
+def _embedding_table(generator):
+    """The generator's (10, LABEL_EMBEDDING) table of the digits' embeddings."""
     tables = [l for l in generator.layers if isinstance(l, tf.keras.layers.Dense)]
-    return tables[0::2], tables[1::2]
+    assert len(tables) == 1
+    return tables[0]
 
 
-def test_each_digit_picks_its_own_batch_norm_scale_and_shift():
+def test_each_digit_draws_from_its_own_row_of_the_embedding_table():
     generator = model.build_generator(16, 8, num_classes=10)
     z = tf.random.stateless_normal([10, 16], seed=[3, 4])
     before = generator(model.inputs(z, range(10)), training=False).numpy()
-    # At initialization every digit's scale is 1 and shift 0: the digit changes nothing.
+    # The same z drawn as each digit: ten different images from the first step.
     same_z = generator(model.inputs(tf.repeat(z[:1], 10, axis=0), range(10)),
                        training=False).numpy()
-    np.testing.assert_allclose(same_z, np.repeat(same_z[:1], 10, axis=0), atol=1e-6)
-    scales, shifts = _conditional_norms(generator)
-    table = shifts[0].kernel.numpy()
-    table[3] += 1.0  # digit 3's shift at the first batch norm
-    shifts[0].kernel.assign(table)
+    assert all(np.abs(same_z[i] - same_z[j]).max() > 1e-4
+               for i in range(10) for j in range(i))
+    table = _embedding_table(generator)
+    weights = table.kernel.numpy()
+    assert weights.shape == (10, model.LABEL_EMBEDDING)
+    weights[3] += 1.0  # digit 3's embedding
+    table.kernel.assign(weights)
     after = generator(model.inputs(z, range(10)), training=False).numpy()
     changed = np.abs(after - before).max(axis=(1, 2, 3)) > 1e-4
     np.testing.assert_array_equal(changed, np.arange(10) == 3)
+
+
+def test_the_first_layer_sees_z_joined_to_the_mix_of_the_digits_embeddings():
+    # The walks between digits (trainer.interpolate) mix label vectors: the first layer
+    # must see z unchanged, then the same mix of the two digits' embeddings.
+    generator = model.build_generator(16, 8, num_classes=10)
+    joined = next(l for l in generator.layers
+                  if isinstance(l, tf.keras.layers.Concatenate)).output
+    first_inputs = tf.keras.Model(generator.inputs, joined)
+    z = tf.random.stateless_normal([1, 16], seed=[7, 8])
+    seen = first_inputs(model.inputs(z, 0.3 * np.eye(10)[[2]] + 0.7 * np.eye(10)[[7]]))
+    rows = _embedding_table(generator).kernel.numpy()
+    assert seen.shape == (1, 16 + model.LABEL_EMBEDDING)
+    np.testing.assert_allclose(seen[0, :16], z[0], rtol=1e-6)
+    np.testing.assert_allclose(seen[0, 16:], 0.3 * rows[2] + 0.7 * rows[7], rtol=1e-5,
+                               atol=1e-6)
 
 
 def test_projection_discriminator_is_linear_in_the_label_vector():
