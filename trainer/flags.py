@@ -20,6 +20,7 @@ from trainer.train_config import (ARCHS, LATENT_DISTRIBUTIONS, PRECISIONS, STRAT
                                   resolve_resume)
 
 DEFAULTS = TrainConfig()
+CONDITIONAL = defaults(conditional=True)
 # Each mode and the flags that apply to it (what task.py passes it); it refuses every
 # other flag, so nothing given is silently ignored. Without a mode, the command trains.
 MODES = {
@@ -98,7 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="resume the run in --checkpoint-dir at its exact step (True/False)")
     add("--overwrite", action="store_true", help="let a fresh run delete the checkpoints "
         "already in --checkpoint-dir; with --export, replace an export of the same step")
-    add("--num-epochs", type=int, help=f"epochs to train (default: {DEFAULTS.num_epochs})")
+    add("--num-epochs", type=int, help=f"epochs to train (default: {DEFAULTS.num_epochs}; "
+        f"with --conditional, {CONDITIONAL.num_epochs})")
     add("--train-steps", type=int, help="total optimizer steps; overrides --num-epochs")
     add("--batch-size", type=int, help=f"images per step (default: {DEFAULTS.batch_size})")
     add("--learning-rate", type=float, help=f"the generator's Adam learning rate (default: "
@@ -107,7 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
         f"(default: {DEFAULTS.d_learning_rate}; with --conditional, the generator's)")
     add("--lr-decay-epochs", type=int, metavar="N", help=f"both learning rates fall "
         f"linearly to zero over the last N epochs of the budget (all of a shorter run), "
-        f"0 constant (default: {DEFAULTS.lr_decay_epochs})")
+        f"0 constant (default: {DEFAULTS.lr_decay_epochs}; with --conditional, "
+        f"{CONDITIONAL.lr_decay_epochs})")
     add("--beta1", type=float, help=f"Adam beta1 (default: {DEFAULTS.beta1})")
     add("--arch", choices=ARCHS, help=f"dcgan, or mlp: the fully connected GAN of the "
         f"tutorials, as a baseline (default: {DEFAULTS.arch})")

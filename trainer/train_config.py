@@ -82,8 +82,9 @@ class TrainConfig:
     # tutorials (Goodfellow et al. 2014), the baseline; the width fields do not apply.
     arch: str = "dcgan"
     # Train on the digits' labels too: the generator draws the digit it is given
-    # (class-conditional batch norm) and the discriminator judges image and digit
-    # together (a projection discriminator, Miyato and Koyama 2018). dcgan only.
+    # (its learned embedding joined to z) and the discriminator judges image and digit
+    # together (a projection discriminator, Miyato and Koyama 2018). dcgan only;
+    # CONDITIONAL_DEFAULTS changes some defaults.
     conditional: bool = False
     # Length of the standard-normal noise vector z.
     latent_dim: int = 100
