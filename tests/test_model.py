@@ -184,14 +184,15 @@ def test_standing_statistics_are_the_batchs_own():
 def test_conditional_networks_take_one_hot_digits_and_pin_their_extra_parameters():
     # The generator gains the (10, 5) table of the digits' embeddings, and its first
     # layer (7x7 transposed conv to 2w = 192 channels) 5 more inputs beside z's 100;
-    # the discriminator gains a (10, 2w) embedding for its projection.
+    # the discriminator's first layer (4x4 conv to w = 64 channels) 10 more inputs,
+    # the digit's planes beside the image.
     g = model.build_generator(100, 96, depth=1, num_classes=10)
     d = model.build_discriminator(64, depth=2, num_classes=10)
     assert model.LABEL_EMBEDDING == 5
     assert g.count_params() == model.build_generator(100, 96, depth=1).count_params() \
         + 10 * 5 + 7 * 7 * 5 * 192 == 1_701_363
     assert d.count_params() == model.build_discriminator(64, depth=2).count_params() \
-        + 10 * 128 == 510_401
+        + 4 * 4 * 10 * 64 == 519_361
     assert model.num_classes(g) == model.num_classes(d) == 10
     assert model.num_classes(model.build_generator(100, 96)) == 0
     images = g(model.inputs(tf.random.normal([4, 100]), [0, 3, 7, 9]), training=False)
@@ -249,15 +250,20 @@ def test_the_first_layer_sees_z_joined_to_the_mix_of_the_digits_embeddings():
                                atol=1e-6)
 
 
-def test_projection_discriminator_is_linear_in_the_label_vector():
-    # logit = psi(features) + <embedding(y), sum of features>: mixing two digits' label
-    # vectors mixes their logits, and the digit changes the logit.
+def test_the_discriminator_sees_the_digit_as_constant_planes_beside_the_image():
     d = model.build_discriminator(8, num_classes=10)
-    images = tf.random.stateless_uniform([5, 28, 28, 1], seed=[5, 6], minval=-1, maxval=1)
-    two, seven = (d(model.inputs(images, [digit] * 5)).numpy() for digit in (2, 7))
-    half = d(model.inputs(images, 0.5 * (np.eye(10)[[2] * 5] + np.eye(10)[[7] * 5])))
-    np.testing.assert_allclose(half, 0.5 * (two + seven), rtol=1e-5, atol=1e-6)
-    assert np.abs(two - seven).min() > 1e-6
+    joined = next(l for l in d.layers if isinstance(l, tf.keras.layers.Concatenate)).output
+    first_inputs = tf.keras.Model(d.inputs, joined)
+    images = tf.random.stateless_uniform([2, 28, 28, 1], seed=[5, 6], minval=-1, maxval=1)
+    mixed = 0.5 * (np.eye(10)[[2, 2]] + np.eye(10)[[7, 7]])
+    seen = first_inputs(model.inputs(images, mixed)).numpy()
+    assert seen.shape == (2, 28, 28, 11)
+    np.testing.assert_allclose(seen[..., 0], images[..., 0], rtol=1e-6)
+    # Every pixel carries the label vector as it is.
+    np.testing.assert_allclose(seen[..., 1:], np.broadcast_to(
+        mixed[:, None, None, :], (2, 28, 28, 10)), rtol=1e-6)
+    two, seven = (d(model.inputs(images, [digit] * 2)).numpy() for digit in (2, 7))
+    assert np.abs(two - seven).min() > 1e-6  # the digit changes the judgement
 
 
 def test_conditional_nets_compute_in_bfloat16_too():

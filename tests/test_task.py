@@ -45,14 +45,14 @@ def test_only_given_flags_override_defaults():
     assert config == TrainConfig(batch_size=64)
 
 
-def test_a_conditional_run_trains_its_discriminator_at_the_generators_rate_for_20_epochs():
+def test_a_conditional_run_trains_its_discriminator_at_the_generators_rate_for_15_epochs():
     def config(*argv):
         return cli_flags.resolve(cli_flags.build_parser().parse_args(list(argv)))
     assert config().discriminator_learning_rate == 2e-4
     assert (config().num_epochs, config().lr_decay_epochs) == (40, 10)
     conditional = config("--conditional")
     assert conditional == TrainConfig(conditional=True, d_learning_rate=None,
-                                      num_epochs=20, lr_decay_epochs=8)
+                                      num_epochs=15, lr_decay_epochs=6)
     assert config("--conditional", "--num-epochs", "30", "--lr-decay-epochs", "0") \
         == TrainConfig(conditional=True, d_learning_rate=None, num_epochs=30,
                        lr_decay_epochs=0)

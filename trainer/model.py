@@ -123,10 +123,10 @@ def build_discriminator(width: int = 64, precision: str = "float32",
       depth: 3x3 convolutions (batch norm, LeakyReLU) added at 14x14 and at 7x7.
       synchronized: batch norm over the global batch of all replicas, as for
         build_generator.
-      num_classes: 0 for an unconditional discriminator; else a projection
-        discriminator (Miyato and Koyama 2018): the logit adds the inner product of
-        the digit's learned embedding with the last features, summed over positions
-        (a 1x1 convolution whose weights the digit picks).
+      num_classes: 0 for an unconditional discriminator; else the digit enters
+        beside the image as num_classes constant planes, its one-hot label vector at
+        every pixel (Mirza and Osindero 2014's conditional GAN), so every layer
+        judges image and digit together.
 
     Returns:
       A model from images, float32 (batch, 28, 28, 1) in [-1, 1], to logits,
@@ -136,26 +136,25 @@ def build_discriminator(width: int = 64, precision: str = "float32",
     dtype = _policy(precision)
     norm = _Norm(dtype, synchronized)
     images = keras.Input(shape=(28, 28, 1), name="images")
+    x = images
+    if num_classes:
+        labels = keras.Input(shape=(num_classes,), name="labels")
+        planes = layers.UpSampling2D(28, dtype=dtype)(layers.Reshape(
+            (1, 1, num_classes), dtype=dtype)(labels))  # (B, 28, 28, num_classes)
+        x = layers.Concatenate(dtype=dtype)([images, planes])  # (B, 28, 28, 1 + classes)
     # No batch norm on the input layer (DCGAN paper: it made training unstable).
     x = layers.Conv2D(width, 4, strides=2, padding="same", kernel_initializer=_init(),
-                      dtype=dtype)(images)  # (B, 14, 14, w)
+                      dtype=dtype)(x)  # (B, 14, 14, w)
     x = _convs(layers.LeakyReLU(LEAKY_SLOPE, dtype=dtype)(x), width, depth, dtype, norm)
     x = layers.Conv2D(2 * width, 4, strides=2, padding="same", use_bias=False,
                       kernel_initializer=_init(), dtype=dtype)(x)  # (B, 7, 7, 2w)
-    features = _convs(norm(x), 2 * width, depth, dtype, norm)  # (B, 7, 7, 2w)
+    x = _convs(norm(x), 2 * width, depth, dtype, norm)  # (B, 7, 7, 2w)
     x = layers.Conv2D(1, 7, padding="valid", kernel_initializer=_init(),
-                      dtype=dtype)(features)  # (B, 1, 1, 1)
+                      dtype=dtype)(x)  # (B, 1, 1, 1)
     logits = layers.Flatten(dtype="float32")(x)  # (B, 1)
-    if not num_classes:
-        return keras.Model(images, logits, name="discriminator")
-    labels = keras.Input(shape=(num_classes,), name="labels")
-    # The digit's embedding: its row of a (num_classes, 2w) table.
-    embedding = layers.Reshape((1, 1, 2 * width), dtype=dtype)(layers.Dense(
-        2 * width, use_bias=False, kernel_initializer=_init(), dtype=dtype)(labels))
-    projection = layers.Multiply(dtype=dtype)([features, embedding])  # (B, 7, 7, 2w)
-    projection = keras.ops.sum(keras.ops.cast(projection, "float32"), axis=[1, 2, 3])
-    logits = layers.Add(dtype="float32")([logits, keras.ops.expand_dims(projection, -1)])
-    return keras.Model([images, labels], logits, name="projection_discriminator")
+    if num_classes:
+        return keras.Model([images, labels], logits, name="conditional_discriminator")
+    return keras.Model(images, logits, name="discriminator")
 
 
 def num_classes(network: keras.Model) -> int:

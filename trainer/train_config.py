@@ -83,7 +83,7 @@ class TrainConfig:
     arch: str = "dcgan"
     # Train on the digits' labels too: the generator draws the digit it is given
     # (its learned embedding joined to z) and the discriminator judges image and digit
-    # together (a projection discriminator, Miyato and Koyama 2018). dcgan only;
+    # together (the digit as constant planes beside the image). dcgan only;
     # CONDITIONAL_DEFAULTS changes some defaults.
     conditional: bool = False
     # Length of the standard-normal noise vector z.
@@ -224,9 +224,8 @@ class TrainConfig:
 # What a conditional run changes of the defaults. Its discriminator learns at the
 # generator's rate (d_learning_rate None): at the unconditional 2e-4, after 1,874 steps
 # the probe read Frechet distance 9.93 against 7.84 at the generator's rate, and recall
-# was lower. It trains 20 epochs, the last 8 decaying: the digit given, it needs fewer
-# than the unconditional run's 40 (docs/results.md).
-CONDITIONAL_DEFAULTS = {"d_learning_rate": None, "num_epochs": 20, "lr_decay_epochs": 8}
+# was lower. It trains 15 epochs, the last 6 decaying (docs/results.md).
+CONDITIONAL_DEFAULTS = {"d_learning_rate": None, "num_epochs": 15, "lr_decay_epochs": 6}
 
 
 def defaults(conditional: bool = False) -> TrainConfig:

@@ -10,7 +10,7 @@ same classifier on raw pixels is the baseline.
 import numpy as np
 import tensorflow as tf
 
-from trainer import checkpoints, data
+from trainer import checkpoints, data, model
 from trainer import images as image_utils
 
 LABELS = (100, 1000)  # labelled training images, balanced across the digits
@@ -23,7 +23,9 @@ POOLED = 4  # each hidden layer is max-pooled to POOLED x POOLED
 def feature_model(discriminator):
     """Maps images float32 (B, 28, 28, 1) in [-1, 1] to float32 (B, F): every
     LeakyReLU output of `discriminator`, max-pooled to 4x4 and flattened (a dense
-    layer's output as it is), concatenated."""
+    layer's output as it is), concatenated. A conditional discriminator, which takes
+    the digit beside the image, is told none: every digit's share is 1/10, so the
+    features hold only what the image says."""
     hidden = [layer.output for layer in discriminator.layers
               if isinstance(layer, tf.keras.layers.LeakyReLU)]
     pooled = []
@@ -35,8 +37,16 @@ def feature_model(discriminator):
         pooled.append(tf.keras.layers.Flatten()(
             tf.keras.layers.MaxPooling2D(window, padding="same")(activation)))
     joined = pooled[0] if len(pooled) == 1 else tf.keras.layers.Concatenate()(pooled)
-    # inputs[0], the images: a conditional discriminator's label enters after them.
-    return tf.keras.Model(discriminator.inputs[0], joined, name="discriminator_features")
+    features = tf.keras.Model(discriminator.inputs, joined, name="discriminator_features")
+    classes = model.num_classes(discriminator)
+    if not classes:
+        return features
+
+    def features_with_no_digit(images, training=False):
+        images = tf.convert_to_tensor(images)
+        return features([images, tf.fill([tf.shape(images)[0], classes], 1.0 / classes)],
+                        training=training)
+    return features_with_no_digit
 
 
 def extract(features_of, images: np.ndarray,
