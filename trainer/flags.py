@@ -106,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--learning-rate", type=float, help=f"the generator's Adam learning rate (default: "
         f"{DEFAULTS.learning_rate})")
     add("--d-learning-rate", type=float, help=f"the discriminator's Adam learning rate "
-        f"(default: {DEFAULTS.d_learning_rate}; with --conditional, the generator's)")
+        f"(default: {DEFAULTS.d_learning_rate})")
     add("--lr-decay-epochs", type=int, metavar="N", help=f"both learning rates fall "
         f"linearly to zero over the last N epochs of the budget (all of a shorter run), "
         f"0 constant (default: {DEFAULTS.lr_decay_epochs}; with --conditional, "
