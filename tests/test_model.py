@@ -90,6 +90,16 @@ def test_losses_stay_finite_for_extreme_logits():
     assert np.isfinite(model.generator_loss(big)).all()
 
 
+def test_mode_seeking_term_against_hand_computed_values():
+    images = np.zeros([2, 28, 28, 1], np.float32)
+    paired = images.copy()
+    paired[0] += 0.5  # pair 0: every pixel 0.5 apart; pair 1: the same image
+    z, paired_z = np.zeros([2, 4], np.float32), np.full([2, 4], 2.0, np.float32)
+    # 1 / (d_image / d_z + 1e-5): d_z is 2 for both pairs.
+    np.testing.assert_allclose(model.mode_seeking_loss(images, paired, z, paired_z),
+                               [1 / (0.25 + 1e-5), 1e5], rtol=1e-5)
+
+
 def test_r1_penalty_of_a_linear_critic_is_its_squared_weight_norm():
     critic = tf.keras.Sequential([tf.keras.Input((28, 28, 1)), tf.keras.layers.Flatten(),
                                   tf.keras.layers.Dense(1)])

@@ -406,6 +406,31 @@ def test_a_conditional_run_learns_which_images_go_with_which_digit(tiny_config):
     assert gaps[0] > 0.05 and abs(gaps[1]) < gaps[0] / 3, gaps
 
 
+def test_the_mode_seeking_term_spreads_one_digits_images_apart(tiny_config):
+    # 30 steps with a heavy weight against none: the trained generator's term on fixed
+    # noise pairs (1 / the images' spread per unit of noise, one digit) ends lower with
+    # the weight (measured 6.74 against 10.87), and it is a metric only where it is on.
+    images, labels = two_classes()
+    rng = np.random.default_rng(0)
+    z, paired_z = (latent.draw(rng, 32, tiny_config.latent_dim, "normal") for _ in "zp")
+    ones = np.ones(32, np.int32)
+    terms = []
+    for weight in (0.0, 5.0):
+        config = replace(tiny_config, conditional=True, ema_decay=0.0, mode_seeking=weight)
+        tf.keras.utils.set_random_seed(config.seed)  # the same initial weights
+        state = checkpoints.build_state(config)
+        step = train.make_train_step(state, config)
+        for real, digits in itertools.islice(itertools.cycle(data.epoch_batches(
+                images, config.batch_size, 0, 0, labels=labels)), 30):
+            metrics = step(real, False, labels=digits)
+        assert ("mode_seeking" in metrics) == (weight > 0)
+        drawn, paired = (state.generator(model.inputs(noise, ones), training=True)
+                         for noise in (z, paired_z))
+        terms.append(float(tf.reduce_mean(model.mode_seeking_loss(drawn, paired, z,
+                                                                   paired_z))))
+    assert terms[1] < 0.8 * terms[0], terms
+
+
 def test_a_conditional_run_needs_the_labels_of_its_images(tiny_config, blob_images):
     with pytest.raises(ValueError, match="needs the labels"):
         train.run(replace(tiny_config, conditional=True), images=blob_images)

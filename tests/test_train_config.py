@@ -34,6 +34,7 @@ def test_config_is_frozen():
     ("lr_decay_epochs", -1), ("lr_decay_epochs", 2.5), ("generator_depth", -1),
     ("discriminator_depth", 1.5), ("resolved_precision", "auto"),
     ("resolved_precision", "float16"), ("conditional", "yes"), ("conditional", 1),
+    ("mode_seeking", -0.5), ("mode_seeking", "x"),
 ])
 def test_bad_values_raise_naming_the_field(field, value):
     with pytest.raises(ValueError, match=field):
@@ -125,3 +126,9 @@ def test_a_config_written_before_conditional_runs_existed_is_unconditional():
     values = json.loads(TrainConfig().to_json())
     del values["conditional"]
     assert TrainConfig.from_json(json.dumps(values)).conditional is False
+
+
+def test_a_config_written_before_the_mode_seeking_term_trains_without_it():
+    values = json.loads(TrainConfig(mode_seeking=1.0).to_json())
+    del values["mode_seeking"]
+    assert TrainConfig.from_json(json.dumps(values)).mode_seeking == 0.0

@@ -133,6 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
         f"{DEFAULTS.r1_gamma})")
     add("--r1-interval", type=int, help=f"steps between R1 penalties, each weighted by "
         f"as many (default: {DEFAULTS.r1_interval})")
+    add("--mode-seeking", type=float, help=f"weight of the mode-seeking term (MSGAN), "
+        f"which rewards different digits from different noise, 0 off (default: "
+        f"{DEFAULTS.mode_seeking})")
     add("--label-smoothing", type=float, help=f"real images' target is 1 minus this "
         f"(default: {DEFAULTS.label_smoothing})")
     add("--precision", choices=PRECISIONS, help=f"auto: bfloat16 where the hardware "

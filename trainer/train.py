@@ -21,7 +21,8 @@ from trainer.summaries import Summaries
 from trainer.train_config import TrainConfig
 
 GRID_SIZE = 64  # fixed-noise images in each TensorBoard grid (8x8)
-LOGGED = ("d_loss", "g_loss", "d_real", "d_fake", "images_per_sec")  # in the log lines
+LOGGED = ("d_loss", "g_loss", "mode_seeking", "d_real", "d_fake",
+          "images_per_sec")  # in the log lines (mode_seeking where it is on)
 
 
 def make_train_step(state: checkpoints.TrainState, config: TrainConfig,
@@ -46,8 +47,9 @@ def make_train_step(state: checkpoints.TrainState, config: TrainConfig,
       compiles once); stop: float32 scalar, 1 where this process was asked to stop;
       labels: int32 (B,) digits of real_images (shared like them), for a conditional
       run only.
-      Metrics: float32 scalars d_loss, g_loss, d_real and d_fake (mean sigmoid
-      outputs), pixels/{generated,real}_{mean,std}, stop (the sum of every replica's
+      Metrics: float32 scalars d_loss, g_loss (the adversarial part), d_real and
+      d_fake (mean sigmoid outputs), mode_seeking (its term, where config.mode_seeking
+      is on), pixels/{generated,real}_{mean,std}, stop (the sum of every replica's
       stop, so every worker stops at the same step), and the float32 (B,) vectors
       d_real_probs and d_fake_probs, D's sigmoid outputs.
     """
@@ -64,15 +66,23 @@ def make_train_step(state: checkpoints.TrainState, config: TrainConfig,
     def average(per_image):  # this replica's share of the mean over the global batch
         return tf.nn.compute_average_loss(per_image, global_batch_size=global_batch)
 
-    def replica_step(real_images, labels, z, regularize, stop):
+    def replica_step(real_images, labels, z, paired_z, regularize, stop):
         context = tf.distribute.get_replica_context()
         first = context.replica_id_in_sync_group * local_batch
         z = z[first:first + local_batch]  # this replica's rows of the global batch's z
+        extra = {}
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
             fake_images = generator(model.inputs(z, labels), training=True)
             real_logits = discriminator(model.inputs(real_images, labels), training=True)
             fake_logits = discriminator(model.inputs(fake_images, labels), training=True)
             g_loss = average(model.generator_loss(fake_logits))
+            g_total = g_loss
+            if config.mode_seeking > 0:  # the same digits from a second noise batch
+                paired_z = paired_z[first:first + local_batch]
+                paired = generator(model.inputs(paired_z, labels), training=True)
+                extra["mode_seeking"] = average(model.mode_seeking_loss(
+                    fake_images, paired, z, paired_z))
+                g_total += config.mode_seeking * extra["mode_seeking"]
             d_loss = average(model.discriminator_loss(real_logits, fake_logits,
                                                       config.label_smoothing))
             d_total = d_loss
@@ -81,14 +91,14 @@ def make_train_step(state: checkpoints.TrainState, config: TrainConfig,
                                                                 labels))
         # Keras optimizers sum the replicas' gradients before applying them.
         state.g_optimizer.apply_gradients(zip(
-            g_tape.gradient(g_loss, generator.trainable_variables),
+            g_tape.gradient(g_total, generator.trainable_variables),
             generator.trainable_variables))
         state.d_optimizer.apply_gradients(zip(
             d_tape.gradient(d_total, discriminator.trainable_variables),
             discriminator.trainable_variables))
         real_probs, fake_probs = tf.sigmoid(real_logits[:, 0]), tf.sigmoid(fake_logits[:, 0])
         shares = {"d_loss": d_loss, "g_loss": g_loss,
-                  "d_real": average(real_probs), "d_fake": average(fake_probs)}
+                  "d_real": average(real_probs), "d_fake": average(fake_probs), **extra}
         # Pixel statistics: a generator drifting off MNIST's ink/background balance
         # shows here before it shows in the grids.
         for name, pixels in (("generated", fake_images), ("real", real_images)):
@@ -102,10 +112,12 @@ def make_train_step(state: checkpoints.TrainState, config: TrainConfig,
         if config.conditional and labels is None:
             raise ValueError("a conditional run's step needs the batch's labels")
         stop = tf.zeros([]) if stop is None else stop
-        z = latent.draw_tf(state.noise, [global_batch, config.latent_dim],
-                           config.latent_distribution)
+        shape = [global_batch, config.latent_dim]
+        z = latent.draw_tf(state.noise, shape, config.latent_distribution)
+        paired_z = (latent.draw_tf(state.noise, shape, config.latent_distribution)
+                    if config.mode_seeking > 0 else None)
         shares, real_probs, fake_probs, stop = strategy.run(
-            replica_step, args=(real_images, labels, z, regularize, stop))
+            replica_step, args=(real_images, labels, z, paired_z, regularize, stop))
         metrics = {name: strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
                    for name, value in shares.items()}
         for name in ("generated", "real"):

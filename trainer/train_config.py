@@ -23,7 +23,7 @@ LATENT_DISTRIBUTIONS = latent.DISTRIBUTIONS
 # Fields added after some config.json files were written, with the value that rebuilds
 # the runs that wrote them (their networks had no extra layers, their rates no decay).
 ADDED_FIELDS = {"generator_depth": 0, "discriminator_depth": 0, "lr_decay_epochs": 0,
-                "resolved_precision": None, "conditional": False}
+                "resolved_precision": None, "conditional": False, "mode_seeking": 0.0}
 
 # Fields of the machine and the invocation, not of the run: config.json leaves them out
 # (and ignores them in files written before), so a checkpoint folder copied elsewhere
@@ -106,6 +106,10 @@ class TrainConfig:
     # Steps between R1 penalties, each weighted by this many (lazy regularization,
     # Karras et al. 2020): nearly the same effect for a fraction of the cost.
     r1_interval: int = 16
+    # Weight of the mode-seeking term in the generator's loss (Mao et al. 2019): each
+    # step also draws the batch's digits from a second noise batch and rewards images
+    # that differ as the noise does; 0 turns it off (and the second draw with it).
+    mode_seeking: float = 0.0
     # Target for real images in the discriminator's loss is 1 - this (one-sided label
     # smoothing, Salimans et al. 2016); 0 is plain cross-entropy.
     label_smoothing: float = 0.0
@@ -143,7 +147,8 @@ class TrainConfig:
             _require_positive("train_steps", self.train_steps)
         for name in ("lr_decay_epochs", "generator_depth", "discriminator_depth"):
             _require_non_negative(name, getattr(self, name))
-        for name in ("learning_rate", "beta1", "r1_gamma", "ema_decay", "label_smoothing"):
+        for name in ("learning_rate", "beta1", "r1_gamma", "ema_decay", "label_smoothing",
+                     "mode_seeking"):
             _require_number(name, getattr(self, name))
         if self.d_learning_rate is not None:
             _require_number("d_learning_rate", self.d_learning_rate)
@@ -178,6 +183,9 @@ class TrainConfig:
                              f"{self.eval_samples!r}")
         if not self.r1_gamma >= 0:
             raise ValueError(f"r1_gamma must be >= 0, got {self.r1_gamma}; 0 turns it off")
+        if not self.mode_seeking >= 0:
+            raise ValueError(f"mode_seeking must be >= 0, got {self.mode_seeking}; 0 "
+                             "turns it off")
         if not 0 <= self.ema_decay < 1:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}; "
                              "0 turns the average off, 0.999 is typical")
