@@ -135,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
         f"as many (default: {DEFAULTS.r1_interval})")
     add("--mode-seeking", type=float, help=f"weight of the mode-seeking term (MSGAN), "
         f"which rewards different digits from different noise, 0 off (default: "
-        f"{DEFAULTS.mode_seeking})")
+        f"{DEFAULTS.mode_seeking}; with --conditional, {CONDITIONAL.mode_seeking})")
     add("--label-smoothing", type=float, help=f"real images' target is 1 minus this "
         f"(default: {DEFAULTS.label_smoothing})")
     add("--precision", choices=PRECISIONS, help=f"auto: bfloat16 where the hardware "
