@@ -2,6 +2,7 @@ import json
 import os
 import sys
 
+import numpy as np
 import pytest
 
 from helpers import MNIST_DIR, REPO, needs_mnist, slow
@@ -46,6 +47,28 @@ def test_train_throughput_times_whole_r1_cycles_of_the_real_step(monkeypatch,
     assert rate == pytest.approx(3 * 2 * 8 / 0.5)
     assert calls[warm_up:] == [(8, True), (8, False)] * 3  # R1 on each cycle's first step
     assert (8, True) in calls[:warm_up] and (8, False) in calls[:warm_up]  # both compiled
+
+
+def test_a_conditional_configs_timer_trains_on_the_images_digits(monkeypatch,
+                                                                blob_images):
+    config = TrainConfig(generator_width=4, discriminator_width=4, batch_size=8,
+                         r1_interval=2, conditional=True, mode_seeking=1.0)
+    digits = []
+    real_factory = train.make_train_step
+
+    def recording_factory(state, config):
+        step = real_factory(state, config)
+
+        def recorded(batch, regularize, labels=None):
+            digits.append(labels.numpy())
+            return step(batch, regularize, labels=labels)
+        return recorded
+
+    monkeypatch.setattr(train, "make_train_step", recording_factory)
+    labels = (np.arange(len(blob_images)) % 10).astype(np.uint8)
+    assert bench.throughput_timer(config, blob_images, 1, labels)() > 0
+    order = np.random.default_rng([config.seed, 0]).permutation(len(blob_images))
+    np.testing.assert_array_equal(digits[0], labels[order[:8]])  # the batch's own digits
 
 
 def test_matmul_peak_is_the_matmuls_flops_over_their_time(monkeypatch):
@@ -178,7 +201,7 @@ def test_variants_keep_each_options_best_timing_against_the_defaults(monkeypatch
     monkeypatch.setattr(data, "load_mnist", lambda *args: (blob_images, None))
     timings = {8: iter([100.0, 300.0, 200.0]), 16: iter([50.0, 60.0, 450.0])}
     monkeypatch.setattr(bench, "throughput_timer",
-                        lambda config, images, cycles: lambda: next(
+                        lambda config, images, cycles, labels: lambda: next(
                             timings[config.batch_size]))
     rows = bench.variants(None, Hardware(cpu_flags=frozenset({"avx2"})), repeats=3)
     assert [r["variant"] for r in rows] == ["defaults", "batch 16"]

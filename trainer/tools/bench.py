@@ -46,22 +46,31 @@ def train_images_per_sec(config: TrainConfig, images: np.ndarray,
 
 
 def throughput_timer(config: TrainConfig, images: np.ndarray,
-                     cycles: int = THROUGHPUT_CYCLES):
+                     cycles: int = THROUGHPUT_CYCLES, labels: np.ndarray = None):
     """Builds and compiles the training step of `config`; returns a function that
-    trains `cycles` R1 cycles and gives their images/s."""
+    trains `cycles` R1 cycles and gives their images/s. `labels`, the images' digits,
+    for a conditional config."""
     state = checkpoints.build_state(config)
     step = train.make_train_step(state, config)
     interval = config.r1_interval
-    batches = (real for epoch in itertools.count() for real, _ in data.epoch_batches(
-        images, config.batch_size, config.seed, epoch))
-    float(step(next(batches), True)["d_loss"])  # compile both variants
+    batches = (batch for epoch in itertools.count() for batch in data.epoch_batches(
+        images, config.batch_size, config.seed, epoch,
+        labels=labels if config.conditional else None))
+
+    def run_step(regularize):
+        real, digits = next(batches)
+        if digits is None:
+            return step(real, regularize)
+        return step(real, regularize, labels=digits)
+
+    float(run_step(True)["d_loss"])  # compile both variants
     for index in range(interval):
-        float(step(next(batches), index == 0)["d_loss"])
+        float(run_step(index == 0)["d_loss"])
 
     def timed() -> float:
         start = time.perf_counter()
         for index in range(cycles * interval):
-            metrics = step(next(batches), index % interval == 0)
+            metrics = run_step(index % interval == 0)
             float(metrics["d_loss"])  # the loop reads the losses every step, as here
         return cycles * interval * config.batch_size / (time.perf_counter() - start)
 
@@ -121,6 +130,8 @@ VARIANTS = [
     ("batch 32", {"batch_size": 32}),
     ("batch 128", {"batch_size": 128}),
     ("batch 256", {"batch_size": 256}),
+    ("--conditional", {"conditional": True, "mode_seeking": 1.0}),
+    ("--conditional --mode-seeking 0", {"conditional": True}),
 ]
 
 
@@ -130,9 +141,9 @@ def variants(data_dir, machine, repeats: int = THROUGHPUT_REPEATS,
     trainer.hardware.Hardware), in one process: timed round-robin `repeats` times, each
     variant's best, so that a slow spell of the machine cannot favour one variant over
     another."""
-    images, _ = data.load_mnist(data_dir, "train")
+    images, labels = data.load_mnist(data_dir, "train")
     configs = [resolved(machine, **changes) for _, changes in VARIANTS]
-    timers = [throughput_timer(config, images, cycles) for config in configs]
+    timers = [throughput_timer(config, images, cycles, labels) for config in configs]
     best = [0.0] * len(timers)
     for round_ in range(repeats):
         for index, timed in enumerate(timers):
