@@ -20,6 +20,17 @@ needs_mnist = pytest.mark.skipif(
 slow = pytest.mark.slow
 
 
+def _bfloat16_kernels_fail() -> bool:
+    from trainer import hardware
+    return hardware.bfloat16_kernels_fail(hardware.detect(os.environ))
+
+
+# Tests that compute in bfloat16 on this machine, whatever hardware they fake.
+needs_bfloat16_kernels = pytest.mark.skipif(
+    _bfloat16_kernels_fail(), reason="ONEDNN_MAX_CPU_ISA caps oneDNN below this CPU's "
+    "bfloat16 instructions, where TensorFlow's bfloat16 kernels fail")
+
+
 def tiny_config(folder) -> TrainConfig:
     """A config small enough to train a few steps in about a second, writing into
     `folder` (a pathlib.Path)."""

@@ -213,6 +213,22 @@ def test_variants_keep_each_options_best_timing_against_the_defaults(monkeypatch
     assert "x defaults" in bench.format_variants(rows)
 
 
+def test_where_bfloat16_kernels_fail_no_bfloat16_figure_is_measured(monkeypatch,
+                                                                   blob_images):
+    capped = Hardware(cpu_flags=frozenset({"avx2", "amx_bf16"}), isa_cap="AVX2")
+    monkeypatch.setattr(bench, "matmul_peak_gflops", lambda dtype: 7.0)
+    assert bench.bfloat16_peak_gflops(capped) is None
+    assert bench.bfloat16_peak_gflops(Hardware(cpu_flags=frozenset({"amx_bf16"}))) == 7.0
+    assert bench._shown("{:.1f}", None) == "n/a" and bench._shown("{:.1f}", 7) == "7.0"
+    monkeypatch.setattr(bench, "VARIANTS", [("defaults", {}),
+                                            ("bf16", {"precision": "bfloat16"})])
+    monkeypatch.setattr(data, "load_mnist", lambda *args: (blob_images, None))
+    monkeypatch.setattr(bench, "throughput_timer",
+                        lambda config, images, cycles, labels: lambda: 10.0)
+    assert [row["variant"] for row in bench.variants(None, capped, repeats=1)] == [
+        "defaults"]
+
+
 @pytest.mark.parametrize("cpu_flags, precision", [
     (frozenset({"avx2", "fma", "sse4_2"}), "float32"),
     (frozenset({"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"}), "bfloat16")])

@@ -7,9 +7,10 @@ import logging
 import pytest
 
 from trainer import hardware, task
+from trainer.errors import TrainerError
 from trainer.hardware import Hardware, choose_precision
 
-from helpers import slow
+from helpers import needs_bfloat16_kernels, slow
 
 AMX = frozenset({"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"})
 AVX512_BF16 = frozenset({"avx2", "avx512f", "avx512_bf16"})
@@ -71,6 +72,20 @@ def test_explicit_bfloat16_without_the_instructions_runs_with_a_warning(caplog):
     assert "many times slower than with --precision float32" in record.getMessage()
 
 
+@pytest.mark.parametrize("cpu_flags, cap, fails", [
+    (AMX, "AVX2", True), (AVX512_BF16, "avx512_core", True), (AMX, None, False),
+    (AMX, "AVX512_CORE_AMX", False), (AVX2, "AVX2", False)])
+def test_bfloat16_kernels_fail_only_under_a_cap_below_the_cpus_own(cpu_flags, cap, fails):
+    assert hardware.bfloat16_kernels_fail(Hardware(cpu_flags=cpu_flags, isa_cap=cap)) is fails
+
+
+def test_explicit_bfloat16_where_its_kernels_fail_is_one_clear_error():
+    with pytest.raises(TrainerError, match="ONEDNN_MAX_CPU_ISA=AVX2 caps oneDNN below .*"
+                                           "pass --precision float32 or unset"):
+        hardware.log_choice("bfloat16", Hardware(cpu_flags=AMX, isa_cap="AVX2"))
+    assert hardware.log_choice("auto", Hardware(cpu_flags=AMX, isa_cap="AVX2")) == "float32"
+
+
 def test_the_choice_is_one_info_line_naming_the_reason(caplog):
     with caplog.at_level(logging.INFO):
         assert hardware.log_choice("auto", Hardware(cpu_flags=AVX2)) == "float32"
@@ -95,7 +110,8 @@ def test_detect_reads_the_cap_from_the_environment_it_is_given(tmp_path):
     assert hardware.detect({}, str(tmp_path / "missing")).cpu_flags == frozenset()
 
 
-@pytest.mark.parametrize("cpu_flags, resolved", [(AVX2, "float32"), (AMX, "bfloat16")])
+@pytest.mark.parametrize("cpu_flags, resolved", [
+    (AVX2, "float32"), pytest.param(AMX, "bfloat16", marks=needs_bfloat16_kernels)])
 def test_config_json_keeps_what_was_asked_and_what_was_resolved(
         cpu_flags, resolved, tmp_path, idx_dir, monkeypatch):
     monkeypatch.setattr(hardware, "detect", lambda environ: Hardware(cpu_flags=cpu_flags))
@@ -107,6 +123,7 @@ def test_config_json_keeps_what_was_asked_and_what_was_resolved(
 
 
 @slow
+@needs_bfloat16_kernels
 def test_a_resume_resolves_precision_again_on_the_machine_it_runs_on(tmp_path, idx_dir,
                                                                       monkeypatch):
     # Not locked: float32 and bfloat16 networks load each other's float32 weights.

@@ -5,6 +5,8 @@ import tensorflow as tf
 
 from trainer import model
 
+from helpers import needs_bfloat16_kernels
+
 
 def test_generator_maps_noise_to_28x28_images_in_tanh_range():
     generator = model.build_generator(latent_dim=100, width=64)
@@ -135,6 +137,7 @@ def test_label_smoothing_moves_the_real_target_only():
                                np.add(real_part, fake_part), rtol=1e-6)
 
 
+@needs_bfloat16_kernels
 def test_bfloat16_nets_compute_in_bfloat16_with_float32_weights_and_outputs():
     generator = model.build_generator(16, 8, precision="bfloat16")
     discriminator = model.build_discriminator(8, precision="bfloat16")
@@ -145,6 +148,7 @@ def test_bfloat16_nets_compute_in_bfloat16_with_float32_weights_and_outputs():
     assert conv.compute_dtype == "bfloat16" and conv.kernel.dtype == "float32"
 
 
+@needs_bfloat16_kernels
 def test_float32_and_bfloat16_nets_share_weights_and_agree_to_bfloat16_precision():
     tf.keras.utils.set_random_seed(3)
     exact = model.build_generator(16, 8, precision="float32")
@@ -276,6 +280,7 @@ def test_the_discriminator_sees_the_digit_as_constant_planes_beside_the_image():
     assert np.abs(two - seven).min() > 1e-6  # the digit changes the judgement
 
 
+@needs_bfloat16_kernels
 def test_conditional_nets_compute_in_bfloat16_too():
     g = model.build_generator(16, 8, precision="bfloat16", num_classes=10)
     d = model.build_discriminator(8, precision="bfloat16", num_classes=10)

@@ -14,6 +14,8 @@ from typing import Optional, Tuple
 
 import tensorflow as tf
 
+from trainer.errors import TrainerError
+
 # /proc/cpuinfo flags of the x86 instructions oneDNN computes bfloat16 with.
 BFLOAT16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 # ONEDNN_MAX_CPU_ISA values (oneDNN's CPU dispatcher control) that stop oneDNN below
@@ -63,10 +65,25 @@ def bfloat16_support(hardware: Hardware) -> Tuple[bool, str]:
     return True, f"this CPU computes bfloat16 natively ({', '.join(found)})"
 
 
+def bfloat16_kernels_fail(hardware: Hardware) -> bool:
+    """Whether TensorFlow's bfloat16 ops fail here: the CPU has bfloat16 instructions
+    but ONEDNN_MAX_CPU_ISA caps oneDNN below them. TensorFlow sends bfloat16 to oneDNN
+    by what the CPU has, and the capped oneDNN cannot build the kernel (with
+    ONEDNN_MAX_CPU_ISA=AVX2 on an AMX Xeon, convolutions and matmuls abort)."""
+    found = any(flag in hardware.cpu_flags for flag in BFLOAT16_CPU_FLAGS)
+    capped = bool(hardware.isa_cap) and hardware.isa_cap.upper() in ISA_CAPS_WITHOUT_BFLOAT16
+    return found and capped and not hardware.gpu_capabilities
+
+
 def log_choice(asked: str, hardware: Hardware) -> str:
     """Resolves `asked` on `hardware`, logs the choice in one line (a warning when an
     explicit bfloat16 will be slow here) and returns the precision."""
     precision, reason, native = choose_precision(asked, hardware)
+    if precision == "bfloat16" and bfloat16_kernels_fail(hardware):
+        raise TrainerError(f"--precision bfloat16 cannot run here: ONEDNN_MAX_CPU_ISA="
+                           f"{hardware.isa_cap} caps oneDNN below this CPU's bfloat16 "
+                           "instructions, and TensorFlow's bfloat16 kernels fail then; "
+                           "pass --precision float32 or unset ONEDNN_MAX_CPU_ISA")
     if precision == "bfloat16" and not native:
         logging.warning("precision bfloat16: %s; expect training many times slower than "
                         "with --precision float32 (about 10x on an AVX2-only CPU)", reason)

@@ -111,12 +111,21 @@ def benchmark(data_dir, checkpoint_dir: str, train_steps: int, machine,
     results["flops_per_image"] = flops["train"]
     results["achieved_gflops"] = results["train_images_per_sec"] * flops["train"] / 1e9
     results["peak_gflops"] = matmul_peak_gflops("float32")
-    results["peak_bfloat16_gflops"] = matmul_peak_gflops("bfloat16")
+    results["peak_bfloat16_gflops"] = bfloat16_peak_gflops(machine)
     results["peak_fraction"] = results["achieved_gflops"] / results["peak_gflops"]
-    results["bfloat16_peak_fraction"] = (results["achieved_gflops"]
-                                         / results["peak_bfloat16_gflops"])
+    results["bfloat16_peak_fraction"] = (
+        results["achieved_gflops"] / results["peak_bfloat16_gflops"]
+        if results["peak_bfloat16_gflops"] else None)
     results.update(sampling_images_per_sec(checkpoint_dir))
     return results
+
+
+def bfloat16_peak_gflops(machine):
+    """matmul_peak_gflops("bfloat16"), or None where bfloat16 kernels fail on `machine`
+    (hardware.bfloat16_kernels_fail: a cap below the CPU's bfloat16 instructions)."""
+    if hardware.bfloat16_kernels_fail(machine):
+        return None
+    return matmul_peak_gflops("bfloat16")
 
 
 # Training options measured against the defaults by --variants: (label, config changes).
@@ -142,7 +151,12 @@ def variants(data_dir, machine, repeats: int = THROUGHPUT_REPEATS,
     variant's best, so that a slow spell of the machine cannot favour one variant over
     another."""
     images, labels = data.load_mnist(data_dir, "train")
-    configs = [resolved(machine, **changes) for _, changes in VARIANTS]
+    # bfloat16 variants are left out where its kernels fail (they would abort the run).
+    runnable = [(label, resolved(machine, **changes)) for label, changes in VARIANTS]
+    runnable = [(label, config) for label, config in runnable
+                if config.compute_precision == "float32"
+                or not hardware.bfloat16_kernels_fail(machine)]
+    configs = [config for _, config in runnable]
     timers = [throughput_timer(config, images, cycles, labels) for config in configs]
     best = [0.0] * len(timers)
     for round_ in range(repeats):
@@ -153,7 +167,7 @@ def variants(data_dir, machine, repeats: int = THROUGHPUT_REPEATS,
     return [{"variant": label, "train_images_per_sec": rate,
              "achieved_gflops": rate * train_flops_per_image(config)["train"] / 1e9,
              "vs_defaults": rate / best[0]}
-            for (label, _), config, rate in zip(VARIANTS, configs, best)]
+            for (label, _), config, rate in zip(runnable, configs, best)]
 
 
 def format_variants(rows: list) -> str:
@@ -207,8 +221,13 @@ def format_machine(results: dict) -> str:
 def format_table(results: dict) -> str:
     lines = [format_machine(results), f"TensorFlow {results['tensorflow']}, batch "
              f"{results['batch_size']}, {results['precision']}"]
-    lines += [f"{label:<40}{fmt.format(results[key]):>12}" for key, label, fmt in TABLE]
+    lines += [f"{label:<40}{_shown(fmt, results[key]):>12}" for key, label, fmt in TABLE]
     return "\n".join(lines)
+
+
+def _shown(fmt: str, value) -> str:
+    """A figure as `fmt` formats it; n/a for one not measured here (None)."""
+    return "n/a" if value is None else fmt.format(value)
 
 
 def _measure(args, machine) -> dict:
@@ -217,12 +236,12 @@ def _measure(args, machine) -> dict:
     results = {**describe(machine), "cores": os.cpu_count()}
     if args.variants:
         results.update(peak_gflops=matmul_peak_gflops("float32"),
-                       peak_bfloat16_gflops=matmul_peak_gflops("bfloat16"),
+                       peak_bfloat16_gflops=bfloat16_peak_gflops(machine),
                        variants=variants(args.data_dir, machine, args.repeats,
                                          args.cycles))
         print(format_machine(results))
         print(f"matmul peaks: float32 {results['peak_gflops']:.1f} GFLOP/s, bfloat16 "
-              f"{results['peak_bfloat16_gflops']:.1f} GFLOP/s")
+              f"{_shown('{:.1f}', results['peak_bfloat16_gflops'])} GFLOP/s")
         print(format_variants(results["variants"]))
     elif args.time_to_quality:
         with tempfile.TemporaryDirectory() as folder:
