@@ -33,9 +33,9 @@ def test_train_throughput_times_whole_r1_cycles_of_the_real_step(monkeypatch,
     def counting_factory(state, config):
         step = real_factory(state, config)
 
-        def counted(batch, regularize):
+        def counted(batch, regularize, labels=None):
             calls.append((int(batch.shape[0]), bool(regularize)))
-            return step(batch, regularize)
+            return step(batch, regularize, labels=labels)
         return counted
 
     monkeypatch.setattr(train, "make_train_step", counting_factory)

@@ -58,9 +58,7 @@ def throughput_timer(config: TrainConfig, images: np.ndarray,
         labels=labels if config.conditional else None))
 
     def run_step(regularize):
-        real, digits = next(batches)
-        if digits is None:
-            return step(real, regularize)
+        real, digits = next(batches)  # digits None for an unconditional config
         return step(real, regularize, labels=digits)
 
     float(run_step(True)["d_loss"])  # compile both variants
@@ -152,10 +150,10 @@ def variants(data_dir, machine, repeats: int = THROUGHPUT_REPEATS,
     another."""
     images, labels = data.load_mnist(data_dir, "train")
     # bfloat16 variants are left out where its kernels fail (they would abort the run).
-    runnable = [(label, resolved(machine, **changes)) for label, changes in VARIANTS]
-    runnable = [(label, config) for label, config in runnable
-                if config.compute_precision == "float32"
-                or not hardware.bfloat16_kernels_fail(machine)]
+    bfloat16_fails = hardware.bfloat16_kernels_fail(machine)
+    runnable = [(label, config) for label, config in (
+        (label, resolved(machine, **changes)) for label, changes in VARIANTS)
+        if not (bfloat16_fails and config.compute_precision == "bfloat16")]
     configs = [config for _, config in runnable]
     timers = [throughput_timer(config, images, cycles, labels) for config in configs]
     best = [0.0] * len(timers)
