@@ -59,6 +59,7 @@ def test_a_conditional_run_trains_15_epochs_the_last_6_decaying_with_mode_seekin
                   "--mode-seeking", "0") == TrainConfig(conditional=True, num_epochs=30,
                                                         lr_decay_epochs=0)
     assert config("--conditional", "--d-learning-rate", "1e-3").d_learning_rate == 1e-3
+    assert config("--conditional", "--mismatch", "0.5").mismatch == 0.5
 
 
 def test_job_dir_moves_the_default_folders():

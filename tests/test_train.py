@@ -431,6 +431,32 @@ def test_the_mode_seeking_term_spreads_one_digits_images_apart(tiny_config):
     assert terms[1] < 0.8 * terms[0], terms
 
 
+def test_the_mismatch_term_teaches_the_discriminator_which_digit_an_image_is(tiny_config):
+    # 30 steps with and without it, from the same weights: D's logit on real images
+    # with their own digit, less its mean over the 9 wrong digits, measured 1.19 with
+    # the term (0.83 to 1.49 over seeds 0-2) and -0.34 without (-0.60 to -0.21). A term
+    # that drew the right digit as the "wrong" one, or none, would teach nothing.
+    images, labels = two_classes()
+    real = tf.constant((images[:64, :, :, None] - 127.5) / 127.5, tf.float32)
+    digits = labels[:64].astype(np.int32)
+    gaps = []
+    for weight in (0.0, 1.0):
+        config = replace(tiny_config, conditional=True, ema_decay=0.0, mismatch=weight,
+                         discriminator_width=8, d_learning_rate=2e-3)
+        tf.keras.utils.set_random_seed(config.seed)  # the same initial weights
+        state = checkpoints.build_state(config)
+        step = train.make_train_step(state, config)
+        for batch, batch_digits in itertools.islice(itertools.cycle(data.epoch_batches(
+                images, config.batch_size, 0, 0, labels=labels)), 30):
+            metrics = step(batch, False, labels=batch_digits)
+        assert ("d_mismatch" in metrics) == (weight > 0)
+        def logits(given):
+            return state.discriminator(model.inputs(real, given), training=False)[:, 0]
+        wrong = np.mean([logits((digits + shift) % 10) for shift in range(1, 10)], axis=0)
+        gaps.append(float(np.mean(logits(digits) - wrong)))
+    assert gaps[1] > 0.5 and gaps[1] > gaps[0] + 0.5, gaps
+
+
 def test_a_conditional_run_needs_the_labels_of_its_images(tiny_config, blob_images):
     with pytest.raises(ValueError, match="needs the labels"):
         train.run(replace(tiny_config, conditional=True), images=blob_images)

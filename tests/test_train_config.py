@@ -34,7 +34,7 @@ def test_config_is_frozen():
     ("lr_decay_epochs", -1), ("lr_decay_epochs", 2.5), ("generator_depth", -1),
     ("discriminator_depth", 1.5), ("resolved_precision", "auto"),
     ("resolved_precision", "float16"), ("conditional", "yes"), ("conditional", 1),
-    ("mode_seeking", -0.5), ("mode_seeking", "x"),
+    ("mode_seeking", -0.5), ("mode_seeking", "x"), ("mismatch", -1.0), ("mismatch", "x"),
 ])
 def test_bad_values_raise_naming_the_field(field, value):
     with pytest.raises(ValueError, match=field):
@@ -132,3 +132,12 @@ def test_a_config_written_before_the_mode_seeking_term_trains_without_it():
     values = json.loads(TrainConfig(mode_seeking=1.0).to_json())
     del values["mode_seeking"]
     assert TrainConfig.from_json(json.dumps(values)).mode_seeking == 0.0
+
+
+def test_the_mismatch_term_needs_a_conditional_run_and_old_configs_train_without_it():
+    with pytest.raises(ValueError, match="mismatch .* needs --conditional"):
+        TrainConfig(mismatch=1.0)
+    assert TrainConfig(conditional=True, mismatch=1.0).mismatch == 1.0
+    values = json.loads(TrainConfig(conditional=True, mismatch=1.0).to_json())
+    del values["mismatch"]
+    assert TrainConfig.from_json(json.dumps(values)).mismatch == 0.0

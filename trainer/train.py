@@ -21,8 +21,8 @@ from trainer.summaries import Summaries
 from trainer.train_config import TrainConfig
 
 GRID_SIZE = 64  # fixed-noise images in each TensorBoard grid (8x8)
-LOGGED = ("d_loss", "g_loss", "mode_seeking", "d_real", "d_fake",
-          "images_per_sec")  # in the log lines (mode_seeking where it is on)
+LOGGED = ("d_loss", "g_loss", "mode_seeking", "d_real", "d_fake", "d_mismatch",
+          "images_per_sec")  # in the log lines (mode_seeking, d_mismatch where on)
 
 
 def make_train_step(state: checkpoints.TrainState, config: TrainConfig,
@@ -37,7 +37,9 @@ def make_train_step(state: checkpoints.TrainState, config: TrainConfig,
     optimizers summing the replicas' gradients: the step one device would take.
 
     A conditional run's generator draws, for each image of the batch, that image's
-    digit: the generated batch has the real batch's digits.
+    digit: the generated batch has the real batch's digits. With config.mismatch its
+    discriminator also judges the real images with a wrong digit each (the digit plus a
+    random 1 to 9, modulo 10), whose target is fake.
 
     Returns:
       A tf.function (real_images, regularize, stop=None, labels=None) -> metrics.
@@ -49,9 +51,10 @@ def make_train_step(state: checkpoints.TrainState, config: TrainConfig,
       run only.
       Metrics: float32 scalars d_loss, g_loss (the adversarial part), d_real and
       d_fake (mean sigmoid outputs), mode_seeking (its term, where config.mode_seeking
-      is on), pixels/{generated,real}_{mean,std}, stop (the sum of every replica's
-      stop, so every worker stops at the same step), and the float32 (B,) vectors
-      d_real_probs and d_fake_probs, D's sigmoid outputs.
+      is on), d_mismatch (mean sigmoid output on real images with wrong digits, where
+      config.mismatch is on), pixels/{generated,real}_{mean,std}, stop (the sum of
+      every replica's stop, so every worker stops at the same step), and the float32
+      (B,) vectors d_real_probs and d_fake_probs, D's sigmoid outputs.
     """
     strategy = strategy or tf.distribute.get_strategy()
     generator, discriminator = state.generator, state.discriminator
@@ -66,11 +69,11 @@ def make_train_step(state: checkpoints.TrainState, config: TrainConfig,
     def average(per_image):  # this replica's share of the mean over the global batch
         return tf.nn.compute_average_loss(per_image, global_batch_size=global_batch)
 
-    def replica_step(real_images, labels, z, paired_z, regularize, stop):
+    def replica_step(real_images, labels, z, paired_z, shifts, regularize, stop):
         context = tf.distribute.get_replica_context()
         first = context.replica_id_in_sync_group * local_batch
         z = z[first:first + local_batch]  # this replica's rows of the global batch's z
-        extra = {}
+        extra, probs = {}, {}
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
             fake_images = generator(model.inputs(z, labels), training=True)
             real_logits = discriminator(model.inputs(real_images, labels), training=True)
@@ -86,6 +89,11 @@ def make_train_step(state: checkpoints.TrainState, config: TrainConfig,
             d_loss = average(model.discriminator_loss(real_logits, fake_logits,
                                                       config.label_smoothing))
             d_total = d_loss
+            if config.mismatch > 0:  # real images with wrong digits are fake too
+                wrong = (labels + shifts[first:first + local_batch]) % model.NUM_CLASSES
+                mismatched = discriminator(model.inputs(real_images, wrong), training=True)
+                d_total += config.mismatch * average(tf.nn.softplus(mismatched)[:, 0])
+                probs["d_mismatch"] = tf.sigmoid(mismatched[:, 0])
             if regularize and config.r1_gamma > 0:
                 d_total += r1_weight * average(model.r1_penalty(discriminator, real_images,
                                                                 labels))
@@ -97,8 +105,9 @@ def make_train_step(state: checkpoints.TrainState, config: TrainConfig,
             d_tape.gradient(d_total, discriminator.trainable_variables),
             discriminator.trainable_variables))
         real_probs, fake_probs = tf.sigmoid(real_logits[:, 0]), tf.sigmoid(fake_logits[:, 0])
-        shares = {"d_loss": d_loss, "g_loss": g_loss,
-                  "d_real": average(real_probs), "d_fake": average(fake_probs), **extra}
+        probs.update(d_real=real_probs, d_fake=fake_probs)
+        shares = {"d_loss": d_loss, "g_loss": g_loss, **extra,
+                  **{name: average(value) for name, value in probs.items()}}
         # Pixel statistics: a generator drifting off MNIST's ink/background balance
         # shows here before it shows in the grids.
         for name, pixels in (("generated", fake_images), ("real", real_images)):
@@ -116,8 +125,10 @@ def make_train_step(state: checkpoints.TrainState, config: TrainConfig,
         z = latent.draw_tf(state.noise, shape, config.latent_distribution)
         paired_z = (latent.draw_tf(state.noise, shape, config.latent_distribution)
                     if config.mode_seeking > 0 else None)
+        shifts = (state.noise.uniform([global_batch], 1, model.NUM_CLASSES, tf.int32)
+                  if config.mismatch > 0 else None)  # each wrong digit's offset
         shares, real_probs, fake_probs, stop = strategy.run(
-            replica_step, args=(real_images, labels, z, paired_z, regularize, stop))
+            replica_step, args=(real_images, labels, z, paired_z, shifts, regularize, stop))
         metrics = {name: strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
                    for name, value in shares.items()}
         for name in ("generated", "real"):

@@ -23,7 +23,8 @@ LATENT_DISTRIBUTIONS = latent.DISTRIBUTIONS
 # Fields added after some config.json files were written, with the value that rebuilds
 # the runs that wrote them (their networks had no extra layers, their rates no decay).
 ADDED_FIELDS = {"generator_depth": 0, "discriminator_depth": 0, "lr_decay_epochs": 0,
-                "resolved_precision": None, "conditional": False, "mode_seeking": 0.0}
+                "resolved_precision": None, "conditional": False, "mode_seeking": 0.0,
+                "mismatch": 0.0}
 
 # Fields of the machine and the invocation, not of the run: config.json leaves them out
 # (and ignores them in files written before), so a checkpoint folder copied elsewhere
@@ -110,6 +111,12 @@ class TrainConfig:
     # step also draws the batch's digits from a second noise batch and rewards images
     # that differ as the noise does; 0 turns it off (and the second draw with it).
     mode_seeking: float = 0.0
+    # Weight of the mismatched-digit term in the discriminator's loss (the
+    # matching-aware discriminator of Reed et al. 2016): each step the discriminator
+    # also sees the real images with a wrong digit and learns to call them fake, so it
+    # judges whether image and digit agree, not only whether the image is real.
+    # Conditional runs only; 0 turns it off.
+    mismatch: float = 0.0
     # Target for real images in the discriminator's loss is 1 - this (one-sided label
     # smoothing, Salimans et al. 2016); 0 is plain cross-entropy.
     label_smoothing: float = 0.0
@@ -148,7 +155,7 @@ class TrainConfig:
         for name in ("lr_decay_epochs", "generator_depth", "discriminator_depth"):
             _require_non_negative(name, getattr(self, name))
         for name in ("learning_rate", "beta1", "r1_gamma", "ema_decay", "label_smoothing",
-                     "mode_seeking"):
+                     "mode_seeking", "mismatch"):
             _require_number(name, getattr(self, name))
         if self.d_learning_rate is not None:
             _require_number("d_learning_rate", self.d_learning_rate)
@@ -186,6 +193,11 @@ class TrainConfig:
         if not self.mode_seeking >= 0:
             raise ValueError(f"mode_seeking must be >= 0, got {self.mode_seeking}; 0 "
                              "turns it off")
+        if not self.mismatch >= 0:
+            raise ValueError(f"mismatch must be >= 0, got {self.mismatch}; 0 turns it off")
+        if self.mismatch > 0 and not self.conditional:
+            raise ValueError(f"mismatch ({self.mismatch}) weighs wrong digits, so it needs "
+                             "--conditional; add it or drop --mismatch")
         if not 0 <= self.ema_decay < 1:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}; "
                              "0 turns the average off, 0.999 is typical")
