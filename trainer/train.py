@@ -339,7 +339,7 @@ def _log_step(summaries, total, step, values, outputs):
     summaries.histograms(step, {"histograms/d_real": outputs["d_real_probs"],
                                 "histograms/d_fake": outputs["d_fake_probs"]})
     logging.info("step %d/%d  %s", step, total, "  ".join(
-        f"{k} {v:.4g}" for k, v in values.items() if k in LOGGED))
+        f"{k} {values[k]:.4g}" for k in LOGGED if k in values))
 
 
 def _check_finite(values, step, manager):
