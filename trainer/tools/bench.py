@@ -139,6 +139,8 @@ VARIANTS = [
     ("batch 256", {"batch_size": 256}),
     ("--conditional", {"conditional": True, "mode_seeking": 1.0}),
     ("--conditional --mode-seeking 0", {"conditional": True}),
+    ("--conditional --mismatch 1", {"conditional": True, "mode_seeking": 1.0,
+                                    "mismatch": 1.0}),
 ]
 
 
