@@ -9,6 +9,7 @@ import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
 
 from trainer import checkpoints, data, latent, model, sample, train
+from trainer import images as image_utils
 from trainer.errors import TrainerError
 
 from helpers import replace, slow
@@ -384,6 +385,19 @@ def two_classes(count=160):
     return images, labels.astype(np.uint8)
 
 
+def conditional_steps(config, steps):
+    """`steps` train steps of `config` (conditional) on two_classes, from the initial
+    weights of config.seed: the trained state and the last step's metrics."""
+    images, labels = two_classes()
+    tf.keras.utils.set_random_seed(config.seed)  # the same initial weights every call
+    state = checkpoints.build_state(config)
+    step = train.make_train_step(state, config)
+    for real, digits in itertools.islice(itertools.cycle(data.epoch_batches(
+            images, config.batch_size, 0, 0, labels=labels)), steps):
+        metrics = step(real, False, labels=digits)
+    return state, metrics
+
+
 def test_a_conditional_run_learns_which_images_go_with_which_digit(tiny_config):
     # 50 steps: with each image's own label the generator's digit 1 is brighter than
     # its digit 0 (measured 0.14 apart in mean pixel); the same run with the labels
@@ -410,19 +424,13 @@ def test_the_mode_seeking_term_spreads_one_digits_images_apart(tiny_config):
     # 30 steps with a heavy weight against none: the trained generator's term on fixed
     # noise pairs (1 / the images' spread per unit of noise, one digit) ends lower with
     # the weight (measured 6.74 against 10.87), and it is a metric only where it is on.
-    images, labels = two_classes()
     rng = np.random.default_rng(0)
     z, paired_z = (latent.draw(rng, 32, tiny_config.latent_dim, "normal") for _ in "zp")
     ones = np.ones(32, np.int32)
     terms = []
     for weight in (0.0, 5.0):
-        config = replace(tiny_config, conditional=True, ema_decay=0.0, mode_seeking=weight)
-        tf.keras.utils.set_random_seed(config.seed)  # the same initial weights
-        state = checkpoints.build_state(config)
-        step = train.make_train_step(state, config)
-        for real, digits in itertools.islice(itertools.cycle(data.epoch_batches(
-                images, config.batch_size, 0, 0, labels=labels)), 30):
-            metrics = step(real, False, labels=digits)
+        state, metrics = conditional_steps(replace(
+            tiny_config, conditional=True, ema_decay=0.0, mode_seeking=weight), 30)
         assert ("mode_seeking" in metrics) == (weight > 0)
         drawn, paired = (state.generator(model.inputs(noise, ones), training=True)
                          for noise in (z, paired_z))
@@ -437,18 +445,13 @@ def test_the_mismatch_term_teaches_the_discriminator_which_digit_an_image_is(tin
     # the term (0.83 to 1.49 over seeds 0-2) and -0.34 without (-0.60 to -0.21). A term
     # that drew the right digit as the "wrong" one, or none, would teach nothing.
     images, labels = two_classes()
-    real = tf.constant((images[:64, :, :, None] - 127.5) / 127.5, tf.float32)
+    real = tf.constant(image_utils.to_model_range(images[:64]))
     digits = labels[:64].astype(np.int32)
     gaps = []
     for weight in (0.0, 1.0):
-        config = replace(tiny_config, conditional=True, ema_decay=0.0, mismatch=weight,
-                         discriminator_width=8, d_learning_rate=2e-3)
-        tf.keras.utils.set_random_seed(config.seed)  # the same initial weights
-        state = checkpoints.build_state(config)
-        step = train.make_train_step(state, config)
-        for batch, batch_digits in itertools.islice(itertools.cycle(data.epoch_batches(
-                images, config.batch_size, 0, 0, labels=labels)), 30):
-            metrics = step(batch, False, labels=batch_digits)
+        state, metrics = conditional_steps(replace(
+            tiny_config, conditional=True, ema_decay=0.0, mismatch=weight,
+            discriminator_width=8, d_learning_rate=2e-3), 30)
         assert ("d_mismatch" in metrics) == (weight > 0)
         def logits(given):
             return state.discriminator(model.inputs(real, given), training=False)[:, 0]
