@@ -136,9 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("--mode-seeking", type=float, help=f"weight of the mode-seeking term (MSGAN), "
         f"which rewards different digits from different noise, 0 off (default: "
         f"{DEFAULTS.mode_seeking}; with --conditional, {CONDITIONAL.mode_seeking})")
-    add("--mismatch", type=float, help=f"weight of the mismatched-digit term: the "
-        f"discriminator also learns that real images with a wrong digit are fake, 0 off "
-        f"(default: {DEFAULTS.mismatch}; with --conditional, {CONDITIONAL.mismatch})")
+    add("--mismatch", type=float, help=f"with --conditional, weight of the "
+        f"mismatched-digit term: the discriminator also learns that real images with a "
+        f"wrong digit are fake, 0 off (default: {CONDITIONAL.mismatch})")
     add("--label-smoothing", type=float, help=f"real images' target is 1 minus this "
         f"(default: {DEFAULTS.label_smoothing})")
     add("--precision", choices=PRECISIONS, help=f"auto: bfloat16 where the hardware "
