@@ -212,3 +212,21 @@ def test_zero_record_header_is_called_empty(tmp_path):
     path = write(tmp_path / "x-idx3-ubyte", header, False)
     with pytest.raises(TrainerError, match="claims 0 records; the file is empty"):
         data.read_idx(path)
+
+
+def test_pair_distances_per_digit_and_pooled():
+    # Digit 0: one image drawn 20 times, pairs never differ. Digit 1: half black, half
+    # white, so a random pair differs by the whole [-1, 1] range (2) half the time.
+    # Digits 2-9: mid grey, or absent (9), which has nothing to pair.
+    images = np.concatenate([np.full((20, 28, 28), 7, np.uint8),
+                             np.zeros((10, 28, 28), np.uint8),
+                             np.full((10, 28, 28), 255, np.uint8),
+                             np.full((70, 28, 28), 128, np.uint8)])
+    labels = np.concatenate([np.zeros(20), np.ones(20), np.repeat(np.arange(2, 9), 10)])
+    per_digit = data.pair_distances(images, labels.astype(np.uint8), seed=0)
+    assert per_digit.shape == (10,) and per_digit.dtype == np.float32
+    assert per_digit[0] == 0 and (per_digit[2:9] == 0).all() and per_digit[9] == np.inf
+    assert 0.9 < per_digit[1] < 1.1, per_digit[1]
+    np.testing.assert_array_equal(per_digit, data.pair_distances(images, labels, seed=0))
+    pooled = data.pair_distances(images)
+    assert pooled.shape == (1,) and 0.3 < pooled[0] < 1.0, pooled

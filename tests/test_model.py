@@ -102,6 +102,20 @@ def test_mode_seeking_term_against_hand_computed_values():
                                [1 / (0.25 + 1e-5), 1e5], rtol=1e-5)
 
 
+def test_the_bound_caps_each_pairs_image_distance_and_stops_its_push_there():
+    images = np.zeros([3, 28, 28, 1], np.float32)
+    paired = tf.Variable(images + np.array([0.5, 0.1, 0.3], np.float32)[:, None, None, None])
+    z, paired_z = np.zeros([3, 4], np.float32), np.full([3, 4], 2.0, np.float32)
+    bound = tf.constant([0.2, 0.2, 0.4])  # pair 0 is past its bound, pairs 1 and 2 not
+    with tf.GradientTape() as tape:
+        terms = model.mode_seeking_loss(images, paired, z, paired_z, bound)
+    # 1 / (min(d_image, bound) / d_z + 1e-5), d_z 2: pair 0 counts as 0.2 apart.
+    np.testing.assert_allclose(terms, [1 / (0.1 + 1e-5), 1 / (0.05 + 1e-5),
+                                       1 / (0.15 + 1e-5)], rtol=1e-5)
+    push = tape.gradient(terms, paired).numpy().reshape(3, -1)
+    assert (push[0] == 0).all() and (push[1] < 0).all() and (push[2] < 0).all()
+
+
 def test_r1_penalty_of_a_linear_critic_is_its_squared_weight_norm():
     critic = tf.keras.Sequential([tf.keras.Input((28, 28, 1)), tf.keras.layers.Flatten(),
                                   tf.keras.layers.Dense(1)])

@@ -439,6 +439,27 @@ def test_the_mode_seeking_term_spreads_one_digits_images_apart(tiny_config):
     assert terms[1] < 0.8 * terms[0], terms
 
 
+@pytest.mark.parametrize("conditional", [True, False])
+def test_each_pairs_bound_is_its_digits(tiny_config, conditional):
+    # Bounds far below any pair's image distance bind every pair, so the term is
+    # about mean(d_z) / bound, d_z about 1.128 for normal noise: digit 0's bound of
+    # 1e-3 gives about 1,115, digit 1's 1e-2 about 112. An unconditional run has one
+    # bound for every pair. A step that ignored the bounds, or took the wrong digit's,
+    # would read the uncapped term (tens) or the other digit's.
+    config = replace(tiny_config, conditional=conditional, mode_seeking=1.0)
+    state = checkpoints.build_state(config)
+    bounds = np.array([1e-3, 1e-2] + [1.0] * 8, np.float32) if conditional else \
+        np.array([1e-3], np.float32)
+    step = train.make_train_step(state, config, pair_bounds=bounds)
+    real = tf.zeros([config.batch_size, 28, 28, 1])
+    for digit, expected in ((0, 1128 / 1.0113), (1, 112.8 / 1.0011)):
+        labels = tf.fill([config.batch_size], digit) if conditional else None
+        term = float(step(real, False, labels=labels)["mode_seeking"])
+        assert 0.7 * expected < term < 1.3 * expected, (digit, term)
+        if not conditional:
+            break
+
+
 def test_the_mismatch_term_teaches_the_discriminator_which_digit_an_image_is(tiny_config):
     # 30 steps with and without it, from the same weights: D's logit on real images
     # with their own digit, less its mean over the 9 wrong digits, measured 1.19 with

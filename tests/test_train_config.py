@@ -35,6 +35,7 @@ def test_config_is_frozen():
     ("discriminator_depth", 1.5), ("resolved_precision", "auto"),
     ("resolved_precision", "float16"), ("conditional", "yes"), ("conditional", 1),
     ("mode_seeking", -0.5), ("mode_seeking", "x"), ("mismatch", -1.0), ("mismatch", "x"),
+    ("mode_seeking_bound", "data"), ("mode_seeking_bound", None),
 ])
 def test_bad_values_raise_naming_the_field(field, value):
     with pytest.raises(ValueError, match=field):
@@ -132,6 +133,13 @@ def test_a_config_written_before_the_mode_seeking_term_trains_without_it():
     values = json.loads(TrainConfig(mode_seeking=1.0).to_json())
     del values["mode_seeking"]
     assert TrainConfig.from_json(json.dumps(values)).mode_seeking == 0.0
+
+
+def test_a_config_written_before_the_bound_keeps_the_mode_seeking_term_uncapped():
+    values = json.loads(TrainConfig(conditional=True, mode_seeking=1.0).to_json())
+    assert values["mode_seeking_bound"] == "real"  # what a fresh run writes
+    del values["mode_seeking_bound"]
+    assert TrainConfig.from_json(json.dumps(values)).mode_seeking_bound == "none"
 
 
 def test_the_mismatch_term_needs_a_conditional_run_and_old_configs_train_without_it():

@@ -269,3 +269,32 @@ def steps_per_epoch(num_images: int, batch_size: int) -> int:
         raise TrainerError(f"{num_images} training images is less than one batch of "
                            f"{batch_size}; lower --batch-size")
     return num_images // batch_size
+
+
+def pair_distances(images, labels=None, pairs: int = 2000, seed: int = 0) -> np.ndarray:
+    """How much two real images differ: the mean absolute pixel difference, in the
+    networks' [-1, 1] range, over `pairs` random pairs.
+
+    Args:
+      images: uint8 (N, 28, 28) in [0, 255].
+      labels: uint8 (N,) digits of images, or None.
+      pairs: pairs drawn (per digit with labels).
+      seed: the draw's seed, so a resumed run measures what the fresh one did.
+
+    Returns:
+      float32 (10,), pairs of the same digit, indexed by digit, with labels; else
+      float32 (1,), pairs of any two images. Infinite where there are fewer than two
+      images to pair.
+    """
+    rng = np.random.default_rng(seed)
+    groups = ([np.flatnonzero(labels == digit) for digit in range(10)]
+              if labels is not None else [np.arange(len(images))])
+    distances = []
+    for rows in groups:
+        if len(rows) < 2:
+            distances.append(np.inf)
+            continue
+        first, second = rng.choice(rows, pairs), rng.choice(rows, pairs)
+        difference = np.abs(images[first].astype(np.float32) - images[second])
+        distances.append(difference.mean() / 127.5)  # [0, 255] steps -> [-1, 1] range
+    return np.asarray(distances, np.float32)

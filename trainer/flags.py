@@ -15,9 +15,9 @@ import argparse
 import dataclasses
 import os
 
-from trainer.train_config import (ARCHS, LATENT_DISTRIBUTIONS, PRECISIONS, STRATEGIES,
-                                  TrainConfig, defaults, load_saved_config,
-                                  resolve_resume)
+from trainer.train_config import (ARCHS, LATENT_DISTRIBUTIONS, MODE_SEEKING_BOUNDS,
+                                  PRECISIONS, STRATEGIES, TrainConfig, defaults,
+                                  load_saved_config, resolve_resume)
 
 DEFAULTS = TrainConfig()
 CONDITIONAL = defaults(conditional=True)
@@ -136,6 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
     add("--mode-seeking", type=float, help=f"weight of the mode-seeking term (MSGAN), "
         f"which rewards different digits from different noise, 0 off (default: "
         f"{DEFAULTS.mode_seeking}; with --conditional, {CONDITIONAL.mode_seeking})")
+    add("--mode-seeking-bound", choices=MODE_SEEKING_BOUNDS, help=f"real: a pair's "
+        f"images count as different only up to how much two real images of their digit "
+        f"differ, so no digit varies more than real ones; none: uncapped (default: "
+        f"{DEFAULTS.mode_seeking_bound})")
     add("--mismatch", type=float, help=f"with --conditional, weight of the "
         f"mismatched-digit term: the discriminator also learns that real images with a "
         f"wrong digit are fake, 0 off (default: {CONDITIONAL.mismatch})")

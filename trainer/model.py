@@ -244,21 +244,27 @@ def generator_loss(fake_logits: tf.Tensor) -> tf.Tensor:
 
 
 def mode_seeking_loss(images: tf.Tensor, paired_images: tf.Tensor, z: tf.Tensor,
-                      paired_z: tf.Tensor) -> tf.Tensor:
+                      paired_z: tf.Tensor, bound: tf.Tensor = None) -> tf.Tensor:
     """Mode-seeking term (Mao et al. 2019, MSGAN): the generator lowers it by drawing
     different images from different noise for the same digit, against the collapse of
     a conditional generator onto one image per digit. Per pair, 1 / (d_image / d_z +
     1e-5), d the mean absolute difference; two identical images give 1e5.
 
+    With `bound`, d_image counts only up to it (the diversity-sensitive GAN's cap, Yang
+    et al. 2019): a pair already as different as the bound is not pushed further apart.
+
     Args:
       images, paired_images: float32 (B, 28, 28, 1), the generator's images of z and
         of paired_z for the same digits.
       z, paired_z: float32 (B, latent_dim), the noise they were drawn from.
+      bound: float32 (B,), each pair's cap on d_image, or None for none.
 
     Returns:
       float32 (B,): each pair's term.
     """
     d_images = tf.reduce_mean(tf.abs(images - paired_images), axis=[1, 2, 3])
+    if bound is not None:
+        d_images = tf.minimum(d_images, bound)
     d_z = tf.reduce_mean(tf.abs(z - paired_z), axis=1)
     return 1.0 / (d_images / d_z + 1e-5)
 

@@ -26,7 +26,7 @@ LOGGED = ("d_loss", "g_loss", "mode_seeking", "d_real", "d_fake", "d_mismatch",
 
 
 def make_train_step(state: checkpoints.TrainState, config: TrainConfig,
-                    strategy: tf.distribute.Strategy = None):
+                    strategy: tf.distribute.Strategy = None, pair_bounds=None):
     """Builds the compiled step that updates both networks on one global batch.
 
     Both networks see the same generated batch and are updated simultaneously from one
@@ -40,6 +40,10 @@ def make_train_step(state: checkpoints.TrainState, config: TrainConfig,
     digit: the generated batch has the real batch's digits. With config.mismatch its
     discriminator also judges the real images with a wrong digit each (the digit plus a
     random 1 to 9, modulo 10), whose target is fake.
+
+    pair_bounds, float32 (10,) indexed by digit or (1,) for an unconditional run
+    (data.pair_distances), caps the mode-seeking term's image distance per pair
+    (model.mode_seeking_loss); None leaves it uncapped.
 
     Returns:
       A tf.function (real_images, regularize, stop=None, labels=None) -> metrics.
@@ -63,6 +67,8 @@ def make_train_step(state: checkpoints.TrainState, config: TrainConfig,
     ema_pairs = list(zip(state.ema_generator.trainable_variables,
                          generator.trainable_variables))
     r1_weight = 0.5 * config.r1_gamma * config.r1_interval
+    if pair_bounds is not None:
+        pair_bounds = tf.constant(pair_bounds, tf.float32)
     global_batch = config.batch_size
     local_batch = distribute.check_batch(global_batch, strategy.num_replicas_in_sync)
 
@@ -83,8 +89,12 @@ def make_train_step(state: checkpoints.TrainState, config: TrainConfig,
             if config.mode_seeking > 0:  # the same digits from a second noise batch
                 paired_z = paired_z[first:first + local_batch]
                 paired = generator(model.inputs(paired_z, labels), training=True)
+                bound = None
+                if pair_bounds is not None:  # each pair's digit's real distance
+                    bound = (tf.gather(pair_bounds, labels) if labels is not None
+                             else tf.fill([local_batch], pair_bounds[0]))
                 extra["mode_seeking"] = average(model.mode_seeking_loss(
-                    fake_images, paired, z, paired_z))
+                    fake_images, paired, z, paired_z, bound))
                 g_total += config.mode_seeking * extra["mode_seeking"]
             d_loss = average(model.discriminator_loss(real_logits, fake_logits,
                                                       config.label_smoothing))
@@ -234,6 +244,19 @@ def run(config: TrainConfig, images=None, strategy: tf.distribute.Strategy = Non
             checkpoints.release(manager)
 
 
+def _pair_bounds(config, dataset):
+    """The mode-seeking term's caps (make_train_step's pair_bounds) for a run whose
+    config.mode_seeking_bound is "real": how much two real images of a digit differ on
+    average, measured on its training images; else None."""
+    if not (config.mode_seeking > 0 and config.mode_seeking_bound == "real"):
+        return None
+    bounds = data.pair_distances(*dataset, seed=config.seed)
+    logging.info("mode-seeking term capped where two images differ as much as two real "
+                 "ones of their digit do: %s", " ".join(
+                     f"{digit}:{value:.3f}" for digit, value in enumerate(bounds)))
+    return bounds
+
+
 def _train(config, state, manager, dataset, per_epoch, strategy, chief) -> dict:
     """The loop: steps toward the budget with summaries, samples and checkpoints on
     cadence (the chief's; other workers train and save alongside, nothing more).
@@ -241,7 +264,7 @@ def _train(config, state, manager, dataset, per_epoch, strategy, chief) -> dict:
     images = dataset[0]
     total = config.train_steps or config.num_epochs * per_epoch
     num_epochs = math.ceil(total / per_epoch)
-    train_step = make_train_step(state, config, strategy)
+    train_step = make_train_step(state, config, strategy, _pair_bounds(config, dataset))
     summaries = Summaries(config.log_dir)
     probe = quality.probe_for(config) if chief else None
     fixed = fixed_inputs(config)  # same across resumes

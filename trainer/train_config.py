@@ -19,12 +19,13 @@ ARCHS = ("dcgan", "mlp")
 # --strategy's choices (trainer.distribute): a flag of the invocation, not a field.
 STRATEGIES = ("auto", "one", "mirrored", "multi-worker")
 LATENT_DISTRIBUTIONS = latent.DISTRIBUTIONS
+MODE_SEEKING_BOUNDS = ("real", "none")
 
 # Fields added after some config.json files were written, with the value that rebuilds
 # the runs that wrote them (their networks had no extra layers, their rates no decay).
 ADDED_FIELDS = {"generator_depth": 0, "discriminator_depth": 0, "lr_decay_epochs": 0,
                 "resolved_precision": None, "conditional": False, "mode_seeking": 0.0,
-                "mismatch": 0.0}
+                "mismatch": 0.0, "mode_seeking_bound": "none"}
 
 # Fields of the machine and the invocation, not of the run: config.json leaves them out
 # (and ignores them in files written before), so a checkpoint folder copied elsewhere
@@ -111,6 +112,11 @@ class TrainConfig:
     # step also draws the batch's digits from a second noise batch and rewards images
     # that differ as the noise does; 0 turns it off (and the second draw with it).
     mode_seeking: float = 0.0
+    # "real": a pair's image distance counts toward the mode-seeking term only up to
+    # how much two real images of its digit differ on average (measured on the training
+    # images at the start of each run), so no digit is pushed to vary more than real
+    # ones do; "none": uncapped, as MSGAN has it.
+    mode_seeking_bound: str = "real"
     # Weight of the mismatched-digit term in the discriminator's loss (the
     # matching-aware discriminator of Reed et al. 2016): each step the discriminator
     # also sees the real images with a wrong digit and learns to call them fake, so it
@@ -193,6 +199,10 @@ class TrainConfig:
         if not self.mode_seeking >= 0:
             raise ValueError(f"mode_seeking must be >= 0, got {self.mode_seeking}; 0 "
                              "turns it off")
+        if self.mode_seeking_bound not in MODE_SEEKING_BOUNDS:
+            raise ValueError(f"mode_seeking_bound must be one of "
+                             f"{', '.join(MODE_SEEKING_BOUNDS)}, got "
+                             f"{self.mode_seeking_bound!r}")
         if not self.mismatch >= 0:
             raise ValueError(f"mismatch must be >= 0, got {self.mismatch}; 0 turns it off")
         if self.mismatch > 0 and not self.conditional:
