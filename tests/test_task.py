@@ -53,11 +53,13 @@ def test_a_conditional_run_trains_15_epochs_the_last_6_decaying_with_mode_seekin
         40, 10, 0.0)
     conditional = config("--conditional")
     assert conditional == TrainConfig(conditional=True, num_epochs=15, lr_decay_epochs=6,
-                                      mode_seeking=1.0)
+                                      mode_seeking=1.0, mode_seeking_bound="real")
     assert conditional.discriminator_learning_rate == 2e-4
     assert config("--conditional", "--num-epochs", "30", "--lr-decay-epochs", "0",
                   "--mode-seeking", "0") == TrainConfig(conditional=True, num_epochs=30,
-                                                        lr_decay_epochs=0)
+                                                        lr_decay_epochs=0,
+                                                        mode_seeking_bound="real")
+    assert config("--conditional", "--mode-seeking-bound", "none").mode_seeking_bound == "none"
     assert config("--conditional", "--d-learning-rate", "1e-3").d_learning_rate == 1e-3
     assert config("--conditional", "--mismatch", "0.5").mismatch == 0.5
 

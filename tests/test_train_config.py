@@ -4,8 +4,8 @@ import json
 import pytest
 
 from trainer.errors import TrainerError
-from trainer.train_config import (ENVIRONMENT_FIELDS, TrainConfig, load_saved_config,
-                                  resolve_resume, save_config)
+from trainer.train_config import (ENVIRONMENT_FIELDS, TrainConfig, defaults,
+                                  load_saved_config, resolve_resume, save_config)
 
 
 def test_defaults_keep_the_dcgan_papers_adam_for_the_discriminator():
@@ -136,8 +136,8 @@ def test_a_config_written_before_the_mode_seeking_term_trains_without_it():
 
 
 def test_a_config_written_before_the_bound_keeps_the_mode_seeking_term_uncapped():
-    values = json.loads(TrainConfig(conditional=True, mode_seeking=1.0).to_json())
-    assert values["mode_seeking_bound"] == "real"  # what a fresh run writes
+    values = json.loads(defaults(conditional=True).to_json())
+    assert values["mode_seeking_bound"] == "real"  # what a fresh conditional run writes
     del values["mode_seeking_bound"]
     assert TrainConfig.from_json(json.dumps(values)).mode_seeking_bound == "none"
 

@@ -139,7 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--mode-seeking-bound", choices=MODE_SEEKING_BOUNDS, help=f"real: a pair's "
         f"images count as different only up to how much two real images of their digit "
         f"differ, so no digit varies more than real ones; none: uncapped (default: "
-        f"{DEFAULTS.mode_seeking_bound})")
+        f"{DEFAULTS.mode_seeking_bound}; with --conditional, "
+        f"{CONDITIONAL.mode_seeking_bound})")
     add("--mismatch", type=float, help=f"with --conditional, weight of the "
         f"mismatched-digit term: the discriminator also learns that real images with a "
         f"wrong digit are fake, 0 off (default: {CONDITIONAL.mismatch})")

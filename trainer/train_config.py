@@ -115,8 +115,8 @@ class TrainConfig:
     # "real": a pair's image distance counts toward the mode-seeking term only up to
     # how much two real images of its digit differ on average (measured on the training
     # images at the start of each run), so no digit is pushed to vary more than real
-    # ones do; "none": uncapped, as MSGAN has it.
-    mode_seeking_bound: str = "real"
+    # ones do; "none": uncapped, as MSGAN has it. CONDITIONAL_DEFAULTS sets "real".
+    mode_seeking_bound: str = "none"
     # Weight of the mismatched-digit term in the discriminator's loss (the
     # matching-aware discriminator of Reed et al. 2016): each step the discriminator
     # also sees the real images with a wrong digit and learns to call them fake, so it
@@ -256,7 +256,8 @@ class TrainConfig:
 # generator drew each digit ever more alike while its discriminator sat at chance
 # (loss near 2 ln 2): the probe's Frechet distance rose from 5.99 after epoch 2 to 7.15
 # after epoch 7; with it, 5.26 after epoch 2 and 2.47 after epoch 4.
-CONDITIONAL_DEFAULTS = {"num_epochs": 15, "lr_decay_epochs": 6, "mode_seeking": 1.0}
+CONDITIONAL_DEFAULTS = {"num_epochs": 15, "lr_decay_epochs": 6, "mode_seeking": 1.0,
+                        "mode_seeking_bound": "real"}
 
 
 def defaults(conditional: bool = False) -> TrainConfig:
