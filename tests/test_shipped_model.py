@@ -101,15 +101,15 @@ def test_shipped_model_quality_on_10000_samples():
 @needs_mnist
 def test_conditional_model_draws_the_digit_asked_for_on_10000_samples():
     # 1,000 samples a digit. No worse than the shipped model measured (docs/results.md),
-    # with a noise margin: worst digit 0.968 labelled as asked (digit 9), classifier score
-    # 9.68, precision 0.790, recall 0.867, Frechet distance 1.67x the balanced floor.
-    # Issue 16's bar (every digit 0.99, precision 0.8, 1.5x the floor) is not met yet.
+    # with a noise margin: worst digit 0.976 labelled as asked (digit 9), classifier score
+    # 9.73, precision 0.822, recall 0.867, Frechet distance 1.46x the balanced floor.
+    # Issue 16's bar asks 0.99 for every digit, which five digits miss (0.976 to 0.986).
     results = evaluate.run(MNIST_DIR, 10_000, seed=0, checkpoint_dir=CONDITIONAL,
                            check_copies=False)
     generated, digits = results["generated"], results["per_digit"]["generated"]
     assert digits["count"] == [1000] * 10
-    assert digits["min_labelled_as_asked"] >= 0.95, digits["labelled_as_asked"]
-    assert generated["classifier_score"] >= 9.5
-    assert generated["precision"] >= 0.76 and generated["recall"] >= 0.83
-    assert results["fd_over_floor"] <= 1.9
-    assert digits["mean_intra_class_frechet_distance"] <= 4.0  # measured 3.52
+    assert digits["min_labelled_as_asked"] >= 0.96, digits["labelled_as_asked"]
+    assert generated["classifier_score"] >= 9.6
+    assert generated["precision"] >= 0.79 and generated["recall"] >= 0.84
+    assert results["fd_over_floor"] <= 1.6
+    assert digits["mean_intra_class_frechet_distance"] <= 3.2  # measured 2.73
