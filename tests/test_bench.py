@@ -30,8 +30,8 @@ def test_train_throughput_times_whole_r1_cycles_of_the_real_step(monkeypatch,
     calls = []
     real_factory = train.make_train_step
 
-    def counting_factory(state, config):
-        step = real_factory(state, config)
+    def counting_factory(state, config, pair_bounds=None):
+        step = real_factory(state, config, pair_bounds=pair_bounds)
 
         def counted(batch, regularize, labels=None):
             calls.append((int(batch.shape[0]), bool(regularize)))
@@ -52,12 +52,14 @@ def test_train_throughput_times_whole_r1_cycles_of_the_real_step(monkeypatch,
 def test_a_conditional_configs_timer_trains_on_the_images_digits(monkeypatch,
                                                                 blob_images):
     config = TrainConfig(generator_width=4, discriminator_width=4, batch_size=8,
-                         r1_interval=2, conditional=True, mode_seeking=1.0)
-    digits = []
+                         r1_interval=2, conditional=True, mode_seeking=1.0,
+                         mode_seeking_bound="real")
+    digits, bounds = [], []
     real_factory = train.make_train_step
 
-    def recording_factory(state, config):
-        step = real_factory(state, config)
+    def recording_factory(state, config, pair_bounds=None):
+        bounds.append(pair_bounds)
+        step = real_factory(state, config, pair_bounds=pair_bounds)
 
         def recorded(batch, regularize, labels=None):
             digits.append(labels.numpy())
@@ -69,6 +71,9 @@ def test_a_conditional_configs_timer_trains_on_the_images_digits(monkeypatch,
     assert bench.throughput_timer(config, blob_images, 1, labels)() > 0
     order = np.random.default_rng([config.seed, 0]).permutation(len(blob_images))
     np.testing.assert_array_equal(digits[0], labels[order[:8]])  # the batch's own digits
+    # The step timed is the run's: capped by the digits' real pair distances.
+    np.testing.assert_array_equal(bounds[0], data.pair_distances(blob_images, labels,
+                                                                 seed=config.seed))
 
 
 def test_matmul_peak_is_the_matmuls_flops_over_their_time(monkeypatch):

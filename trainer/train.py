@@ -244,13 +244,14 @@ def run(config: TrainConfig, images=None, strategy: tf.distribute.Strategy = Non
             checkpoints.release(manager)
 
 
-def _pair_bounds(config, dataset):
+def pair_bounds_for(config: TrainConfig, images, labels=None):
     """The mode-seeking term's caps (make_train_step's pair_bounds) for a run whose
     config.mode_seeking_bound is "real": how much two real images of a digit differ on
-    average, measured on its training images; else None."""
+    average, measured on its training images (uint8 (N, 28, 28), and labels (N,) for a
+    conditional run); else None."""
     if not (config.mode_seeking > 0 and config.mode_seeking_bound == "real"):
         return None
-    bounds = data.pair_distances(*dataset, seed=config.seed)
+    bounds = data.pair_distances(images, labels, seed=config.seed)
     logging.info("mode-seeking term capped where two images differ as much as two real "
                  "ones of their digit do: %s", " ".join(
                      f"{digit}:{value:.3f}" for digit, value in enumerate(bounds)))
@@ -264,7 +265,8 @@ def _train(config, state, manager, dataset, per_epoch, strategy, chief) -> dict:
     images = dataset[0]
     total = config.train_steps or config.num_epochs * per_epoch
     num_epochs = math.ceil(total / per_epoch)
-    train_step = make_train_step(state, config, strategy, _pair_bounds(config, dataset))
+    train_step = make_train_step(state, config, strategy,
+                                 pair_bounds_for(config, *dataset))
     summaries = Summaries(config.log_dir)
     probe = quality.probe_for(config) if chief else None
     fixed = fixed_inputs(config)  # same across resumes

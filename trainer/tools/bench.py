@@ -51,11 +51,12 @@ def throughput_timer(config: TrainConfig, images: np.ndarray,
     trains `cycles` R1 cycles and gives their images/s. `labels`, the images' digits,
     for a conditional config."""
     state = checkpoints.build_state(config)
-    step = train.make_train_step(state, config)
+    labels = labels if config.conditional else None
+    step = train.make_train_step(state, config, pair_bounds=train.pair_bounds_for(
+        config, images, labels))
     interval = config.r1_interval
     batches = (batch for epoch in itertools.count() for batch in data.epoch_batches(
-        images, config.batch_size, config.seed, epoch,
-        labels=labels if config.conditional else None))
+        images, config.batch_size, config.seed, epoch, labels=labels))
 
     def run_step(regularize):
         real, digits = next(batches)  # digits None for an unconditional config
