@@ -257,7 +257,8 @@ def mode_seeking_loss(images: tf.Tensor, paired_images: tf.Tensor, z: tf.Tensor,
       images, paired_images: float32 (B, 28, 28, 1), the generator's images of z and
         of paired_z for the same digits.
       z, paired_z: float32 (B, latent_dim), the noise they were drawn from.
-      bound: float32 (B,), each pair's cap on d_image, or None for none.
+      bound: float32 (B,), each pair's cap on d_image; (1,), one for every pair; or
+        None for none.
 
     Returns:
       float32 (B,): each pair's term.

@@ -89,10 +89,9 @@ def make_train_step(state: checkpoints.TrainState, config: TrainConfig,
             if config.mode_seeking > 0:  # the same digits from a second noise batch
                 paired_z = paired_z[first:first + local_batch]
                 paired = generator(model.inputs(paired_z, labels), training=True)
-                bound = None
-                if pair_bounds is not None:  # each pair's digit's real distance
-                    bound = (tf.gather(pair_bounds, labels) if labels is not None
-                             else tf.fill([local_batch], pair_bounds[0]))
+                bound = pair_bounds  # one for every pair, or each pair's digit's:
+                if pair_bounds is not None and labels is not None:
+                    bound = tf.gather(pair_bounds, labels)
                 extra["mode_seeking"] = average(model.mode_seeking_loss(
                     fake_images, paired, z, paired_z, bound))
                 g_total += config.mode_seeking * extra["mode_seeking"]
