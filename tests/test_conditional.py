@@ -17,7 +17,7 @@ from helpers import blob_images, replace, tiny_config
 def trained(tmp_path_factory):
     """A tiny conditional run's checkpoint folder (blob images, labels i mod 10)."""
     config = replace(tiny_config(tmp_path_factory.mktemp("conditional")), conditional=True,
-                     learning_rate=2e-4)
+                     projection=True, learning_rate=2e-4)
     images = blob_images()
     train.run(config, images=images, labels=(np.arange(len(images)) % 10).astype(np.uint8))
     return config

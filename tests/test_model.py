@@ -294,6 +294,37 @@ def test_the_discriminator_sees_the_digit_as_constant_planes_beside_the_image():
     assert np.abs(two - seven).min() > 1e-6  # the digit changes the judgement
 
 
+def test_the_projection_adds_the_digits_embedding_dotted_with_the_summed_features():
+    # Miyato and Koyama 2018: logit(x, y) = psi(phi(x)) + <embedding(y), sum of phi(x)>.
+    plain = model.build_discriminator(8, depth=1, num_classes=10)
+    d = model.build_discriminator(8, depth=1, num_classes=10, projection=True)
+    assert d.count_params() == plain.count_params() + 10 * 2 * 8  # 2w values a digit
+    assert model.discriminator_for("dcgan", 8, depth=1, num_classes=10,
+                                   projection=True).count_params() == d.count_params()
+    table, = [l for l in d.layers if isinstance(l, tf.keras.layers.Conv2D)
+              and l.kernel.shape == (1, 1, 16, 10)]
+    pooling = next(l for l in d.layers
+                   if isinstance(l, tf.keras.layers.GlobalAveragePooling2D))
+    images = tf.random.stateless_uniform([3, 28, 28, 1], seed=[1, 2], minval=-1, maxval=1)
+    features = tf.keras.Model(d.inputs, pooling.input)(model.inputs(images, [7] * 3))
+    assert features.shape == (3, 7, 7, 16)
+    summed = tf.reduce_sum(tf.cast(features, tf.float32), axis=[1, 2]).numpy()
+
+    def logits():
+        return {digit: d(model.inputs(images, [digit] * 3)).numpy() for digit in (2, 7)}
+    kernel = np.zeros((1, 1, 16, 10), np.float32)
+    table.kernel.assign(kernel)
+    before = logits()
+    embedding = np.linspace(-1, 1, 16).astype(np.float32)
+    kernel[0, 0, :, 7] = embedding  # digit 7's row of the table only
+    table.kernel.assign(kernel)
+    after = logits()
+    np.testing.assert_array_equal(after[2], before[2])
+    np.testing.assert_allclose(after[7] - before[7], summed @ embedding[:, None],
+                               rtol=1e-4, atol=1e-4)
+    assert np.abs(after[7] - before[7]).min() > 1e-3
+
+
 @needs_bfloat16_kernels
 def test_conditional_nets_compute_in_bfloat16_too():
     g = model.build_generator(16, 8, precision="bfloat16", num_classes=10)

@@ -56,9 +56,9 @@ def test_a_conditional_run_trains_15_epochs_the_last_6_decaying_with_mode_seekin
                                       mode_seeking=1.0, mode_seeking_bound="real")
     assert conditional.discriminator_learning_rate == 2e-4
     assert config("--conditional", "--num-epochs", "30", "--lr-decay-epochs", "0",
-                  "--mode-seeking", "0") == TrainConfig(conditional=True, num_epochs=30,
-                                                        lr_decay_epochs=0,
-                                                        mode_seeking_bound="real")
+                  "--mode-seeking", "0", "--projection", "true") == TrainConfig(
+                      conditional=True, num_epochs=30, lr_decay_epochs=0,
+                      mode_seeking_bound="real", projection=True)
     assert config("--conditional", "--mode-seeking-bound", "none").mode_seeking_bound == "none"
     assert config("--conditional", "--d-learning-rate", "1e-3").d_learning_rate == 1e-3
     assert config("--conditional", "--mismatch", "0.5").mismatch == 0.5

@@ -493,7 +493,8 @@ def test_a_conditional_run_resumes_exactly_and_grids_a_row_per_digit(tiny_config
     images, labels = two_classes()
     # deterministic: bit-identical weights are what --deterministic promises; without it
     # a suite run under load once read them 1e-5 apart (oneDNN's op order varies).
-    config = replace(tiny_config, conditional=True, train_steps=10, deterministic=True)
+    config = replace(tiny_config, conditional=True, projection=True, train_steps=10,
+                     deterministic=True)
     whole = replace(config, checkpoint_dir=str(tmp_path / "whole"))
     train.run(whole, images=images, labels=labels)
     train.run(replace(config, train_steps=4), images=images, labels=labels)

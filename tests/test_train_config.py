@@ -35,7 +35,8 @@ def test_config_is_frozen():
     ("discriminator_depth", 1.5), ("resolved_precision", "auto"),
     ("resolved_precision", "float16"), ("conditional", "yes"), ("conditional", 1),
     ("mode_seeking", -0.5), ("mode_seeking", "x"), ("mismatch", -1.0), ("mismatch", "x"),
-    ("mode_seeking_bound", "data"), ("mode_seeking_bound", None),
+    ("mode_seeking_bound", "data"), ("mode_seeking_bound", None), ("projection", "yes"),
+    ("projection", 1),
 ])
 def test_bad_values_raise_naming_the_field(field, value):
     with pytest.raises(ValueError, match=field):
@@ -149,3 +150,15 @@ def test_the_mismatch_term_needs_a_conditional_run_and_old_configs_train_without
     values = json.loads(TrainConfig(conditional=True, mismatch=1.0).to_json())
     del values["mismatch"]
     assert TrainConfig.from_json(json.dumps(values)).mismatch == 0.0
+
+
+def test_the_projection_needs_a_conditional_run_is_locked_and_old_configs_lack_it():
+    with pytest.raises(ValueError, match="projection .* needs --conditional"):
+        TrainConfig(projection=True)
+    projected = TrainConfig(conditional=True, projection=True)
+    with pytest.raises(TrainerError, match=r"projection \(checkpoint True, flags False\)"):
+        resolve_resume(projected, {"projection": False})
+    values = json.loads(projected.to_json())
+    assert values["projection"] is True
+    del values["projection"]
+    assert TrainConfig.from_json(json.dumps(values)).projection is False

@@ -69,7 +69,8 @@ def build_state(config: TrainConfig) -> TrainState:
     discriminator = model.discriminator_for(config.arch, config.discriminator_width,
                                             config.compute_precision,
                                             config.discriminator_depth, synchronized=True,
-                                            num_classes=config.num_classes)
+                                            num_classes=config.num_classes,
+                                            projection=config.projection)
     optimizers = []
     for net, rate in ((generator, config.learning_rate),
                       (discriminator, config.discriminator_learning_rate)):
@@ -339,7 +340,8 @@ def load_discriminator(checkpoint_dir: str):
                          lambda config: model.discriminator_for(
                              config.arch, config.discriminator_width,
                              depth=config.discriminator_depth,
-                             num_classes=config.num_classes))
+                             num_classes=config.num_classes,
+                             projection=config.projection))
 
 
 def _load_network(checkpoint_dir, name, build, **also):

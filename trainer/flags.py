@@ -117,6 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
     add("--conditional", action="store_true", help="train on the digits' labels too, so "
         "--sample --digit D draws the digit asked for (needs the labels files beside the "
         "images)")
+    add("--projection", type=parse_bool, metavar="BOOL", help=f"with --conditional, the "
+        f"discriminator also reads the digit out of its last features (a projection "
+        f"discriminator) beside the digit's planes at its input (default: "
+        f"{CONDITIONAL.projection})")
     add("--latent-dim", type=int, help=f"noise length (default: {DEFAULTS.latent_dim})")
     add("--latent-distribution", choices=LATENT_DISTRIBUTIONS, help=f"distribution of the "
         f"noise: normal N(0, 1) or uniform U(-1, 1) (default: "

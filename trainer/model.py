@@ -113,7 +113,7 @@ class _Norm:
 
 def build_discriminator(width: int = 64, precision: str = "float32",
                         depth: int = 0, synchronized: bool = False,
-                        num_classes: int = 0) -> keras.Model:
+                        num_classes: int = 0, projection: bool = False) -> keras.Model:
     """Scores images, or with num_classes images and their digits: real high,
     generated low.
 
@@ -127,6 +127,11 @@ def build_discriminator(width: int = 64, precision: str = "float32",
         beside the image as num_classes constant planes, its one-hot label vector at
         every pixel (Mirza and Osindero 2014's conditional GAN), so every layer
         judges image and digit together.
+      projection: with num_classes, the logit also adds the inner product of the
+        digit's learned embedding with the 7x7 features summed over positions (the
+        projection discriminator of Miyato and Koyama 2018, here as a 1x1 convolution
+        with one output per digit): a linear read-out of the digit from the last
+        features, 2w values a digit.
 
     Returns:
       A model from images, float32 (batch, 28, 28, 1) in [-1, 1], to logits,
@@ -148,13 +153,30 @@ def build_discriminator(width: int = 64, precision: str = "float32",
     x = _convs(layers.LeakyReLU(LEAKY_SLOPE, dtype=dtype)(x), width, depth, dtype, norm)
     x = layers.Conv2D(2 * width, 4, strides=2, padding="same", use_bias=False,
                       kernel_initializer=_init(), dtype=dtype)(x)  # (B, 7, 7, 2w)
-    x = _convs(norm(x), 2 * width, depth, dtype, norm)  # (B, 7, 7, 2w)
+    features = _convs(norm(x), 2 * width, depth, dtype, norm)  # (B, 7, 7, 2w)
     x = layers.Conv2D(1, 7, padding="valid", kernel_initializer=_init(),
-                      dtype=dtype)(x)  # (B, 1, 1, 1)
+                      dtype=dtype)(features)  # (B, 1, 1, 1)
     logits = layers.Flatten(dtype="float32")(x)  # (B, 1)
+    if num_classes and projection:
+        logits = layers.Add(dtype="float32")([logits, _projection(features, labels, dtype)])
     if num_classes:
         return keras.Model([images, labels], logits, name="conditional_discriminator")
     return keras.Model(images, logits, name="discriminator")
+
+
+def _projection(features, labels, dtype):
+    """<embedding of the digit, features summed over positions>, float32 (B, 1).
+
+    A sum, not a mean, so each embedding value moves the logit as much per step as a
+    weight of the 7x7 convolution beside it does (both read 7 * 7 * 2w features).
+    """
+    positions = features.shape[1] * features.shape[2]
+    pooled = layers.GlobalAveragePooling2D(keepdims=True, dtype=dtype)(features)
+    pooled = layers.Rescaling(float(positions), dtype=dtype)(pooled)  # (B, 1, 1, 2w)
+    scores = layers.Conv2D(labels.shape[-1], 1, use_bias=False, kernel_initializer=_init(),
+                           dtype=dtype)(pooled)  # (B, 1, 1, num_classes): each digit's
+    scores = layers.Flatten(dtype="float32")(scores)  # (B, num_classes)
+    return layers.Dot(axes=1, dtype="float32")([scores, labels])  # the asked digit's
 
 
 def num_classes(network: keras.Model) -> int:
@@ -333,9 +355,11 @@ def generator_for(arch: str, latent_dim: int, width: int, precision: str = "floa
 
 
 def discriminator_for(arch: str, width: int, precision: str = "float32", depth: int = 0,
-                      synchronized: bool = False, num_classes: int = 0):
+                      synchronized: bool = False, num_classes: int = 0,
+                      projection: bool = False):
     """The discriminator of architecture `arch` ("dcgan" or "mlp"; mlp ignores width,
     depth and synchronized: it has no batch norm)."""
     if arch == "mlp":
         return build_mlp_discriminator(precision)
-    return build_discriminator(width, precision, depth, synchronized, num_classes)
+    return build_discriminator(width, precision, depth, synchronized, num_classes,
+                               projection)

@@ -25,7 +25,7 @@ MODE_SEEKING_BOUNDS = ("real", "none")
 # the runs that wrote them (their networks had no extra layers, their rates no decay).
 ADDED_FIELDS = {"generator_depth": 0, "discriminator_depth": 0, "lr_decay_epochs": 0,
                 "resolved_precision": None, "conditional": False, "mode_seeking": 0.0,
-                "mismatch": 0.0, "mode_seeking_bound": "none"}
+                "mismatch": 0.0, "mode_seeking_bound": "none", "projection": False}
 
 # Fields of the machine and the invocation, not of the run: config.json leaves them out
 # (and ignores them in files written before), so a checkpoint folder copied elsewhere
@@ -34,7 +34,8 @@ ENVIRONMENT_FIELDS = ("data_dir", "checkpoint_dir", "log_dir", "sample_dir",
                       "model_dir", "continue_train", "overwrite")
 
 # Fields that shape the saved variables or the step bookkeeping: a resume must keep them.
-RESUME_LOCKED_FIELDS = ("arch", "conditional", "latent_dim", "latent_distribution", "generator_width",
+RESUME_LOCKED_FIELDS = ("arch", "conditional", "projection", "latent_dim",
+                        "latent_distribution", "generator_width",
                         "discriminator_width", "generator_depth", "discriminator_depth",
                         "batch_size")
 
@@ -88,6 +89,10 @@ class TrainConfig:
     # together (the digit as constant planes beside the image). dcgan only;
     # CONDITIONAL_DEFAULTS changes some defaults.
     conditional: bool = False
+    # With conditional, the discriminator also reads the digit out of its last features
+    # (a projection discriminator, Miyato and Koyama 2018) beside the digit's planes at
+    # its input.
+    projection: bool = False
     # Length of the standard-normal noise vector z.
     latent_dim: int = 100
     # Distribution of z: "normal", N(0, 1), or "uniform", U(-1, 1) as in the DCGAN paper.
@@ -177,6 +182,11 @@ class TrainConfig:
             raise ValueError(f"arch must be one of {', '.join(ARCHS)}, got {self.arch!r}")
         if not isinstance(self.conditional, bool):
             raise ValueError(f"conditional must be true or false, got {self.conditional!r}")
+        if not isinstance(self.projection, bool):
+            raise ValueError(f"projection must be true or false, got {self.projection!r}")
+        if self.projection and not self.conditional:
+            raise ValueError("projection reads the digit out of the discriminator, so it "
+                             "needs --conditional; add it or drop --projection")
         if self.conditional and self.arch != "dcgan":
             raise ValueError(f"conditional needs the dcgan networks, got arch "
                              f"{self.arch!r}; drop --arch or --conditional")
