@@ -101,9 +101,9 @@ def test_shipped_model_quality_on_10000_samples():
 @needs_mnist
 def test_conditional_model_draws_the_digit_asked_for_on_10000_samples():
     # 1,000 samples a digit. No worse than the shipped model measured (docs/results.md),
-    # with a noise margin: worst digit 0.976 labelled as asked (digit 9), classifier score
-    # 9.73, precision 0.822, recall 0.867, Frechet distance 1.46x the balanced floor.
-    # Issue 16's bar asks 0.99 for every digit, which five digits miss (0.976 to 0.986).
+    # with a noise margin: worst digit 0.981 labelled as asked (digit 2), classifier score
+    # 9.75, precision 0.814, recall 0.864, Frechet distance 1.46x the balanced floor.
+    # Issue 16's bar asks 0.99 for every digit, which five digits miss (0.981 to 0.986).
     results = evaluate.run(MNIST_DIR, 10_000, seed=0, checkpoint_dir=CONDITIONAL,
                            check_copies=False)
     generated, digits = results["generated"], results["per_digit"]["generated"]
@@ -112,4 +112,4 @@ def test_conditional_model_draws_the_digit_asked_for_on_10000_samples():
     assert generated["classifier_score"] >= 9.6
     assert generated["precision"] >= 0.79 and generated["recall"] >= 0.84
     assert results["fd_over_floor"] <= 1.6
-    assert digits["mean_intra_class_frechet_distance"] <= 3.2  # measured 2.73
+    assert digits["mean_intra_class_frechet_distance"] <= 3.2  # measured 2.88

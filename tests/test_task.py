@@ -45,14 +45,14 @@ def test_only_given_flags_override_defaults():
     assert config == TrainConfig(batch_size=64)
 
 
-def test_a_conditional_run_trains_15_epochs_the_last_6_decaying_with_mode_seeking():
+def test_a_conditional_run_trains_10_epochs_the_last_7_decaying_with_mode_seeking():
     def config(*argv):
         return cli_flags.resolve(cli_flags.build_parser().parse_args(list(argv)))
     assert config().discriminator_learning_rate == 2e-4
     assert (config().num_epochs, config().lr_decay_epochs, config().mode_seeking) == (
         40, 10, 0.0)
     conditional = config("--conditional")
-    assert conditional == TrainConfig(conditional=True, num_epochs=15, lr_decay_epochs=6,
+    assert conditional == TrainConfig(conditional=True, num_epochs=10, lr_decay_epochs=7,
                                       mode_seeking=1.0, mode_seeking_bound="real")
     assert conditional.discriminator_learning_rate == 2e-4
     assert config("--conditional", "--num-epochs", "30", "--lr-decay-epochs", "0",
