@@ -45,23 +45,25 @@ def test_only_given_flags_override_defaults():
     assert config == TrainConfig(batch_size=64)
 
 
-def test_a_conditional_run_trains_10_epochs_the_last_7_decaying_with_mode_seeking():
+def test_a_conditional_run_trains_12_epochs_the_last_10_decaying_with_both_terms():
     def config(*argv):
         return cli_flags.resolve(cli_flags.build_parser().parse_args(list(argv)))
     assert config().discriminator_learning_rate == 2e-4
     assert (config().num_epochs, config().lr_decay_epochs, config().mode_seeking) == (
         40, 10, 0.0)
     conditional = config("--conditional")
-    assert conditional == TrainConfig(conditional=True, num_epochs=10, lr_decay_epochs=7,
-                                      mode_seeking=1.0, mode_seeking_bound="real")
+    assert conditional == TrainConfig(conditional=True, num_epochs=12, lr_decay_epochs=10,
+                                      mode_seeking=1.0, mode_seeking_bound="real",
+                                      mismatch=0.15)
     assert conditional.discriminator_learning_rate == 2e-4
     assert config("--conditional", "--num-epochs", "30", "--lr-decay-epochs", "0",
                   "--mode-seeking", "0", "--projection", "true") == TrainConfig(
                       conditional=True, num_epochs=30, lr_decay_epochs=0,
-                      mode_seeking_bound="real", projection=True)
+                      mode_seeking_bound="real", projection=True, mismatch=0.15)
     assert config("--conditional", "--mode-seeking-bound", "none").mode_seeking_bound == "none"
     assert config("--conditional", "--d-learning-rate", "1e-3").d_learning_rate == 1e-3
     assert config("--conditional", "--mismatch", "0.5").mismatch == 0.5
+    assert config("--conditional", "--mismatch", "0").mismatch == 0.0
 
 
 def test_job_dir_moves_the_default_folders():

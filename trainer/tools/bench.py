@@ -26,7 +26,7 @@ from trainer.errors import TrainerError
 from trainer.tools import time_to_quality
 from trainer.tools.child import data_flag, run_child
 from trainer.tools.flops import matmul_peak_gflops, train_flops_per_image
-from trainer.train_config import TrainConfig
+from trainer.train_config import CONDITIONAL_DEFAULTS, TrainConfig
 
 # The CPU flags that decide the speed of training here: AVX2 and AVX-512 for float32,
 # AVX512-BF16 and AMX for bfloat16.
@@ -138,10 +138,10 @@ VARIANTS = [
     ("batch 32", {"batch_size": 32}),
     ("batch 128", {"batch_size": 128}),
     ("batch 256", {"batch_size": 256}),
-    ("--conditional", {"conditional": True, "mode_seeking": 1.0}),
-    ("--conditional --mode-seeking 0", {"conditional": True}),
-    ("--conditional --mismatch 1", {"conditional": True, "mode_seeking": 1.0,
-                                    "mismatch": 1.0}),
+    ("--conditional (both terms)", {"conditional": True, **CONDITIONAL_DEFAULTS}),
+    ("--conditional --mismatch 0", {"conditional": True, **CONDITIONAL_DEFAULTS,
+                                    "mismatch": 0.0}),
+    ("--conditional --mismatch 0 --mode-seeking 0", {"conditional": True}),
 ]
 
 
