@@ -101,15 +101,15 @@ def test_shipped_model_quality_on_10000_samples():
 @needs_mnist
 def test_conditional_model_draws_the_digit_asked_for_on_10000_samples():
     # 1,000 samples a digit. No worse than the shipped model measured (docs/results.md),
-    # with a noise margin: worst digit 0.991 labelled as asked (digit 9), classifier score
-    # 9.87, precision 0.832, recall 0.837, Frechet distance 1.51x the balanced floor
-    # (issue 16's bar: 1.5x).
+    # with a noise margin: worst digit 0.994 labelled as asked (digits 4 and 7), classifier
+    # score 9.87, precision 0.834, recall 0.834, Frechet distance 1.31x the balanced floor
+    # (issue 16's bar: every digit 0.99, 1.5x, 9.3, 0.8 and 0.8).
     results = evaluate.run(MNIST_DIR, 10_000, seed=0, checkpoint_dir=CONDITIONAL,
                            check_copies=False)
     generated, digits = results["generated"], results["per_digit"]["generated"]
     assert digits["count"] == [1000] * 10
-    assert digits["min_labelled_as_asked"] >= 0.985, digits["labelled_as_asked"]
+    assert digits["min_labelled_as_asked"] >= 0.99, digits["labelled_as_asked"]
     assert generated["classifier_score"] >= 9.7
-    assert generated["precision"] >= 0.8 and generated["recall"] >= 0.81
-    assert results["fd_over_floor"] <= 1.6
-    assert digits["mean_intra_class_frechet_distance"] <= 3.1  # measured 2.71
+    assert generated["precision"] >= 0.82 and generated["recall"] >= 0.82
+    assert results["fd_over_floor"] <= 1.4
+    assert digits["mean_intra_class_frechet_distance"] <= 2.8  # measured 2.50

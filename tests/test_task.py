@@ -45,14 +45,14 @@ def test_only_given_flags_override_defaults():
     assert config == TrainConfig(batch_size=64)
 
 
-def test_a_conditional_run_trains_12_epochs_the_last_10_decaying_with_both_terms():
+def test_a_conditional_run_trains_14_epochs_the_last_12_decaying_with_both_terms():
     def config(*argv):
         return cli_flags.resolve(cli_flags.build_parser().parse_args(list(argv)))
     assert config().discriminator_learning_rate == 2e-4
     assert (config().num_epochs, config().lr_decay_epochs, config().mode_seeking) == (
         40, 10, 0.0)
     conditional = config("--conditional")
-    assert conditional == TrainConfig(conditional=True, num_epochs=12, lr_decay_epochs=10,
+    assert conditional == TrainConfig(conditional=True, num_epochs=14, lr_decay_epochs=12,
                                       mode_seeking=1.0, mode_seeking_bound="real",
                                       mismatch=0.15)
     assert conditional.discriminator_learning_rate == 2e-4
