@@ -26,7 +26,8 @@ def _launch(tmp_path, idx_dir, resume):
              "--log-dir", str(tmp_path / "logs"), "--train-steps", str(BUDGET),
              "--eval-samples", "0", "--batch-size", "16", "--latent-dim", "8",
              "--generator-width", "4", "--discriminator-width", "4", "--log-freq", "1",
-             "--checkpoint-freq", "3"]  # frequent writes, so kills land inside them
+             "--checkpoint-freq", "3",  # frequent writes, so kills land inside them
+             "--r1-interval", "1"]  # one step function to trace per process, not two
     flags.append("--continue-train" if resume else "--overwrite")
     return subprocess.Popen([sys.executable, "-m", "trainer.task", *flags], cwd=str(tmp_path),
                             env=dict(os.environ, PYTHONPATH=REPO),

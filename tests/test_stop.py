@@ -18,7 +18,8 @@ pytestmark = pytest.mark.slow  # training processes stopped by signals
 
 TINY = ["--eval-samples", "0", "--batch-size", "16", "--latent-dim", "8",
         "--generator-width", "4", "--discriminator-width", "4", "--seed", "1",
-        "--train-steps", "100000"]
+        "--train-steps", "100000",
+        "--r1-interval", "1"]  # one step function to trace per process, not two
 
 
 def _start(tmp_path, idx_dir, *extra):
