@@ -68,7 +68,9 @@ def test_epoch_ends_write_a_checkpoint_and_a_grid(tiny_config, blob_images):
 
 @slow
 def test_resume_is_bit_identical_to_an_uninterrupted_run(tiny_config, blob_images, tmp_path):
-    config = replace(tiny_config, deterministic=True, train_steps=14, checkpoint_freq=100)
+    # R1 every 4th step: both kinds of step before and after the resume at step 7.
+    config = replace(tiny_config, deterministic=True, train_steps=14, checkpoint_freq=100,
+                     r1_interval=4)
     whole = replace(config, checkpoint_dir=str(tmp_path / "whole"))
     train.run(whole, images=blob_images)
     split = replace(config, checkpoint_dir=str(tmp_path / "split"))
@@ -494,7 +496,7 @@ def test_a_conditional_run_resumes_exactly_and_grids_a_row_per_digit(tiny_config
     # deterministic: bit-identical weights are what --deterministic promises; without it
     # a suite run under load once read them 1e-5 apart (oneDNN's op order varies).
     config = replace(tiny_config, conditional=True, projection=True, train_steps=10,
-                     deterministic=True)
+                     deterministic=True, r1_interval=4)  # both kinds of step on each side
     whole = replace(config, checkpoint_dir=str(tmp_path / "whole"))
     train.run(whole, images=images, labels=labels)
     train.run(replace(config, train_steps=4), images=images, labels=labels)
