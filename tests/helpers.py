@@ -44,6 +44,12 @@ def tiny_config(folder) -> TrainConfig:
         discriminator_depth=0, r1_interval=1)
 
 
+# tiny_config's nets and R1 cadence as trainer.task flags, for tests that train
+# through the command line.
+TINY_FLAGS = ("--eval-samples", "0", "--batch-size", "16", "--latent-dim", "8",
+              "--generator-width", "4", "--discriminator-width", "4", "--r1-interval", "1")
+
+
 def blob_images() -> np.ndarray:
     """Synthetic uint8 (160, 28, 28) 'digits': a bright square on black."""
     rng = np.random.default_rng(0)

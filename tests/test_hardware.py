@@ -10,15 +10,13 @@ from trainer import hardware, task
 from trainer.errors import TrainerError
 from trainer.hardware import Hardware, choose_precision
 
-from helpers import needs_bfloat16_kernels, slow
+from helpers import TINY_FLAGS, needs_bfloat16_kernels, slow
 
 AMX = frozenset({"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"})
 AVX512_BF16 = frozenset({"avx2", "avx512f", "avx512_bf16"})
 AVX2 = frozenset({"avx2", "fma"})
 AVX512 = frozenset({"avx2", "avx512f", "avx512bw"})
-TINY = ["--eval-samples", "0", "--batch-size", "16", "--latent-dim", "8",
-        "--generator-width", "4", "--discriminator-width", "4", "--generator-depth", "0",
-        "--discriminator-depth", "0"]
+TINY = [*TINY_FLAGS, "--generator-depth", "0", "--discriminator-depth", "0"]
 
 
 @pytest.mark.parametrize("cpu_flags", [AMX, AVX512_BF16])

@@ -13,7 +13,7 @@ import pytest
 
 from trainer import checkpoints
 
-from helpers import REPO
+from helpers import REPO, TINY_FLAGS
 
 pytestmark = pytest.mark.slow  # 6 process starts and kills: minutes
 
@@ -23,11 +23,8 @@ KILLS = 6
 
 def _launch(tmp_path, idx_dir, resume):
     flags = ["--data-dir", idx_dir, "--checkpoint-dir", str(tmp_path / "ckpt"),
-             "--log-dir", str(tmp_path / "logs"), "--train-steps", str(BUDGET),
-             "--eval-samples", "0", "--batch-size", "16", "--latent-dim", "8",
-             "--generator-width", "4", "--discriminator-width", "4", "--log-freq", "1",
-             "--checkpoint-freq", "3",  # frequent writes, so kills land inside them
-             "--r1-interval", "1"]  # one step function to trace per process, not two
+             "--log-dir", str(tmp_path / "logs"), "--train-steps", str(BUDGET), *TINY_FLAGS,
+             "--log-freq", "1", "--checkpoint-freq", "3"]  # frequent writes, so kills land inside them
     flags.append("--continue-train" if resume else "--overwrite")
     return subprocess.Popen([sys.executable, "-m", "trainer.task", *flags], cwd=str(tmp_path),
                             env=dict(os.environ, PYTHONPATH=REPO),

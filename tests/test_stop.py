@@ -12,14 +12,11 @@ import pytest
 
 from trainer import checkpoints, task
 
-from helpers import REPO
+from helpers import REPO, TINY_FLAGS
 
 pytestmark = pytest.mark.slow  # training processes stopped by signals
 
-TINY = ["--eval-samples", "0", "--batch-size", "16", "--latent-dim", "8",
-        "--generator-width", "4", "--discriminator-width", "4", "--seed", "1",
-        "--train-steps", "100000",
-        "--r1-interval", "1"]  # one step function to trace per process, not two
+TINY = [*TINY_FLAGS, "--seed", "1", "--train-steps", "100000"]
 
 
 def _start(tmp_path, idx_dir, *extra):

@@ -14,12 +14,11 @@ from trainer import flags as cli_flags
 from trainer import task
 from trainer.train_config import ENVIRONMENT_FIELDS, TrainConfig
 
-from helpers import REPO, assert_usage_error, slow
+from helpers import REPO, TINY_FLAGS, assert_usage_error, slow
 
 SHIPPED = os.path.join(REPO, "MNIST-trained-model")
 
-TINY = ["--eval-samples", "0", "--batch-size", "16", "--latent-dim", "8", "--generator-width", "4",
-        "--discriminator-width", "4", "--seed", "1"]
+TINY = [*TINY_FLAGS, "--seed", "1"]
 
 
 def flags(tmp_path, *extra):
