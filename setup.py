@@ -16,6 +16,6 @@ setup(
     package_data={"trainer.evaluation": ["mnist_classifier.weights.h5"]},  # the shipped evaluator
     python_requires=">=3.9",
     install_requires=REQUIREMENTS,
-    extras_require={"test": ["pytest>=7", "pytest-xdist>=3", "hypothesis>=6"]},
+    extras_require={"test": ["pytest>=7", "pytest-xdist>=3", "hypothesis>=6", "ruff==0.17.6"]},
     entry_points={"console_scripts": ["dcgan-mnist=trainer.task:main"]},
 )

@@ -1,17 +1,19 @@
 """Shared fixtures (tiny configs and data, so every test runs in seconds) and the slow
 marker; plain helpers are in helpers.py."""
 
+import helpers
 import numpy as np
 import pytest
-
-import helpers
 from helpers import HAVE_MNIST, MNIST_DIR, idx_bytes
+
 from trainer import data
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: a system test or a whole training run; "
-                            "deselect with -m 'not slow'")
+    config.addinivalue_line(
+        "markers",
+        "slow: a system test or a whole training run; deselect with -m 'not slow'",
+    )
 
 
 # The longest tests, longest first, with their seconds on a 2-core AVX2 EPYC with the
@@ -25,8 +27,7 @@ LONGEST = (
     "test_distribute.py::test_two_workers_stopped_by_sigterm_and_restarted_end_as_one_"
     "process_would",  # 108 s and 22 s of setup
     "test_shipped_model.py::test_shipped_model_quality_on_10000_samples",
-    "test_shipped_model.py::test_conditional_model_draws_the_digit_asked_for_on_10000_"
-    "samples",
+    "test_shipped_model.py::test_conditional_model_draws_the_digit_asked_for_on_10000_samples",
     "test_export.py::test_the_exports_digits_score_as_the_samplers_do",  # 72 s
     "test_distribute.py::test_two_mirrored_replicas_train_as_one_device",
 )
@@ -34,10 +35,11 @@ LONGEST = (
 
 def pytest_collection_modifyitems(items):
     """Runs LONGEST first, in its order; every other test keeps its place."""
+
     def rank(item):
         name = item.nodeid.split("tests/")[-1]
-        return next((i for i, long in enumerate(LONGEST) if name.startswith(long)),
-                    len(LONGEST))
+        return next((i for i, long in enumerate(LONGEST) if name.startswith(long)), len(LONGEST))
+
     items.sort(key=rank)
 
 

@@ -13,7 +13,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MNIST_DIR = os.path.join(REPO, "..", "shared", "mnist")
 HAVE_MNIST = os.path.exists(os.path.join(MNIST_DIR, "train-images-idx3-ubyte.gz"))
 needs_mnist = pytest.mark.skipif(
-    not HAVE_MNIST, reason=f"MNIST files not found at {MNIST_DIR} (see shared/README.md)")
+    not HAVE_MNIST, reason=f"MNIST files not found at {MNIST_DIR} (see shared/README.md)"
+)
 # System tests (kills, signals, a full disk, full-size benchmarks, the shipped model on
 # 10,000 samples) and whole train-resume-sample runs, seconds to minutes each on a 2-core
 # AVX2 CPU: `python -m pytest -q -m "not slow"` leaves them out while you work.
@@ -22,13 +23,16 @@ slow = pytest.mark.slow
 
 def _bfloat16_kernels_fail() -> bool:
     from trainer import hardware
+
     return hardware.bfloat16_kernels_fail(hardware.detect(os.environ))
 
 
 # Tests that compute in bfloat16 on this machine, whatever hardware they fake.
 needs_bfloat16_kernels = pytest.mark.skipif(
-    _bfloat16_kernels_fail(), reason="ONEDNN_MAX_CPU_ISA caps oneDNN below this CPU's "
-    "bfloat16 instructions, where TensorFlow's bfloat16 kernels fail")
+    _bfloat16_kernels_fail(),
+    reason="ONEDNN_MAX_CPU_ISA caps oneDNN below this CPU's "
+    "bfloat16 instructions, where TensorFlow's bfloat16 kernels fail",
+)
 
 
 def tiny_config(folder) -> TrainConfig:
@@ -37,17 +41,41 @@ def tiny_config(folder) -> TrainConfig:
     traces one step function instead of two, which cuts the quick run by a quarter. Tests
     of the lazy cadence set r1_interval themselves."""
     return TrainConfig(
-        checkpoint_dir=str(folder / "ckpt"), log_dir=str(folder / "logs"),
-        sample_dir=str(folder / "samples"), batch_size=16, latent_dim=8,
-        generator_width=4, discriminator_width=4, train_steps=6, log_freq=2,
-        checkpoint_freq=4, seed=1, eval_samples=0, lr_decay_epochs=0, generator_depth=0,
-        discriminator_depth=0, r1_interval=1)
+        checkpoint_dir=str(folder / "ckpt"),
+        log_dir=str(folder / "logs"),
+        sample_dir=str(folder / "samples"),
+        batch_size=16,
+        latent_dim=8,
+        generator_width=4,
+        discriminator_width=4,
+        train_steps=6,
+        log_freq=2,
+        checkpoint_freq=4,
+        seed=1,
+        eval_samples=0,
+        lr_decay_epochs=0,
+        generator_depth=0,
+        discriminator_depth=0,
+        r1_interval=1,
+    )
 
 
 # tiny_config's nets and R1 cadence as trainer.task flags, for tests that train
 # through the command line.
-TINY_FLAGS = ("--eval-samples", "0", "--batch-size", "16", "--latent-dim", "8",
-              "--generator-width", "4", "--discriminator-width", "4", "--r1-interval", "1")
+TINY_FLAGS = (
+    "--eval-samples",
+    "0",
+    "--batch-size",
+    "16",
+    "--latent-dim",
+    "8",
+    "--generator-width",
+    "4",
+    "--discriminator-width",
+    "4",
+    "--r1-interval",
+    "1",
+)
 
 
 def blob_images() -> np.ndarray:
@@ -55,7 +83,7 @@ def blob_images() -> np.ndarray:
     rng = np.random.default_rng(0)
     images = np.zeros((160, 28, 28), dtype=np.uint8)
     for image, (top, left) in zip(images, rng.integers(4, 16, size=(160, 2))):
-        image[top:top + 8, left:left + 8] = 255
+        image[top : top + 8, left : left + 8] = 255
     return images
 
 
@@ -84,12 +112,12 @@ def fill_disk_at(monkeypatch, suffix):
     """Makes tf.io.gfile.GFile fail on paths ending in `suffix` as TensorFlow's local
     file system reports a full disk (ENOSPC); other paths open as usual."""
     import tensorflow as tf
+
     real_gfile = tf.io.gfile.GFile
 
     def full_disk(path, mode="r"):
         if str(path).endswith(suffix):
-            raise tf.errors.ResourceExhaustedError(
-                None, None, f"{path}; No space left on device")
+            raise tf.errors.ResourceExhaustedError(None, None, f"{path}; No space left on device")
         return real_gfile(path, mode)
 
     monkeypatch.setattr(tf.io.gfile, "GFile", full_disk)

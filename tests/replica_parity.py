@@ -31,15 +31,20 @@ CPU = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(CPU, [tf.config.LogicalDeviceConfiguration()] * 2)
 
 from helpers import blob_images, tiny_config  # noqa: E402 (after the device split)
+
 from trainer import distribute, train  # noqa: E402
 from trainer.errors import TrainerError  # noqa: E402
+
 
 def weights(prefix):
     """Every float variable of a checkpoint, by name: the networks, their average and
     the optimizers' moments (a network's weights are filed under its optimizer)."""
     reader = tf.train.load_checkpoint(prefix)
-    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
-            if reader.get_variable_to_dtype_map()[name].is_floating}
+    return {
+        name: reader.get_tensor(name)
+        for name in reader.get_variable_to_shape_map()
+        if reader.get_variable_to_dtype_map()[name].is_floating
+    }
 
 
 def main(out_dir, conditional=False):
@@ -48,32 +53,53 @@ def main(out_dir, conditional=False):
         adam = tf.keras.optimizers.Adam
         tf.keras.optimizers.Adam = functools.partial(adam, epsilon=1e-3)
     # R1 every 4 steps: the penalty's gradient through synchronized batch norm is tested.
-    config = dataclasses.replace(tiny_config(root), train_steps=20, r1_gamma=1.0,
-                                 r1_interval=4, checkpoint_freq=100, log_freq=10,
-                                 conditional=conditional)
+    config = dataclasses.replace(
+        tiny_config(root),
+        train_steps=20,
+        r1_gamma=1.0,
+        r1_interval=4,
+        checkpoint_freq=100,
+        log_freq=10,
+        conditional=conditional,
+    )
     images = blob_images()
     digits = (np.arange(len(images)) % 10).astype(np.uint8) if conditional else None
     found, described, steps = {}, {}, {}
     for kind in ("one", "mirrored"):
         strategy = distribute.create(kind)
         described[kind] = distribute.describe(strategy)
-        run = dataclasses.replace(config, checkpoint_dir=str(root / kind / "ckpt"),
-                                  log_dir=str(root / kind / "logs"))
+        run = dataclasses.replace(
+            config,
+            checkpoint_dir=str(root / kind / "ckpt"),
+            log_dir=str(root / kind / "logs"),
+        )
         result = train.run(run, images=images, strategy=strategy, labels=digits)
         found[kind], steps[kind] = weights(result["checkpoint"]), result["step"]
     errors = {}  # what two replicas refuse, before anything is written
     for name, changes in (("xla", {"xla": True}), ("odd batch", {"batch_size": 15})):
         try:
-            train.run(dataclasses.replace(config, checkpoint_dir=str(root / name),
-                                          **changes), images=images, strategy=strategy,
-                      labels=digits)
+            train.run(
+                dataclasses.replace(config, checkpoint_dir=str(root / name), **changes),
+                images=images,
+                strategy=strategy,
+                labels=digits,
+            )
         except TrainerError as err:
             errors[name] = str(err)
     first = found["one"]
-    print(json.dumps({
-        "described": described, "steps": steps, "variables": len(first), "errors": errors,
-        "max_difference": max(float(np.abs(first[k] - found["mirrored"][k]).max())
-                              for k in first)}))
+    print(
+        json.dumps(
+            {
+                "described": described,
+                "steps": steps,
+                "variables": len(first),
+                "errors": errors,
+                "max_difference": max(
+                    float(np.abs(first[k] - found["mirrored"][k]).max()) for k in first
+                ),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

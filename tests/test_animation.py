@@ -4,12 +4,11 @@ import signal
 
 import numpy as np
 import pytest
+from helpers import replace, slow
 from PIL import Image, ImageSequence
 
 from trainer import animation, task, train
 from trainer.errors import TrainerError
-
-from helpers import replace, slow
 
 GRID_PIXELS = 8 * 30 + 2  # 8x8 digits of 28 pixels with images.grid's 2-pixel gaps
 
@@ -30,8 +29,7 @@ def flat_grids(log_dir, values_by_step):
 
 
 def test_grid_names_are_zero_padded_so_they_sort_by_step(tmp_path):
-    assert animation.grid_path("logs", 468) == os.path.join("logs", "grids",
-                                                            "step_00000468.png")
+    assert animation.grid_path("logs", 468) == os.path.join("logs", "grids", "step_00000468.png")
     flat_grids(tmp_path, {4680: 30, 468: 10, 936: 20, 123456789: 40})
     # Unpadded, "step_99" sorts after "step_00000468" by name: the order is by number.
     Image.new("L", (12, 10)).save(tmp_path / "grids" / "step_99.png")
@@ -86,8 +84,7 @@ def test_a_failed_gif_write_names_the_file_and_keeps_nothing_half_written(tmp_pa
 
 
 @slow
-def test_training_saves_a_grid_each_epoch_end_and_the_progress_gif(tiny_config,
-                                                                   blob_images):
+def test_training_saves_a_grid_each_epoch_end_and_the_progress_gif(tiny_config, blob_images):
     # 160 images / 16 = 10 steps an epoch: grids at both epoch ends and the last step.
     config = replace(tiny_config, train_steps=25, checkpoint_freq=1000)
     train.run(config, images=blob_images)
@@ -103,8 +100,9 @@ def test_training_saves_a_grid_each_epoch_end_and_the_progress_gif(tiny_config,
         np.testing.assert_array_equal(frame, grid)
 
 
-def test_a_run_stopped_by_a_signal_still_leaves_the_progress_gif(tiny_config, blob_images,
-                                                                 monkeypatch):
+def test_a_run_stopped_by_a_signal_still_leaves_the_progress_gif(
+    tiny_config, blob_images, monkeypatch
+):
     class SignalAtStep13(train.EpochProgress):  # Ctrl-C as the loop reports step 13
         def __init__(self, epoch, *args, **kwargs):
             super().__init__(epoch, *args, **kwargs)

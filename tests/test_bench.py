@@ -4,11 +4,11 @@ import sys
 
 import numpy as np
 import pytest
-
 from helpers import MNIST_DIR, REPO, needs_mnist, slow
+
 from trainer import data, train
-from trainer.tools import bench, child, flops, time_to_quality
 from trainer.hardware import Hardware
+from trainer.tools import bench, child, flops, time_to_quality
 from trainer.train_config import TrainConfig
 
 
@@ -23,10 +23,8 @@ class FakeClock:
         return self.now
 
 
-def test_train_throughput_times_whole_r1_cycles_of_the_real_step(monkeypatch,
-                                                                  blob_images):
-    config = TrainConfig(generator_width=4, discriminator_width=4, batch_size=8,
-                         r1_interval=2)
+def test_train_throughput_times_whole_r1_cycles_of_the_real_step(monkeypatch, blob_images):
+    config = TrainConfig(generator_width=4, discriminator_width=4, batch_size=8, r1_interval=2)
     calls = []
     real_factory = train.make_train_step
 
@@ -36,6 +34,7 @@ def test_train_throughput_times_whole_r1_cycles_of_the_real_step(monkeypatch,
         def counted(batch, regularize, labels=None):
             calls.append((int(batch.shape[0]), bool(regularize)))
             return step(batch, regularize, labels=labels)
+
         return counted
 
     monkeypatch.setattr(train, "make_train_step", counting_factory)
@@ -49,11 +48,16 @@ def test_train_throughput_times_whole_r1_cycles_of_the_real_step(monkeypatch,
     assert (8, True) in calls[:warm_up] and (8, False) in calls[:warm_up]  # both compiled
 
 
-def test_a_conditional_configs_timer_trains_on_the_images_digits(monkeypatch,
-                                                                blob_images):
-    config = TrainConfig(generator_width=4, discriminator_width=4, batch_size=8,
-                         r1_interval=2, conditional=True, mode_seeking=1.0,
-                         mode_seeking_bound="real")
+def test_a_conditional_configs_timer_trains_on_the_images_digits(monkeypatch, blob_images):
+    config = TrainConfig(
+        generator_width=4,
+        discriminator_width=4,
+        batch_size=8,
+        r1_interval=2,
+        conditional=True,
+        mode_seeking=1.0,
+        mode_seeking_bound="real",
+    )
     digits, bounds = [], []
     real_factory = train.make_train_step
 
@@ -64,6 +68,7 @@ def test_a_conditional_configs_timer_trains_on_the_images_digits(monkeypatch,
         def recorded(batch, regularize, labels=None):
             digits.append(labels.numpy())
             return step(batch, regularize, labels=labels)
+
         return recorded
 
     monkeypatch.setattr(train, "make_train_step", recording_factory)
@@ -72,15 +77,17 @@ def test_a_conditional_configs_timer_trains_on_the_images_digits(monkeypatch,
     order = np.random.default_rng([config.seed, 0]).permutation(len(blob_images))
     np.testing.assert_array_equal(digits[0], labels[order[:8]])  # the batch's own digits
     # The step timed is the run's: capped by the digits' real pair distances.
-    np.testing.assert_array_equal(bounds[0], data.pair_distances(blob_images, labels,
-                                                                 seed=config.seed))
+    np.testing.assert_array_equal(
+        bounds[0], data.pair_distances(blob_images, labels, seed=config.seed)
+    )
 
 
 def test_matmul_peak_is_the_matmuls_flops_over_their_time(monkeypatch):
     # Each timing reads the clock twice around 4 matmuls of 256 x 256: 0.25 s apart.
     monkeypatch.setattr(flops.time, "perf_counter", FakeClock(0.25))
     assert flops.matmul_peak_gflops(size=256, seconds=1.0) == pytest.approx(
-        4 * 2 * 256 ** 3 / 0.25 / 1e9)
+        4 * 2 * 256**3 / 0.25 / 1e9
+    )
 
 
 @slow  # a training child and a sampling child
@@ -93,27 +100,73 @@ def test_benchmark_prints_a_table_and_every_figure_as_json(capsys, monkeypatch, 
     # The in-process throughput timing on small nets: this test checks how the figures
     # are measured and reported, not the default network's speed.
     resolved = bench.resolved
-    monkeypatch.setattr(bench, "resolved", lambda machine, **changes: resolved(
-        machine, generator_width=8, discriminator_width=8, generator_depth=0,
-        discriminator_depth=0, **changes))
+    monkeypatch.setattr(
+        bench,
+        "resolved",
+        lambda machine, **changes: resolved(
+            machine,
+            generator_width=8,
+            discriminator_width=8,
+            generator_depth=0,
+            discriminator_depth=0,
+            **changes,
+        ),
+    )
     # The training child too: its peak memory is measured and reported the same way.
-    small = ["--generator-width", "8", "--discriminator-width", "8", "--generator-depth",
-             "0", "--discriminator-depth", "0", "--eval-samples", "0"]
+    small = [
+        "--generator-width",
+        "8",
+        "--discriminator-width",
+        "8",
+        "--generator-depth",
+        "0",
+        "--discriminator-depth",
+        "0",
+        "--eval-samples",
+        "0",
+    ]
     run_child = bench.run_child
-    monkeypatch.setattr(bench, "run_child", lambda args, **kwargs: run_child(
-        args + small if "--train-steps" in args else args, **kwargs))
-    assert bench.main(["--data-dir", str(MNIST_DIR), "--train-steps", "5", "--cycles", "1",
-                       "--repeats", "1"]) == 0
+    monkeypatch.setattr(
+        bench,
+        "run_child",
+        lambda args, **kwargs: run_child(
+            args + small if "--train-steps" in args else args, **kwargs
+        ),
+    )
+    assert (
+        bench.main(
+            [
+                "--data-dir",
+                str(MNIST_DIR),
+                "--train-steps",
+                "5",
+                "--cycles",
+                "1",
+                "--repeats",
+                "1",
+            ]
+        )
+        == 0
+    )
     table, line = capsys.readouterr().out.strip().rsplit("\n", 1)
     figures = json.loads(line)
-    for key in ("train_images_per_sec", "flops_per_image", "achieved_gflops", "peak_gflops",
-                "peak_fraction", "sample_images_per_sec", "sample16_seconds",
-                "train_peak_rss_mb"):
+    for key in (
+        "train_images_per_sec",
+        "flops_per_image",
+        "achieved_gflops",
+        "peak_gflops",
+        "peak_fraction",
+        "sample_images_per_sec",
+        "sample16_seconds",
+        "train_peak_rss_mb",
+    ):
         assert figures[key] > 0, key
     assert figures["peak_fraction"] == pytest.approx(
-        figures["achieved_gflops"] / figures["peak_gflops"])
+        figures["achieved_gflops"] / figures["peak_gflops"]
+    )
     assert figures["achieved_gflops"] == pytest.approx(
-        figures["train_images_per_sec"] * figures["flops_per_image"] / 1e9)
+        figures["train_images_per_sec"] * figures["flops_per_image"] / 1e9
+    )
     assert 100 < figures["train_peak_rss_mb"] < 24_000  # a real process's megabytes
     assert "training images/s" in table
     assert "--precision auto: " + figures["auto_precision"] in table
@@ -133,11 +186,13 @@ def test_time_to_quality_rejects_a_non_positive_budget(capsys):
         bench.main(["--time-to-quality", "0"])
     assert exit_info.value.code == 2
     assert "--time-to-quality must be a positive number of minutes, got 0" in (
-        capsys.readouterr().err)
+        capsys.readouterr().err
+    )
 
 
 def test_quality_events_are_read_back_with_their_times(tmp_path):
     from trainer.summaries import Summaries
+
     summaries = Summaries(str(tmp_path))
     for step, value in ((468, 40.0), (936, 12.5)):
         summaries.scalars(step, {"eval/frechet_distance": value, "d_loss": 1.0})
@@ -149,8 +204,12 @@ def test_quality_events_are_read_back_with_their_times(tmp_path):
 
 
 def test_crossing_minutes_are_the_first_below_each_ratio():
-    rows = [{"minutes": 1.0, "over_floor": 40.0}, {"minutes": 2.0, "over_floor": 25.0},
-            {"minutes": 3.0, "over_floor": 31.0}, {"minutes": 4.0, "over_floor": 9.0}]
+    rows = [
+        {"minutes": 1.0, "over_floor": 40.0},
+        {"minutes": 2.0, "over_floor": 25.0},
+        {"minutes": 3.0, "over_floor": 31.0},
+        {"minutes": 4.0, "over_floor": 9.0},
+    ]
     assert time_to_quality.minutes_below(rows, 30) == 2.0
     assert time_to_quality.minutes_below(rows, 10) == 4.0
     assert time_to_quality.minutes_below(rows, 5) is None
@@ -166,9 +225,24 @@ def test_time_to_quality_reads_the_runs_own_probe_and_keeps_the_run(tmp_path, mo
     # by its step budget; the time budget is only a cap, so a loaded machine takes
     # longer but measures the same epochs (the SIGINT at the time budget is
     # test_a_child_past_its_time_budget_is_stopped_with_sigint's).
-    tiny = ["--batch-size", "1000", "--generator-width", "4", "--discriminator-width", "4",
-            "--generator-depth", "0", "--discriminator-depth", "0", "--eval-samples", "200",
-            "--log-freq", "1000", "--train-steps", "120"]
+    tiny = [
+        "--batch-size",
+        "1000",
+        "--generator-width",
+        "4",
+        "--discriminator-width",
+        "4",
+        "--generator-depth",
+        "0",
+        "--discriminator-depth",
+        "0",
+        "--eval-samples",
+        "200",
+        "--log-freq",
+        "1000",
+        "--train-steps",
+        "120",
+    ]
     results = time_to_quality.measure(str(MNIST_DIR), 30.0, str(tmp_path), extra_flags=tiny)
     rows = results["epochs"]
     assert [row["step"] for row in rows] == [60, 120]  # each epoch end's probe
@@ -184,59 +258,72 @@ def test_a_child_past_its_time_budget_is_stopped_with_sigint(tmp_path, monkeypat
     # A stand-in for the trainer: it exits 130 on SIGINT, as the trainer does once saved
     # (3 s lets it install its handler before the signal even on a loaded machine).
     marker = tmp_path / "interrupted"
-    script = ("import signal, sys, time\n"
-              "def stop(*_):\n"
-              f"    open({str(marker)!r}, 'w').close()\n"
-              "    sys.exit(130)\n"
-              "signal.signal(signal.SIGINT, stop)\n"
-              "time.sleep(600)\n")
+    script = (
+        "import signal, sys, time\n"
+        "def stop(*_):\n"
+        f"    open({str(marker)!r}, 'w').close()\n"
+        "    sys.exit(130)\n"
+        "signal.signal(signal.SIGINT, stop)\n"
+        "time.sleep(600)\n"
+    )
     popen = child.subprocess.Popen
-    monkeypatch.setattr(child.subprocess, "Popen", lambda args, **kwargs: popen(
-        [sys.executable, "-c", script], **kwargs))
+    monkeypatch.setattr(
+        child.subprocess,
+        "Popen",
+        lambda args, **kwargs: popen([sys.executable, "-c", script], **kwargs),
+    )
     result = child.run_child(["--data-dir", "x"], timeout=3.0)
     assert marker.exists()  # stopped by SIGINT, not by its own end 600 s later
     assert result["seconds"] >= 3.0 and result["peak_rss_mb"] > 0
 
 
-def test_variants_keep_each_options_best_timing_against_the_defaults(monkeypatch,
-                                                                       blob_images):
+def test_variants_keep_each_options_best_timing_against_the_defaults(monkeypatch, blob_images):
     small = {"generator_width": 4, "discriminator_width": 4, "batch_size": 8}
-    monkeypatch.setattr(bench, "VARIANTS", [("defaults", small),
-                                            ("batch 16", {**small, "batch_size": 16})])
+    monkeypatch.setattr(
+        bench, "VARIANTS", [("defaults", small), ("batch 16", {**small, "batch_size": 16})]
+    )
     monkeypatch.setattr(data, "load_mnist", lambda *args: (blob_images, None))
     timings = {8: iter([100.0, 300.0, 200.0]), 16: iter([50.0, 60.0, 450.0])}
-    monkeypatch.setattr(bench, "throughput_timer",
-                        lambda config, images, cycles, labels: lambda: next(
-                            timings[config.batch_size]))
+    monkeypatch.setattr(
+        bench,
+        "throughput_timer",
+        lambda config, images, cycles, labels: lambda: next(timings[config.batch_size]),
+    )
     rows = bench.variants(None, Hardware(cpu_flags=frozenset({"avx2"})), repeats=3)
     assert [r["variant"] for r in rows] == ["defaults", "batch 16"]
     assert [r["train_images_per_sec"] for r in rows] == [300.0, 450.0]  # best of 3
     assert [r["vs_defaults"] for r in rows] == [1.0, 1.5]
     assert rows[1]["achieved_gflops"] == pytest.approx(
-        450.0 * flops.train_flops_per_image(bench.resolved(
-            Hardware(cpu_flags=frozenset({"avx2"})), **small))["train"] / 1e9)
+        450.0
+        * flops.train_flops_per_image(
+            bench.resolved(Hardware(cpu_flags=frozenset({"avx2"})), **small)
+        )["train"]
+        / 1e9
+    )
     assert "x defaults" in bench.format_variants(rows)
 
 
-def test_where_bfloat16_kernels_fail_no_bfloat16_figure_is_measured(monkeypatch,
-                                                                   blob_images):
+def test_where_bfloat16_kernels_fail_no_bfloat16_figure_is_measured(monkeypatch, blob_images):
     capped = Hardware(cpu_flags=frozenset({"avx2", "amx_bf16"}), isa_cap="AVX2")
     monkeypatch.setattr(bench, "matmul_peak_gflops", lambda dtype: 7.0)
     assert bench.bfloat16_peak_gflops(capped) is None
     assert bench.bfloat16_peak_gflops(Hardware(cpu_flags=frozenset({"amx_bf16"}))) == 7.0
     assert bench._shown("{:.1f}", None) == "n/a" and bench._shown("{:.1f}", 7) == "7.0"
-    monkeypatch.setattr(bench, "VARIANTS", [("defaults", {}),
-                                            ("bf16", {"precision": "bfloat16"})])
+    monkeypatch.setattr(bench, "VARIANTS", [("defaults", {}), ("bf16", {"precision": "bfloat16"})])
     monkeypatch.setattr(data, "load_mnist", lambda *args: (blob_images, None))
-    monkeypatch.setattr(bench, "throughput_timer",
-                        lambda config, images, cycles, labels: lambda: 10.0)
-    assert [row["variant"] for row in bench.variants(None, capped, repeats=1)] == [
-        "defaults"]
+    monkeypatch.setattr(
+        bench, "throughput_timer", lambda config, images, cycles, labels: lambda: 10.0
+    )
+    assert [row["variant"] for row in bench.variants(None, capped, repeats=1)] == ["defaults"]
 
 
-@pytest.mark.parametrize("cpu_flags, precision", [
-    (frozenset({"avx2", "fma", "sse4_2"}), "float32"),
-    (frozenset({"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"}), "bfloat16")])
+@pytest.mark.parametrize(
+    "cpu_flags, precision",
+    [
+        (frozenset({"avx2", "fma", "sse4_2"}), "float32"),
+        (frozenset({"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"}), "bfloat16"),
+    ],
+)
 def test_figures_name_their_hardware_and_the_precision_auto_chose(cpu_flags, precision):
     machine = Hardware(cpu_name="Some CPU", cpu_flags=cpu_flags, isa_cap="AVX2")
     described = bench.describe(Hardware(cpu_name="Some CPU", cpu_flags=cpu_flags))

@@ -3,11 +3,10 @@ import gzip
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import MNIST_DIR, idx_bytes, needs_mnist
 
 from trainer import data
 from trainer.errors import TrainerError
-
-from helpers import MNIST_DIR, idx_bytes, needs_mnist
 
 
 def write(path, payload, gz):
@@ -21,8 +20,10 @@ def write(path, payload, gz):
 
 def fake_split(count, seed=0):
     rng = np.random.default_rng(seed)
-    return (rng.integers(0, 256, (count, 28, 28), dtype=np.uint8),
-            rng.integers(0, 10, count, dtype=np.uint8))
+    return (
+        rng.integers(0, 256, (count, 28, 28), dtype=np.uint8),
+        rng.integers(0, 10, count, dtype=np.uint8),
+    )
 
 
 def write_idx_dir(folder, sep="-", gz=True, count=5):
@@ -45,8 +46,13 @@ def test_reads_idx_files_gz_or_raw_in_both_spellings(tmp_path, gz, sep):
 
 def test_reads_keras_npz(tmp_path):
     (x_train, y_train), (x_test, y_test) = fake_split(6), fake_split(3, seed=1)
-    np.savez(tmp_path / "mnist.npz", x_train=x_train, y_train=y_train, x_test=x_test,
-             y_test=y_test)
+    np.savez(
+        tmp_path / "mnist.npz",
+        x_train=x_train,
+        y_train=y_train,
+        x_test=x_test,
+        y_test=y_test,
+    )
     got_x, got_y = data.load_mnist(str(tmp_path), "test")
     np.testing.assert_array_equal(got_x, x_test)
     np.testing.assert_array_equal(got_y, y_test)
@@ -77,16 +83,14 @@ def test_extra_bytes_are_rejected(tmp_path):
 
 
 def test_huge_record_count_is_rejected_before_allocating(tmp_path):
-    header = (0x0803).to_bytes(4, "big") + (10 ** 9).to_bytes(4, "big") \
-        + (28).to_bytes(4, "big") * 2
+    header = (0x0803).to_bytes(4, "big") + (10**9).to_bytes(4, "big") + (28).to_bytes(4, "big") * 2
     path = write(tmp_path / "x-idx3-ubyte.gz", header + b"\0" * 784, True)
     with pytest.raises(TrainerError, match="1000000000 records"):
         data.read_idx(path)
 
 
 def test_non_28x28_images_are_rejected(tmp_path):
-    path = write(tmp_path / "x-idx3-ubyte", idx_bytes(np.zeros((2, 32, 32), np.uint8)),
-                 False)
+    path = write(tmp_path / "x-idx3-ubyte", idx_bytes(np.zeros((2, 32, 32), np.uint8)), False)
     with pytest.raises(TrainerError, match="32x32"):
         data.read_idx(path)
 
@@ -118,10 +122,10 @@ def test_labelled_batches_keep_each_image_with_its_label():
     images = np.arange(60, dtype=np.uint8)[:, None, None] * np.ones((1, 28, 28), np.uint8)
     labels = (np.arange(60) % 10).astype(np.uint8)
     for epoch, start in ((0, 0), (1, 2)):
-        labelled = list(data.epoch_batches(images, 8, seed=3, epoch=epoch,
-                                           start_batch=start, labels=labels))
-        unlabelled = list(data.epoch_batches(images, 8, seed=3, epoch=epoch,
-                                             start_batch=start))
+        labelled = list(
+            data.epoch_batches(images, 8, seed=3, epoch=epoch, start_batch=start, labels=labels)
+        )
+        unlabelled = list(data.epoch_batches(images, 8, seed=3, epoch=epoch, start_batch=start))
         assert len(labelled) == len(unlabelled) == 60 // 8 - start
         for (pixels, digits), (same, none) in zip(labelled, unlabelled):
             np.testing.assert_array_equal(pixels, same)  # the order labels do not change
@@ -184,8 +188,10 @@ def test_dataset_reshuffles_each_epoch_and_resumes_mid_epoch():
     images = np.arange(64, dtype=np.uint8)[:, None, None] * np.ones((1, 28, 28), np.uint8)
 
     def order(epoch, start=0):
-        return [int(b[0, 0, 0, 0] * 127.5 + 127.5 + 0.5) for b, _ in
-                data.epoch_batches(images, 1, seed=3, epoch=epoch, start_batch=start)]
+        return [
+            int(b[0, 0, 0, 0] * 127.5 + 127.5 + 0.5)
+            for b, _ in data.epoch_batches(images, 1, seed=3, epoch=epoch, start_batch=start)
+        ]
 
     epoch0 = order(0)
     assert sorted(epoch0) == list(range(64)) and epoch0 != list(range(64))
@@ -218,10 +224,14 @@ def test_pair_distances_per_digit_and_pooled():
     # Digit 0: one image drawn 20 times, pairs never differ. Digit 1: half black, half
     # white, so a random pair differs by the whole [-1, 1] range (2) half the time.
     # Digits 2-9: mid grey, or absent (9), which has nothing to pair.
-    images = np.concatenate([np.full((20, 28, 28), 7, np.uint8),
-                             np.zeros((10, 28, 28), np.uint8),
-                             np.full((10, 28, 28), 255, np.uint8),
-                             np.full((70, 28, 28), 128, np.uint8)])
+    images = np.concatenate(
+        [
+            np.full((20, 28, 28), 7, np.uint8),
+            np.zeros((10, 28, 28), np.uint8),
+            np.full((10, 28, 28), 255, np.uint8),
+            np.full((70, 28, 28), 128, np.uint8),
+        ]
+    )
     labels = np.concatenate([np.zeros(20), np.ones(20), np.repeat(np.arange(2, 9), 10)])
     per_digit = data.pair_distances(images, labels.astype(np.uint8), seed=0)
     assert per_digit.shape == (10,) and per_digit.dtype == np.float32

@@ -8,13 +8,12 @@ import zipfile
 
 import numpy as np
 import pytest
+from helpers import idx_bytes
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trainer import data
 from trainer.errors import TrainerError
-
-from helpers import idx_bytes
 
 # deadline None: the first example pays for numpy/zipfile warm-up. derandomize: the same
 # examples on every run, so a failure reproduces; database None: no .hypothesis/ folder.
@@ -75,29 +74,29 @@ def mutated(draw, valid):
             at = draw(st.integers(0, len(payload) - 1))
             payload[at] = draw(st.integers(0, 255))
         elif kind == "truncate":
-            del payload[draw(st.integers(0, len(payload))):]
+            del payload[draw(st.integers(0, len(payload))) :]
         elif kind == "append":
             payload += draw(st.binary(min_size=1, max_size=64))
         elif kind == "header" and len(payload) >= 8:
             field = draw(st.integers(0, min(3, len(payload) // 4 - 1)))
             edges = st.sampled_from([0, 1, 27, 29, 999_999, 1_000_001, 10**9, 2**32 - 1])
             value = draw(edges | st.integers(0, 2**32 - 1))
-            payload[4 * field:4 * field + 4] = value.to_bytes(4, "big")
+            payload[4 * field : 4 * field + 4] = value.to_bytes(4, "big")
     return bytes(payload)
 
 
 def idx_prefixed_bytes():
     """Random bytes behind a valid magic number, to get past the first check."""
     magics = st.sampled_from([data.IMAGE_MAGIC, data.LABEL_MAGIC])
-    return st.builds(lambda magic, rest: magic.to_bytes(4, "big") + rest, magics,
-                     st.binary(max_size=64))
+    return st.builds(
+        lambda magic, rest: magic.to_bytes(4, "big") + rest, magics, st.binary(max_size=64)
+    )
 
 
 @FUZZ
 @given(payload=st.binary(max_size=2048) | idx_prefixed_bytes(), gz=st.booleans())
 def test_read_idx_survives_arbitrary_bytes(folder, payload, gz):
-    read_idx_checked(write(folder, "arbitrary-idx3-ubyte" + (".gz" if gz else ""),
-                           payload, gz))
+    read_idx_checked(write(folder, "arbitrary-idx3-ubyte" + (".gz" if gz else ""), payload, gz))
 
 
 @FUZZ
@@ -124,8 +123,11 @@ def test_read_idx_survives_mutated_gzip_streams(folder, payload):
 
 
 def test_huge_gz_header_with_little_data_fails_fast_without_allocating(folder):
-    payload = idx_bytes(IMAGES)[:4] + b"".join(
-        n.to_bytes(4, "big") for n in (999_999, 28, 28)) + bytes(1000)
+    payload = (
+        idx_bytes(IMAGES)[:4]
+        + b"".join(n.to_bytes(4, "big") for n in (999_999, 28, 28))
+        + bytes(1000)
+    )
     path = write(folder, "liar-idx3-ubyte.gz", payload, gz=True)
     tracemalloc.start()
     try:
@@ -139,8 +141,7 @@ def test_huge_gz_header_with_little_data_fails_fast_without_allocating(folder):
 
 
 def test_header_claiming_a_billion_images_is_rejected_before_reading(folder):
-    payload = idx_bytes(IMAGES)[:4] + b"".join(
-        n.to_bytes(4, "big") for n in (10**9, 28, 28))
+    payload = idx_bytes(IMAGES)[:4] + b"".join(n.to_bytes(4, "big") for n in (10**9, 28, 28))
     path = write(folder, "billion-idx3-ubyte", payload)
     with pytest.raises(TrainerError, match="1000000000 records") as err:
         data.read_idx(path)
@@ -153,8 +154,10 @@ def npz_bytes(compressed=False, **arrays):
     return buffer.getvalue()
 
 
-VALID_NPZ = [npz_bytes(x_train=IMAGES, y_train=LABELS),
-             npz_bytes(compressed=True, x_train=IMAGES, y_train=LABELS)]
+VALID_NPZ = [
+    npz_bytes(x_train=IMAGES, y_train=LABELS),
+    npz_bytes(compressed=True, x_train=IMAGES, y_train=LABELS),
+]
 
 
 @FUZZ
@@ -169,7 +172,8 @@ def npy_header(shape, descr="|u1"):
     """A version-1.0 .npy header claiming `shape`, without the data."""
     buffer = io.BytesIO()
     np.lib.format.write_array_header_1_0(
-        buffer, {"descr": descr, "fortran_order": False, "shape": shape})
+        buffer, {"descr": descr, "fortran_order": False, "shape": shape}
+    )
     return buffer.getvalue()
 
 
@@ -189,16 +193,20 @@ def zip_bytes(members):
 
 HOSTILE_NPZ = {
     "a .npy, not an .npz": npy_bytes(IMAGES),
-    "pickled object arrays": npz_bytes(x_train=np.array([None, 1], dtype=object),
-                                       y_train=LABELS),
-    "members that are not .npy": zip_bytes({"x_train.npy": b"hello",
-                                            "y_train.npy": b"world"}),
-    "a header claiming a billion images": zip_bytes({
-        "x_train.npy": npy_header((10**9, 28, 28)) + bytes(100),
-        "y_train.npy": npy_header((3,)) + LABELS.tobytes()}),
-    "a header claiming 10^15 bytes": zip_bytes({
-        "x_train.npy": npy_header((10**5, 10**5, 10**5)),
-        "y_train.npy": npy_header((3,)) + LABELS.tobytes()}),
+    "pickled object arrays": npz_bytes(x_train=np.array([None, 1], dtype=object), y_train=LABELS),
+    "members that are not .npy": zip_bytes({"x_train.npy": b"hello", "y_train.npy": b"world"}),
+    "a header claiming a billion images": zip_bytes(
+        {
+            "x_train.npy": npy_header((10**9, 28, 28)) + bytes(100),
+            "y_train.npy": npy_header((3,)) + LABELS.tobytes(),
+        }
+    ),
+    "a header claiming 10^15 bytes": zip_bytes(
+        {
+            "x_train.npy": npy_header((10**5, 10**5, 10**5)),
+            "y_train.npy": npy_header((3,)) + LABELS.tobytes(),
+        }
+    ),
     "float images": npz_bytes(x_train=IMAGES.astype(np.float32), y_train=LABELS),
     "label 10": npz_bytes(x_train=IMAGES, y_train=np.array([0, 10, 1], np.uint8)),
     "label -1": npz_bytes(x_train=IMAGES, y_train=np.array([0, -1, 1], np.int64)),
@@ -237,12 +245,16 @@ def npz_of_npy(members, compression=zipfile.ZIP_STORED):
 
 VALID_LAYOUTS = {
     "savez_compressed": npz_bytes(compressed=True, x_train=IMAGES, y_train=LABELS),
-    "Fortran order, int64 labels": npz_of_npy({
-        "x_train": (np.asfortranarray(IMAGES), (1, 0)),
-        "y_train": (LABELS.astype(np.int64), (1, 0))}),
-    "format 2.0, big-endian labels, lzma": npz_of_npy({
-        "x_train": (IMAGES, (2, 0)), "y_train": (LABELS.astype(">u2"), (2, 0))},
-        compression=zipfile.ZIP_LZMA),
+    "Fortran order, int64 labels": npz_of_npy(
+        {
+            "x_train": (np.asfortranarray(IMAGES), (1, 0)),
+            "y_train": (LABELS.astype(np.int64), (1, 0)),
+        }
+    ),
+    "format 2.0, big-endian labels, lzma": npz_of_npy(
+        {"x_train": (IMAGES, (2, 0)), "y_train": (LABELS.astype(">u2"), (2, 0))},
+        compression=zipfile.ZIP_LZMA,
+    ),
 }
 
 

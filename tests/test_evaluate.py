@@ -3,16 +3,17 @@ import os
 
 import numpy as np
 import pytest
-
-from trainer import data, images as image_utils, task, train
-from trainer.evaluation import classifier, evaluate
-from trainer.errors import TrainerError
-
 from helpers import MNIST_DIR, needs_mnist, replace, slow
 from test_train import event_tags
 
-needs_weights = pytest.mark.skipif(not os.path.exists(classifier.WEIGHTS_PATH),
-                                   reason="classifier weights not trained yet")
+from trainer import data, task, train
+from trainer import images as image_utils
+from trainer.errors import TrainerError
+from trainer.evaluation import classifier, evaluate
+
+needs_weights = pytest.mark.skipif(
+    not os.path.exists(classifier.WEIGHTS_PATH), reason="classifier weights not trained yet"
+)
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +54,8 @@ def test_real_data_floor_sits_far_below_noise(judge):
     noise = np.random.default_rng(0).integers(0, 256, (2000, 28, 28), dtype=np.uint8)
     test_images, _ = data.load_mnist(MNIST_DIR, "test")
     results = evaluate.judge_against_test_set(
-        {"real": train_images[:2000], "noise": noise}, test_images, judge)
+        {"real": train_images[:2000], "noise": noise}, test_images, judge
+    )
     real, bad = results["real"], results["noise"]
     assert real["frechet_distance"] * 50 < bad["frechet_distance"]
     assert real["classifier_score"] > 9.5 > bad["classifier_score"] + 3
@@ -99,8 +101,12 @@ def test_evaluate_cli_on_a_png_folder_prints_a_table_and_json(tmp_path, capsys):
     memo = results["memorization"]
     assert set(memo) == {"percentile", "threshold", "generated", "test"}
     for name in ("generated", "test"):
-        assert set(memo[name]) == {"mean", "percentile_distance", "share_below_threshold",
-                                   "count"}
+        assert set(memo[name]) == {
+            "mean",
+            "percentile_distance",
+            "share_below_threshold",
+            "count",
+        }
         assert memo[name]["count"] == 200  # as many test images as samples
     assert memo["generated"]["mean"] == 0.0 and memo["generated"]["share_below_threshold"] == 1
     assert 2 < memo["test"]["mean"] < 8 and memo["threshold"] > 0  # MNIST: about 4.2
@@ -136,13 +142,30 @@ def test_memorization_check_scales_pixels_to_unit_range_and_uses_as_many_test_im
 def test_table_shows_the_memorization_rows_beside_test_images():
     scores = {key: 0.5 for key, _, _ in evaluate.ROWS}
     scores.update(count=10, class_shares=[0.1] * 10)
-    memo = {"percentile": 1.0, "threshold": 1.2,
-            "generated": {"mean": 4.0, "percentile_distance": 1.5,
-                          "share_below_threshold": 0.0125, "count": 10},
-            "test": {"mean": 4.5, "percentile_distance": 1.2,
-                     "share_below_threshold": 0.01, "count": 10}}
-    table = evaluate.format_table({"generated": scores, "real_floor": scores,
-                                   "fd_over_floor": 1.0, "memorization": memo})
+    memo = {
+        "percentile": 1.0,
+        "threshold": 1.2,
+        "generated": {
+            "mean": 4.0,
+            "percentile_distance": 1.5,
+            "share_below_threshold": 0.0125,
+            "count": 10,
+        },
+        "test": {
+            "mean": 4.5,
+            "percentile_distance": 1.2,
+            "share_below_threshold": 0.01,
+            "count": 10,
+        },
+    }
+    table = evaluate.format_table(
+        {
+            "generated": scores,
+            "real_floor": scores,
+            "fd_over_floor": 1.0,
+            "memorization": memo,
+        }
+    )
     lines = table.splitlines()[-4:]
     assert lines[0].split()[-4:] == ["L2", "generated", "test", "images"]
     assert lines[1].split()[-2:] == ["4.000", "4.500"]
@@ -151,6 +174,7 @@ def test_table_shows_the_memorization_rows_beside_test_images():
 
 
 # --- per-digit figures of a class-conditional model ---------------------------------------
+
 
 def digit_judge(images):
     """A stand-in for the classifier judge: uint8 (N, 28, 28) -> (features float64 (N, 3),
@@ -173,8 +197,14 @@ def fake_mnist(monkeypatch):
     """data.load_mnist gives 200 training and 100 test marked_digits, every digit equally
     often, and the classifier judge is digit_judge: no MNIST files nor weights needed."""
     labels = {"train": np.arange(200) % 10, "test": np.arange(100) % 10}
-    monkeypatch.setattr(data, "load_mnist", lambda data_dir, split: (
-        marked_digits(labels[split], seed=len(split)), labels[split].astype(np.uint8)))
+    monkeypatch.setattr(
+        data,
+        "load_mnist",
+        lambda data_dir, split: (
+            marked_digits(labels[split], seed=len(split)),
+            labels[split].astype(np.uint8),
+        ),
+    )
     monkeypatch.setattr(evaluate, "load_judge", lambda: digit_judge)
 
 
@@ -199,29 +229,51 @@ def test_png_folder_without_digit_names_has_no_digits(tmp_path):
 def test_png_folder_mixing_named_and_unnamed_files_is_refused(tmp_path):
     for name in ("sample_00000_digit1.png", "sample_00001.png", "sample_00002_digit4.png"):
         image_utils.save_png(np.zeros((28, 28), np.uint8), str(tmp_path / name))
-    with pytest.raises(TrainerError, match="2 of 3 PNGs are named with the digit asked "
-                       r"for \(e.g. sample_00000_digit1.png\) but sample_00001.png is not"):
+    with pytest.raises(
+        TrainerError,
+        match="2 of 3 PNGs are named with the digit asked "
+        r"for \(e.g. sample_00000_digit1.png\) but sample_00001.png is not",
+    ):
         evaluate.load_labelled_png_folder(str(tmp_path))
     (tmp_path / "sample_00001.png").rename(tmp_path / "sample_00001_digit12.png")
-    with pytest.raises(TrainerError, match="sample_00001_digit12.png: digit 12 is not an "
-                       "MNIST digit"):
+    with pytest.raises(
+        TrainerError, match="sample_00001_digit12.png: digit 12 is not an MNIST digit"
+    ):
         evaluate.load_labelled_png_folder(str(tmp_path))
 
 
 def per_digit_figures(shares, distances):
-    return {"labelled_as_asked": shares, "intra_class_frechet_distance": distances,
-            "count": [5] * 10, "min_labelled_as_asked": min(s for s in shares if s),
-            "mean_intra_class_frechet_distance": 2.0}
+    return {
+        "labelled_as_asked": shares,
+        "intra_class_frechet_distance": distances,
+        "count": [5] * 10,
+        "min_labelled_as_asked": min(s for s in shares if s),
+        "mean_intra_class_frechet_distance": 2.0,
+    }
 
 
 def table_results():
     scores = {key: 0.5 for key, _, _ in evaluate.ROWS}
     scores.update(count=50, class_shares=[0.1] * 10)
-    memo = {"percentile": 1.0, "threshold": 1.2,
-            **{name: {"mean": 4.0, "percentile_distance": 1.5, "share_below_threshold": 0.01,
-                      "count": 50} for name in ("generated", "test")}}
-    return {"generated": scores, "real_floor": scores, "fd_over_floor": 1.0,
-            "memorization": memo}
+    memo = {
+        "percentile": 1.0,
+        "threshold": 1.2,
+        **{
+            name: {
+                "mean": 4.0,
+                "percentile_distance": 1.5,
+                "share_below_threshold": 0.01,
+                "count": 50,
+            }
+            for name in ("generated", "test")
+        },
+    }
+    return {
+        "generated": scores,
+        "real_floor": scores,
+        "fd_over_floor": 1.0,
+        "memorization": memo,
+    }
 
 
 def test_table_of_a_conditional_model_adds_per_digit_rows_and_nothing_else():
@@ -229,12 +281,13 @@ def test_table_of_a_conditional_model_adds_per_digit_rows_and_nothing_else():
     results = table_results()
     results["per_digit"] = {
         "generated": per_digit_figures([None] + [0.9] * 8 + [0.25], [None] + [3.0] * 9),
-        "real_floor": per_digit_figures([1.0] * 10, [0.5] * 10)}
+        "real_floor": per_digit_figures([1.0] * 10, [0.5] * 10),
+    }
     lines = evaluate.format_table(results).splitlines()
     assert "labelled as asked" not in unconditional
     assert "Frechet distance" in unconditional  # the overall one
     start = lines.index(next(line for line in lines if line.startswith("labelled as")))
-    shares, distances = lines[start:start + 12], lines[start + 12:start + 24]
+    shares, distances = lines[start : start + 12], lines[start + 12 : start + 24]
     assert shares[0].split() == ["labelled", "as", "asked", "generated", "real", "floor"]
     assert shares[1].split() == ["digit", "0", "-", "1.000"]  # digit 0 never asked for
     assert shares[10].split() == ["digit", "9", "0.250", "1.000"]
@@ -243,11 +296,10 @@ def test_table_of_a_conditional_model_adds_per_digit_rows_and_nothing_else():
     assert distances[5].split() == ["digit", "4", "3.000", "0.500"]
     assert distances[11].split() == ["mean", "over", "digits", "2.000", "2.000"]
     # Without those 24 rows the table is the unconditional one, row for row.
-    assert "\n".join(lines[:start] + lines[start + 24:]) == unconditional
+    assert "\n".join(lines[:start] + lines[start + 24 :]) == unconditional
 
 
-def test_png_folder_of_a_conditional_model_gets_per_digit_figures(tmp_path, fake_mnist,
-                                                                  capsys):
+def test_png_folder_of_a_conditional_model_gets_per_digit_figures(tmp_path, fake_mnist, capsys):
     asked = np.arange(30) % 10
     pixels = marked_digits(np.where(asked == 7, 1, asked), seed=3)  # every 7 looks a 1
     for index, (image, digit) in enumerate(zip(pixels, asked)):
@@ -264,8 +316,7 @@ def test_png_folder_of_a_conditional_model_gets_per_digit_figures(tmp_path, fake
     assert any(line.split()[:2] == ["digit", "7"] for line in out)
 
 
-def test_png_folder_without_digit_names_gets_no_per_digit_figures(tmp_path, fake_mnist,
-                                                                   capsys):
+def test_png_folder_without_digit_names_gets_no_per_digit_figures(tmp_path, fake_mnist, capsys):
     for index, image in enumerate(marked_digits(np.arange(30) % 10, seed=3)):
         image_utils.save_png(image, str(tmp_path / f"sample_{index:05d}.png"))
     assert task.main(["--evaluate", str(tmp_path), "--data-dir", str(tmp_path)]) == 0
@@ -274,8 +325,7 @@ def test_png_folder_without_digit_names_gets_no_per_digit_figures(tmp_path, fake
     assert "labelled as asked" not in out and "intra-class" not in out
 
 
-def test_conditional_checkpoint_is_judged_digit_by_digit(tiny_config, blob_images,
-                                                         fake_mnist):
+def test_conditional_checkpoint_is_judged_digit_by_digit(tiny_config, blob_images, fake_mnist):
     config = replace(tiny_config, conditional=True, train_steps=1)
     train.run(config, images=blob_images, labels=(np.arange(160) % 10).astype(np.uint8))
     results = evaluate.run("unused", 30, seed=0, checkpoint_dir=config.checkpoint_dir)
@@ -284,13 +334,18 @@ def test_conditional_checkpoint_is_judged_digit_by_digit(tiny_config, blob_image
     assert len(generated["intra_class_frechet_distance"]) == 10
     assert results["per_digit"]["real_floor"]["labelled_as_asked"] == [1.0] * 10
     assert "memorization" in results
-    quick = evaluate.run("unused", 30, seed=0, checkpoint_dir=config.checkpoint_dir,
-                         check_copies=False)
+    quick = evaluate.run(
+        "unused", 30, seed=0, checkpoint_dir=config.checkpoint_dir, check_copies=False
+    )
     assert "memorization" not in quick and "nearest training image" not in (
-        evaluate.format_table(quick))
+        evaluate.format_table(quick)
+    )
     assert quick["per_digit"] == results["per_digit"]
-    with pytest.raises(TrainerError, match=r"digit 5 has 1 row\(s\) in asked.*"
-                       "--num-eval-samples 20 or more"):
+    with pytest.raises(
+        TrainerError,
+        match=r"digit 5 has 1 row\(s\) in asked.*"
+        "--num-eval-samples 20 or more",
+    ):
         evaluate.run("unused", 15, seed=0, checkpoint_dir=config.checkpoint_dir)
 
 
@@ -306,5 +361,4 @@ def test_floor_is_drawn_in_the_digit_shares_the_samples_were_asked_for():
     assert set(labels[sevens]) == {7} and len(sevens) == 300
     uneven = evaluate.floor_pick(labels, np.repeat([0, 1], [30, 10]), seed=0)
     np.testing.assert_array_equal(np.bincount(labels[uneven]), [300, 300])  # capped
-    assert not np.array_equal(balanced, evaluate.floor_pick(labels, np.arange(100) % 10,
-                                                            seed=1))
+    assert not np.array_equal(balanced, evaluate.floor_pick(labels, np.arange(100) % 10, seed=1))

@@ -14,12 +14,20 @@ import warnings
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import (
+    MNIST_DIR,
+    REPO,
+    assert_usage_error,
+    blob_images,
+    fill_disk_at,
+    needs_mnist,
+    replace,
+    slow,
+    tiny_config,
+)
 
 from trainer import checkpoints, data, export, model, task, train
 from trainer.evaluation import evaluate
-
-from helpers import (MNIST_DIR, REPO, assert_usage_error, blob_images, fill_disk_at,
-                     needs_mnist, replace, slow, tiny_config)
 
 SHIPPED = os.path.join(REPO, "MNIST-trained-model")
 LATENT = 8  # tiny_config's latent_dim
@@ -56,8 +64,11 @@ def latent_z(count, latent_dim=LATENT, seed=0):
 
 
 def folder_bytes(folder):
-    return sum(os.path.getsize(os.path.join(root, name))
-               for root, _, names in os.walk(folder) for name in names)
+    return sum(
+        os.path.getsize(os.path.join(root, name))
+        for root, _, names in os.walk(folder)
+        for name in names
+    )
 
 
 def test_writes_the_step_version_with_its_model_card(trained, exported):
@@ -65,13 +76,20 @@ def test_writes_the_step_version_with_its_model_card(trained, exported):
     assert version == os.path.join(folder, str(STEPS))
     assert os.listdir(folder) == [str(STEPS)]  # no temporary folder left
     assert {"saved_model.pb", "variables", "model.json", "generator.tflite"} <= set(
-        os.listdir(version))
+        os.listdir(version)
+    )
     with open(os.path.join(version, "model.json"), encoding="utf-8") as f:
         card = json.load(f)
     assert (card["step"], card["latent_dim"], card["latent_distribution"]) == (
-        STEPS, LATENT, "normal")
+        STEPS,
+        LATENT,
+        "normal",
+    )
     assert (card["image_shape"], card["image_dtype"], card["image_range"]) == (
-        [28, 28, 1], "float32", [0.0, 1.0])
+        [28, 28, 1],
+        "float32",
+        [0.0, 1.0],
+    )
     assert card["tflite"] == "generator.tflite"
     with open(os.path.join(trained.checkpoint_dir, "config.json"), encoding="utf-8") as f:
         assert card["training_config"] == json.load(f)
@@ -81,19 +99,22 @@ def test_the_shipped_models_export_is_its_generator_alone_and_its_tflite_agrees(
     version = export.export(SHIPPED, str(tmp_path), tflite=True)
     assert os.path.basename(version) == "37480"
     generator, _ = checkpoints.load_sampler(SHIPPED)
-    saved = [(name, shape) for name, shape
-             in tf.train.list_variables(os.path.join(version, "variables", "variables"))
-             if name != "_CHECKPOINTABLE_OBJECT_GRAPH"]
+    saved = [
+        (name, shape)
+        for name, shape in tf.train.list_variables(os.path.join(version, "variables", "variables"))
+        if name != "_CHECKPOINTABLE_OBJECT_GRAPH"
+    ]
     # Each weight once (1.65 M floats with the batch-norm statistics); no discriminator,
     # no optimizer slots, no step counter.
     assert len(saved) == len(generator.variables)
     assert sum(int(np.prod(shape)) for _, shape in saved) == sum(
-        int(np.prod(v.shape)) for v in generator.variables)
+        int(np.prod(v.shape)) for v in generator.variables
+    )
     # Measured: 6.75 MB (6.62 MB of weights, 0.13 MB of graph) and 6.62 MB of TFLite,
     # beside the 32.6 MB checkpoint with both networks, the average and both optimizers.
     tflite_bytes = os.path.getsize(os.path.join(version, "generator.tflite"))
-    assert folder_bytes(version) - tflite_bytes < 8 * 2 ** 20
-    assert tflite_bytes < 8 * 2 ** 20
+    assert folder_bytes(version) - tflite_bytes < 8 * 2**20
+    assert tflite_bytes < 8 * 2**20
     # The TFLite file on real digits: measured within 7.9e-6 of the SavedModel over 500 z.
     z = latent_z(64, latent_dim=100)
     interpreter = tflite_interpreter(os.path.join(version, "generator.tflite"))
@@ -105,9 +126,14 @@ def test_the_shipped_models_export_is_its_generator_alone_and_its_tflite_agrees(
 def saved_model_cli(*args, cwd):
     """TensorFlow's saved_model_cli in a process of its own: the program its console
     script runs, from this interpreter (a PATH lookup could find another installation's)."""
-    return subprocess.run([sys.executable, "-m", "tensorflow.python.tools.saved_model_cli",
-                           *args], cwd=cwd, capture_output=True, text=True, check=True,
-                          env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+    return subprocess.run(
+        [sys.executable, "-m", "tensorflow.python.tools.saved_model_cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+    )
 
 
 def test_saved_model_cli_shows_both_signatures_and_runs_serving_default(exported, tmp_path):
@@ -123,15 +149,37 @@ def test_saved_model_cli_shows_both_signatures_and_runs_serving_default(exported
     # TF 2.21's saved_model_cli evaluates --input_exprs as Python literals only (no
     # NumPy calls any more): noise from NumPy goes in as a .npy file through --inputs.
     np.save(tmp_path / "z.npy", latent_z(4))
-    saved_model_cli("run", "--dir", version, "--tag_set", "serve", "--signature_def",
-                    "serving_default", "--inputs", "z=z.npy", "--outdir", "out",
-                    cwd=tmp_path)
+    saved_model_cli(
+        "run",
+        "--dir",
+        version,
+        "--tag_set",
+        "serve",
+        "--signature_def",
+        "serving_default",
+        "--inputs",
+        "z=z.npy",
+        "--outdir",
+        "out",
+        cwd=tmp_path,
+    )
     images = np.load(tmp_path / "out" / "images.npy")
     assert images.shape == (4, 28, 28, 1) and images.dtype == np.float32
     assert 0.0 <= images.min() and images.max() <= 1.0
-    saved_model_cli("run", "--dir", version, "--tag_set", "serve", "--signature_def",
-                    "generate", "--input_exprs", "count=3;seed=7", "--outdir", "gen",
-                    cwd=tmp_path)
+    saved_model_cli(
+        "run",
+        "--dir",
+        version,
+        "--tag_set",
+        "serve",
+        "--signature_def",
+        "generate",
+        "--input_exprs",
+        "count=3;seed=7",
+        "--outdir",
+        "gen",
+        cwd=tmp_path,
+    )
     assert np.load(tmp_path / "gen" / "images.npy").shape == (3, 28, 28, 1)
 
 
@@ -151,16 +199,20 @@ FOREIGN_CLIENT = textwrap.dedent("""
 
 
 def test_a_process_that_cannot_import_this_project_draws_the_samplers_images(
-        trained, exported, tmp_path):
+    trained, exported, tmp_path
+):
     _, version = exported
     z = latent_z(16)
     np.save(tmp_path / "z.npy", z)
-    client = subprocess.run([sys.executable, "-I", "-c", FOREIGN_CLIENT, version],
-                            cwd=tmp_path, capture_output=True, text=True)
+    client = subprocess.run(
+        [sys.executable, "-I", "-c", FOREIGN_CLIENT, version],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
     assert client.returncode == 0, client.stderr[-2000:]
     images = np.load(tmp_path / "images.npy")
-    np.testing.assert_allclose(images, sampler_images(trained.checkpoint_dir, z),
-                               atol=1e-5, rtol=0)
+    np.testing.assert_allclose(images, sampler_images(trained.checkpoint_dir, z), atol=1e-5, rtol=0)
 
 
 def test_generate_draws_reproducible_digits_from_count_and_seed(exported):
@@ -168,8 +220,9 @@ def test_generate_draws_reproducible_digits_from_count_and_seed(exported):
     generate = tf.saved_model.load(version).signatures["generate"]
 
     def draw(count, seed):
-        return generate(count=tf.constant(count, tf.int32),
-                        seed=tf.constant(seed, tf.int64))["images"].numpy()
+        return generate(count=tf.constant(count, tf.int32), seed=tf.constant(seed, tf.int64))[
+            "images"
+        ].numpy()
 
     first = draw(5, 3)
     assert first.shape == (5, 28, 28, 1) and first.dtype == np.float32
@@ -187,8 +240,10 @@ def test_generate_draws_the_noise_model_json_names(exported):
     z = tf.random.stateless_normal([6, LATENT], tf.constant([9, 0], tf.int64), alg="philox")
     np.testing.assert_array_equal(
         served.signatures["generate"](count=tf.constant(6), seed=tf.constant(9, tf.int64))[
-            "images"].numpy(),
-        served.signatures["serving_default"](z=z)["images"].numpy())
+            "images"
+        ].numpy(),
+        served.signatures["serving_default"](z=z)["images"].numpy(),
+    )
 
 
 def test_a_uniform_noise_model_generates_from_uniform_noise(tmp_path):
@@ -196,12 +251,15 @@ def test_a_uniform_noise_model_generates_from_uniform_noise(tmp_path):
     module = export.ServingGenerator(model.build_generator(LATENT, 4), LATENT, "uniform")
     export.write_version(module, str(tmp_path / "1"), card={})
     served = tf.saved_model.load(str(tmp_path / "1"))
-    z = tf.random.stateless_uniform([4, LATENT], tf.constant([2, 0], tf.int64), -1.0, 1.0,
-                                    alg="philox")
+    z = tf.random.stateless_uniform(
+        [4, LATENT], tf.constant([2, 0], tf.int64), -1.0, 1.0, alg="philox"
+    )
     np.testing.assert_array_equal(
         served.signatures["generate"](count=tf.constant(4), seed=tf.constant(2, tf.int64))[
-            "images"].numpy(),
-        served.signatures["serving_default"](z=z)["images"].numpy())
+            "images"
+        ].numpy(),
+        served.signatures["serving_default"](z=z)["images"].numpy(),
+    )
 
 
 def tflite_interpreter(path):
@@ -220,11 +278,15 @@ def test_the_tflite_file_draws_the_saved_models_images(exported):
     _, version = exported
     interpreter = tflite_interpreter(os.path.join(version, "generator.tflite"))
     assert interpreter.get_signature_list() == {
-        "serving_default": {"inputs": ["z"], "outputs": ["images"]}}
+        "serving_default": {"inputs": ["z"], "outputs": ["images"]}
+    }
     z = latent_z(8, seed=1)
     lite = interpreter.get_signature_runner("serving_default")(z=z)["images"]
-    saved = tf.saved_model.load(version).signatures["serving_default"](
-        z=tf.constant(z))["images"].numpy()
+    saved = (
+        tf.saved_model.load(version)
+        .signatures["serving_default"](z=tf.constant(z))["images"]
+        .numpy()
+    )
     assert lite.shape == (8, 28, 28, 1)
     np.testing.assert_allclose(lite, saved, atol=1e-4, rtol=0)
 
@@ -236,8 +298,11 @@ def test_an_export_to_ram_reads_back(trained):
     assert version == f"{folder}/{STEPS}"
     assert tf.io.gfile.listdir(folder) == [str(STEPS)]
     z = latent_z(3)
-    images = tf.saved_model.load(version).signatures["serving_default"](
-        z=tf.constant(z))["images"].numpy()
+    images = (
+        tf.saved_model.load(version)
+        .signatures["serving_default"](z=tf.constant(z))["images"]
+        .numpy()
+    )
     np.testing.assert_allclose(images, sampler_images(trained.checkpoint_dir, z), atol=1e-5)
     assert tf.io.gfile.exists(f"{version}/generator.tflite")
 
@@ -256,14 +321,14 @@ def test_the_version_is_the_step_of_the_checkpoint_read(trained, tmp_path):
 
 # --- the command line, and each bad input ----------------------------------------------
 
+
 def one_error_line(capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: "), err
     return err[0]
 
 
-def test_cli_refuses_an_existing_export_and_overwrite_replaces_it(trained, tmp_path,
-                                                                  capsys):
+def test_cli_refuses_an_existing_export_and_overwrite_replaces_it(trained, tmp_path, capsys):
     folder = tmp_path / "models"
     argv = ["--export", str(folder), "--checkpoint-dir", trained.checkpoint_dir]
     assert task.main(argv) == 0
@@ -287,22 +352,41 @@ def test_an_empty_version_folder_is_no_obstacle(trained, tmp_path):
 
 
 def test_no_checkpoint_is_one_line_and_creates_nothing(tmp_path, capsys):
-    assert task.main(["--export", str(tmp_path / "out"), "--checkpoint-dir",
-                      str(tmp_path / "nothing")]) == 1
+    assert (
+        task.main(
+            [
+                "--export",
+                str(tmp_path / "out"),
+                "--checkpoint-dir",
+                str(tmp_path / "nothing"),
+            ]
+        )
+        == 1
+    )
     assert "no checkpoint in" in one_error_line(capsys)
     assert not (tmp_path / "out").exists()
 
 
 def test_an_unwritable_folder_is_one_line(trained, tmp_path, capsys):
     (tmp_path / "file").write_text("")
-    assert task.main(["--export", str(tmp_path / "file" / "x"), "--checkpoint-dir",
-                      trained.checkpoint_dir]) == 1
+    assert (
+        task.main(
+            [
+                "--export",
+                str(tmp_path / "file" / "x"),
+                "--checkpoint-dir",
+                trained.checkpoint_dir,
+            ]
+        )
+        == 1
+    )
     line = one_error_line(capsys)
     assert "--export" in line and "is not a writable folder" in line
 
 
-def test_a_failed_write_leaves_nothing_and_keeps_the_old_export(trained, tmp_path, capsys,
-                                                                monkeypatch):
+def test_a_failed_write_leaves_nothing_and_keeps_the_old_export(
+    trained, tmp_path, capsys, monkeypatch
+):
     folder = tmp_path / "models"
     argv = ["--export", str(folder), "--checkpoint-dir", trained.checkpoint_dir]
     assert task.main(argv) == 0
@@ -316,16 +400,24 @@ def test_a_failed_write_leaves_nothing_and_keeps_the_old_export(trained, tmp_pat
     assert sorted(os.listdir(folder / str(STEPS))) == before
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--tflite"], "--tflite only applies with --export"),
-    (["--sample", "4", "--tflite"], "--tflite only applies with --export"),
-    (["--sample", "4", "--export", "out"], "--sample and --export are separate modes"),
-    (["--export", "out", "--batch-size", "8"],
-     "--batch-size applies to training only, not to --export"),
-    (["--export", "out", "--sample-dir", "x"], "--sample-dir does not apply to --export"),
-    (["--export", "out", "--seed", "3"], "--seed does not apply to --export"),
-    (["--evaluate", "--overwrite"], "--overwrite does not apply to --evaluate"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--tflite"], "--tflite only applies with --export"),
+        (["--sample", "4", "--tflite"], "--tflite only applies with --export"),
+        (["--sample", "4", "--export", "out"], "--sample and --export are separate modes"),
+        (
+            ["--export", "out", "--batch-size", "8"],
+            "--batch-size applies to training only, not to --export",
+        ),
+        (
+            ["--export", "out", "--sample-dir", "x"],
+            "--sample-dir does not apply to --export",
+        ),
+        (["--export", "out", "--seed", "3"], "--seed does not apply to --export"),
+        (["--evaluate", "--overwrite"], "--overwrite does not apply to --evaluate"),
+    ],
+)
 def test_export_flags_elsewhere_are_usage_errors(argv, message, capsys):
     assert_usage_error(task.main, argv, message, capsys)
 
@@ -337,8 +429,11 @@ def test_export_flags_elsewhere_are_usage_errors(argv, message, capsys):
 # 0.6492, 9.4488 and 0.940 again on the 2-core EPYC). Pinned, not drawn again here:
 # drawing and judging them would add about 35 s to a suite that must stay under 15
 # minutes.
-SAMPLE_SCORES = {"frechet_distance": 0.649, "classifier_score": 9.449,
-                 "confident_share": 0.940}
+SAMPLE_SCORES = {
+    "frechet_distance": 0.649,
+    "classifier_score": 9.449,
+    "confident_share": 0.940,
+}
 # Run-to-run noise of 10,000 samples of the shipped model on the evaluator (measured on
 # the 2-core EPYC): --sample with seeds 0 to 5 gave Frechet distances 0.649, 0.728, 0.723,
 # 0.598, 0.725, 0.899 (standard deviation 0.10) and classifier scores 9.409 to 9.449; the
@@ -355,8 +450,10 @@ TOLERANCES = {"frechet_distance": 0.35, "classifier_score": 0.05, "confident_sha
 def test_the_exports_digits_score_as_the_samplers_do(tmp_path):
     version = export.export(SHIPPED, str(tmp_path))
     generate = tf.saved_model.load(version).signatures["generate"]
-    batches = [generate(count=tf.constant(500), seed=tf.constant(seed, tf.int64))["images"]
-               for seed in range(20)]  # 500 at a time: memory stays bounded
+    batches = [
+        generate(count=tf.constant(500), seed=tf.constant(seed, tf.int64))["images"]
+        for seed in range(20)
+    ]  # 500 at a time: memory stays bounded
     exported = np.round(np.concatenate(batches)[..., 0] * 255).astype(np.uint8)
     assert exported.shape == (10_000, 28, 28)
     test_images, _ = data.load_mnist(MNIST_DIR, "test")
@@ -378,18 +475,23 @@ def test_a_conditional_export_takes_the_digits_and_draws_what_the_sampler_draws(
     assert set(card["signatures"]["generate"]["inputs"]) == {"count", "seed", "digit"}
     loaded = tf.saved_model.load(version)
     z, digits = latent_z(4), np.array([1, 5, 7, 9], np.int32)
-    served = loaded.signatures["serving_default"](z=tf.constant(z),
-                                                  digits=tf.constant(digits))["images"]
+    served = loaded.signatures["serving_default"](z=tf.constant(z), digits=tf.constant(digits))[
+        "images"
+    ]
     generator, _ = checkpoints.load_sampler(config.checkpoint_dir)
-    np.testing.assert_allclose(served, (generator(model.inputs(z, digits), training=False)
-                                        + 1.0) / 2.0, atol=1e-5)
+    np.testing.assert_allclose(
+        served, (generator(model.inputs(z, digits), training=False) + 1.0) / 2.0, atol=1e-5
+    )
     # generate(count, seed, digit) is serving_default on its documented noise and digit.
     noise = tf.random.stateless_normal([3, LATENT], [7, 0], alg="philox")
     np.testing.assert_allclose(
-        loaded.signatures["generate"](count=tf.constant(3), seed=tf.constant(7, tf.int64),
-                                      digit=tf.constant(4))["images"],
+        loaded.signatures["generate"](
+            count=tf.constant(3), seed=tf.constant(7, tf.int64), digit=tf.constant(4)
+        )["images"],
         loaded.signatures["serving_default"](z=noise, digits=tf.constant([4] * 3))["images"],
-        atol=1e-6)
-    runner = tflite_interpreter(os.path.join(version, export.TFLITE_FILENAME)
-                                ).get_signature_runner("serving_default")
+        atol=1e-6,
+    )
+    runner = tflite_interpreter(os.path.join(version, export.TFLITE_FILENAME)).get_signature_runner(
+        "serving_default"
+    )
     np.testing.assert_allclose(runner(z=z, digits=digits)["images"], served, atol=1e-4)

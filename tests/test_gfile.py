@@ -15,6 +15,7 @@ import uuid
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import idx_bytes, replace
 from PIL import Image, ImageSequence
 
 from trainer import animation, checkpoints, data, lock, paths, sample, train
@@ -22,8 +23,6 @@ from trainer import images as image_utils
 from trainer.errors import TrainerError
 from trainer.evaluation import classifier, evaluate
 from trainer.train_config import TrainConfig, load_saved_config, save_config
-
-from helpers import idx_bytes, replace
 
 gfile = tf.io.gfile
 
@@ -39,8 +38,12 @@ def ram_dir():
 
 def ram_config(tiny_config, job):
     """tiny_config with every folder under the ram:// job folder `job`."""
-    return replace(tiny_config, checkpoint_dir=f"{job}/ckpt", log_dir=f"{job}/logs",
-                   sample_dir=f"{job}/samples")
+    return replace(
+        tiny_config,
+        checkpoint_dir=f"{job}/ckpt",
+        log_dir=f"{job}/logs",
+        sample_dir=f"{job}/samples",
+    )
 
 
 def write_bytes(path, payload):
@@ -57,6 +60,7 @@ def read_png(path):
 
 
 # --- one module at a time --------------------------------------------------------------
+
 
 def test_config_round_trips_on_ram_and_a_missing_one_is_named(ram_dir):
     config = TrainConfig(batch_size=32, train_steps=7, seed=3, checkpoint_dir=ram_dir)
@@ -77,8 +81,11 @@ def test_ensure_writable_dir_creates_a_ram_folder_and_leaves_it_empty(ram_dir):
 
 def test_ensure_writable_dir_names_the_flag_and_the_reason_locally(tmp_path):
     (tmp_path / "file").write_text("")
-    with pytest.raises(TrainerError, match=r"--sample-dir '.*file/sub' is not a writable "
-                                           r"folder \(.*not a directory\); pass --sample-dir"):
+    with pytest.raises(
+        TrainerError,
+        match=r"--sample-dir '.*file/sub' is not a writable "
+        r"folder \(.*not a directory\); pass --sample-dir",
+    ):
         paths.ensure_writable_dir(str(tmp_path / "file" / "sub"), "--sample-dir")
 
 
@@ -98,7 +105,9 @@ def test_matching_lists_names_in_a_folder_named_with_glob_characters(tmp_path):
     for name in ("ckpt-4.index", "ckpt-10.index", "checkpoint", ".hidden.index"):
         (folder / name).write_text("")
     assert paths.matching(str(folder), "ckpt-*.index") == [
-        str(folder / "ckpt-10.index"), str(folder / "ckpt-4.index")]
+        str(folder / "ckpt-10.index"),
+        str(folder / "ckpt-4.index"),
+    ]
     assert paths.matching(str(folder), "*.index")[-1].endswith("ckpt-4.index")  # no dot
     assert paths.matching(str(tmp_path / "missing"), "*") == []
 
@@ -108,8 +117,10 @@ def test_load_mnist_reads_idx_files_from_ram(idx_dir, ram_dir, gz):
     for name in os.listdir(idx_dir):
         with open(os.path.join(idx_dir, name), "rb") as f:
             payload = f.read()
-        write_bytes(f"{ram_dir}/{name}" + (".gz" if gz else ""),
-                    gzip.compress(payload) if gz else payload)
+        write_bytes(
+            f"{ram_dir}/{name}" + (".gz" if gz else ""),
+            gzip.compress(payload) if gz else payload,
+        )
     images, labels = data.load_mnist(ram_dir, "train")
     expected_images, expected_labels = data.load_mnist(idx_dir, "train")
     assert images.dtype == np.uint8 and images.shape == (160, 28, 28)
@@ -120,8 +131,13 @@ def test_load_mnist_reads_idx_files_from_ram(idx_dir, ram_dir, gz):
 def test_load_mnist_reads_an_npz_from_ram_and_names_a_corrupt_one(ram_dir, blob_images):
     labels = np.arange(len(blob_images), dtype=np.uint8) % 10
     buffer = io.BytesIO()
-    np.savez(buffer, x_train=blob_images, y_train=labels, x_test=blob_images[:10],
-             y_test=labels[:10])
+    np.savez(
+        buffer,
+        x_train=blob_images,
+        y_train=labels,
+        x_test=blob_images[:10],
+        y_test=labels[:10],
+    )
     write_bytes(f"{ram_dir}/mnist.npz", buffer.getvalue())
     images, got_labels = data.load_mnist(ram_dir, "test")
     np.testing.assert_array_equal(images, blob_images[:10])
@@ -132,8 +148,11 @@ def test_load_mnist_reads_an_npz_from_ram_and_names_a_corrupt_one(ram_dir, blob_
 
 
 def test_missing_idx_file_on_ram_is_named(ram_dir):
-    with pytest.raises(TrainerError, match=rf"{ram_dir}/x-idx3-ubyte: cannot read \(not "
-                                           r"found\)"):
+    with pytest.raises(
+        TrainerError,
+        match=rf"{ram_dir}/x-idx3-ubyte: cannot read \(not "
+        r"found\)",
+    ):
         data.read_idx(f"{ram_dir}/x-idx3-ubyte")
 
 
@@ -150,12 +169,14 @@ def test_progress_gif_on_ram_plays_the_grids_in_step_order(ram_dir):
     for step, value in {936: 20, 468: 10, 1404: 30}.items():
         animation.save_grid(np.full((10, 12), value, np.uint8), ram_dir, step)
     assert animation.grid_paths(ram_dir) == [
-        f"{ram_dir}/grids/step_{step:08d}.png" for step in (468, 936, 1404)]
+        f"{ram_dir}/grids/step_{step:08d}.png" for step in (468, 936, 1404)
+    ]
     path = animation.write_progress_gif(ram_dir)
     assert path == f"{ram_dir}/progress.gif"
     with gfile.GFile(path, "rb") as f, Image.open(io.BytesIO(f.read())) as gif:
-        means = [int(np.asarray(frame.convert("L")).mean())
-                 for frame in ImageSequence.Iterator(gif)]
+        means = [
+            int(np.asarray(frame.convert("L")).mean()) for frame in ImageSequence.Iterator(gif)
+        ]
     assert means == [10, 20, 30]
     assert sorted(gfile.listdir(ram_dir)) == ["grids", "progress.gif"]  # no .partial
 
@@ -176,7 +197,8 @@ def saved_state(config, steps):
     for step in steps:
         state.step.assign(step)
         state.ema_generator.trainable_variables[0].assign_add(
-            tf.ones_like(state.ema_generator.trainable_variables[0]))
+            tf.ones_like(state.ema_generator.trainable_variables[0])
+        )
         checkpoints.save(manager, step)
     checkpoints.release(manager)
     return state
@@ -188,12 +210,17 @@ def test_published_model_holds_only_the_newest_checkpoint_and_samples(tiny_confi
     model_dir = f"{ram_dir}/model"
     assert checkpoints.publish_model(config.checkpoint_dir, model_dir) == model_dir
     assert sorted(gfile.listdir(model_dir)) == [
-        "checkpoint", "ckpt-6.data-00000-of-00001", "ckpt-6.index", "config.json"]
+        "checkpoint",
+        "ckpt-6.data-00000-of-00001",
+        "ckpt-6.index",
+        "config.json",
+    ]
     assert checkpoints.checkpoint_prefixes(model_dir) == [f"{model_dir}/ckpt-6"]
     generator, saved = checkpoints.load_sampler(model_dir)
     assert saved == load_saved_config(config.checkpoint_dir)
-    np.testing.assert_array_equal(generator.trainable_variables[0],
-                                  state.ema_generator.trainable_variables[0])
+    np.testing.assert_array_equal(
+        generator.trainable_variables[0], state.ema_generator.trainable_variables[0]
+    )
     written = sample.write_samples(model_dir, f"{ram_dir}/samples", 3, seed=0)
     assert [read_png(path).shape for path in written] == [(28, 28)] * 3
 
@@ -203,7 +230,8 @@ def test_a_published_local_model_still_reads_after_its_folder_moves(tiny_config,
     checkpoints.publish_model(tiny_config.checkpoint_dir, str(tmp_path / "model"))
     os.rename(tmp_path / "model", tmp_path / "moved")
     assert checkpoints.checkpoint_prefixes(str(tmp_path / "moved")) == [
-        str(tmp_path / "moved" / "ckpt-4")]
+        str(tmp_path / "moved" / "ckpt-4")
+    ]
     checkpoints.load_sampler(str(tmp_path / "moved"))
 
 
@@ -214,18 +242,25 @@ def test_publishing_nothing_is_a_clear_error(ram_dir):
 
 # --- a whole job on ram:// -------------------------------------------------------------
 
+
 def write_ram_mnist(folder, images):
     """Gzipped IDX train and test splits of `images` (labels 0-9 in turn) in `folder`."""
     labels = (np.arange(len(images)) % 10).astype(np.uint8)
-    for stem, array in (("train-images-idx3", images), ("train-labels-idx1", labels),
-                        ("t10k-images-idx3", images), ("t10k-labels-idx1", labels)):
+    for stem, array in (
+        ("train-images-idx3", images),
+        ("train-labels-idx1", labels),
+        ("t10k-images-idx3", images),
+        ("t10k-labels-idx1", labels),
+    ):
         write_bytes(f"{folder}/{stem}-ubyte.gz", gzip.compress(idx_bytes(array)))
 
 
-@pytest.mark.skipif(not os.path.exists(classifier.WEIGHTS_PATH),
-                    reason="classifier weights not trained yet")
-def test_train_resume_sample_and_evaluate_all_on_ram(tiny_config, blob_images, ram_dir,
-                                                     tmp_path, monkeypatch):
+@pytest.mark.skipif(
+    not os.path.exists(classifier.WEIGHTS_PATH), reason="classifier weights not trained yet"
+)
+def test_train_resume_sample_and_evaluate_all_on_ram(
+    tiny_config, blob_images, ram_dir, tmp_path, monkeypatch
+):
     monkeypatch.chdir(tmp_path)  # anything written to the current folder would show here
     config = replace(ram_config(tiny_config, ram_dir), data_dir=f"{ram_dir}/mnist")
     write_ram_mnist(config.data_dir, blob_images)
@@ -241,22 +276,26 @@ def test_train_resume_sample_and_evaluate_all_on_ram(tiny_config, blob_images, r
     assert gfile.glob(f"{config.log_dir}/events.out.tfevents.*")
     # Grids at the first run's end (6), the epoch end (10) and the resume's end (12).
     assert [os.path.basename(p) for p in animation.grid_paths(config.log_dir)] == [
-        f"step_{step:08d}.png" for step in (6, 10, 12)]
+        f"step_{step:08d}.png" for step in (6, 10, 12)
+    ]
     assert gfile.exists(f"{config.log_dir}/progress.gif")
 
     written = sample.write_samples(config.checkpoint_dir, config.sample_dir, 12, seed=0)
     assert sorted(gfile.listdir(config.sample_dir)) == sorted(
-        [os.path.basename(p) for p in written] + ["grid.png"])
+        [os.path.basename(p) for p in written] + ["grid.png"]
+    )
     assert read_png(written[0]).shape == (28, 28)
 
     from_pngs = evaluate.run(config.data_dir, 12, seed=0, png_folder=config.sample_dir)
-    from_checkpoint = evaluate.run(config.data_dir, 12, seed=0,
-                                   checkpoint_dir=config.checkpoint_dir)
+    from_checkpoint = evaluate.run(
+        config.data_dir, 12, seed=0, checkpoint_dir=config.checkpoint_dir
+    )
     for results in (from_pngs, from_checkpoint):
         assert results["generated"]["count"] == 12
         assert results["real_floor"]["count"] == len(blob_images)
         assert np.isfinite(results["fd_over_floor"])
     # --sample writes what --evaluate draws: the same seed, the same 12 digits.
     assert from_pngs["generated"]["frechet_distance"] == pytest.approx(
-        from_checkpoint["generated"]["frechet_distance"], rel=1e-4)
+        from_checkpoint["generated"]["frechet_distance"], rel=1e-4
+    )
     assert os.listdir(tmp_path) == []

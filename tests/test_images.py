@@ -11,7 +11,7 @@ from trainer.errors import TrainerError
 
 
 def test_model_range_and_uint8_are_inverse_on_every_pixel_value():
-    pixels = np.arange(256, dtype=np.uint8).repeat(4)[:784 * 1].reshape(1, 28, 28)
+    pixels = np.arange(256, dtype=np.uint8).repeat(4)[: 784 * 1].reshape(1, 28, 28)
     pixels = np.concatenate([pixels, 255 - pixels])
     scaled = image_utils.to_model_range(pixels)
     assert scaled.shape == (2, 28, 28, 1) and scaled.dtype == np.float32
@@ -39,16 +39,17 @@ def test_in_batches_covers_every_row_once_in_order_with_tuples_too():
     assert seen == [10, 10, 3]
     np.testing.assert_array_equal(doubled, inputs * 2)
     np.testing.assert_array_equal(sums, inputs.sum(axis=1))
-    np.testing.assert_array_equal(image_utils.in_batches(lambda r: r + 1, inputs, batch=7),
-                                  inputs + 1)
+    np.testing.assert_array_equal(
+        image_utils.in_batches(lambda r: r + 1, inputs, batch=7), inputs + 1
+    )
     # Several inputs: the same rows of each.
-    np.testing.assert_array_equal(image_utils.in_batches(
-        lambda a, b: a[:, 0] * 100 + b, inputs, np.arange(23), batch=4),
-        inputs[:, 0] * 100 + np.arange(23))
+    np.testing.assert_array_equal(
+        image_utils.in_batches(lambda a, b: a[:, 0] * 100 + b, inputs, np.arange(23), batch=4),
+        inputs[:, 0] * 100 + np.arange(23),
+    )
 
 
-def test_a_png_round_trips_and_a_failed_write_names_file_reason_and_fix(tmp_path,
-                                                                       monkeypatch):
+def test_a_png_round_trips_and_a_failed_write_names_file_reason_and_fix(tmp_path, monkeypatch):
     pixels = np.arange(28 * 28, dtype=np.uint32).reshape(28, 28).astype(np.uint8)
     path = str(tmp_path / "digit.png")
     image_utils.save_png(pixels, path)
@@ -58,6 +59,9 @@ def test_a_png_round_trips_and_a_failed_write_names_file_reason_and_fix(tmp_path
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(Image.Image, "save", full_disk)
-    with pytest.raises(TrainerError, match=r"could not write .*digit.png \(No space left "
-                                           r"on device\); pass another --x-dir"):
+    with pytest.raises(
+        TrainerError,
+        match=r"could not write .*digit.png \(No space left "
+        r"on device\); pass another --x-dir",
+    ):
         image_utils.save_png(pixels, path, "pass another --x-dir")

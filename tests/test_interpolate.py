@@ -4,12 +4,11 @@ import shutil
 
 import numpy as np
 import pytest
+from helpers import REPO, assert_usage_error, slow
 from PIL import Image, ImageSequence
 
 from trainer import checkpoints, interpolate, task
 from trainer import images as image_utils
-
-from helpers import REPO, assert_usage_error, slow
 
 TILE = 28 + 2  # a 28x28 digit and images.grid's 2-pixel gap
 
@@ -25,7 +24,7 @@ def shipped(tmp_path_factory):
 def tile(picture, row, column):
     """The uint8 (28, 28) digit at (row, column) of an images.grid picture."""
     top, left = 2 + row * TILE, 2 + column * TILE
-    return picture[top:top + 28, left:left + 28]
+    return picture[top : top + 28, left : left + 28]
 
 
 def read(path):
@@ -40,6 +39,7 @@ def gif_frames(path):
 
 # --- lerp and slerp -------------------------------------------------------------------
 
+
 def test_lerp_hits_hand_computed_points():
     points = interpolate.lerp([0.0, 0.0], [2.0, 4.0], [0.0, 0.25, 1.0])
     np.testing.assert_array_equal(points, [[0, 0], [0.5, 1.0], [2, 4]])
@@ -48,8 +48,7 @@ def test_lerp_hits_hand_computed_points():
 def test_slerp_follows_the_quarter_circle():
     points = interpolate.slerp([1.0, 0.0], [0.0, 1.0], [0.0, 1 / 3, 0.5, 1.0])
     angles = np.radians([0, 30, 45, 90])
-    np.testing.assert_allclose(points, np.stack([np.cos(angles), np.sin(angles)], 1),
-                               atol=1e-12)
+    np.testing.assert_allclose(points, np.stack([np.cos(angles), np.sin(angles)], 1), atol=1e-12)
 
 
 def test_slerp_keeps_the_norm_of_equal_norm_endpoints_where_lerp_shrinks_it():
@@ -60,8 +59,7 @@ def test_slerp_keeps_the_norm_of_equal_norm_endpoints_where_lerp_shrinks_it():
     spherical = interpolate.slerp(a, b, fractions)
     np.testing.assert_allclose(spherical[0], a, rtol=1e-12)
     np.testing.assert_allclose(spherical[-1], b, rtol=1e-12)
-    np.testing.assert_allclose(np.linalg.norm(spherical, axis=1), np.linalg.norm(a),
-                               rtol=1e-10)
+    np.testing.assert_allclose(np.linalg.norm(spherical, axis=1), np.linalg.norm(a), rtol=1e-10)
     straight = np.linalg.norm(interpolate.lerp(a, b, fractions), axis=1)
     assert straight[5] < 0.85 * np.linalg.norm(a)  # why slerp: lerp's middle is short
 
@@ -115,6 +113,7 @@ def test_endpoints_are_reproducible_by_seed_and_follow_the_distribution():
 
 # --- the writer, on the shipped model --------------------------------------------------
 
+
 def test_png_grid_is_k_walks_of_10_steps_with_the_generators_endpoints(shipped, tmp_path):
     count, seed = 3, 11
     paths = interpolate.write_walks(shipped, str(tmp_path), count, seed)
@@ -137,7 +136,10 @@ def test_png_grid_is_k_walks_of_10_steps_with_the_generators_endpoints(shipped, 
 def test_gif_plays_the_walks_one_step_a_frame(shipped, tmp_path):
     count = 5
     paths = interpolate.write_walks(shipped, str(tmp_path), count, seed=2, gif=True)
-    assert [os.path.basename(p) for p in paths] == ["interpolation.png", "interpolation.gif"]
+    assert [os.path.basename(p) for p in paths] == [
+        "interpolation.png",
+        "interpolation.gif",
+    ]
     columns = math.ceil(math.sqrt(count))  # 3: a 3x2 grid of walks in each frame
     with Image.open(paths[1]) as gif:
         assert gif.n_frames == 10 and gif.info["loop"] == 0
@@ -146,7 +148,8 @@ def test_gif_plays_the_walks_one_step_a_frame(shipped, tmp_path):
     for step, frame in enumerate(frames):  # frame t holds step t of every walk
         for walk in range(count):
             np.testing.assert_array_equal(
-                tile(frame, walk // columns, walk % columns), tile(picture, walk, step))
+                tile(frame, walk // columns, walk % columns), tile(picture, walk, step)
+            )
 
 
 @slow
@@ -160,40 +163,71 @@ def test_walks_are_reproducible_by_seed(shipped, tmp_path):
 
 def test_slerp_changes_the_path_but_not_the_endpoints(shipped, tmp_path):
     straight = read(interpolate.write_walks(shipped, str(tmp_path / "lerp"), 2, seed=3)[0])
-    curved = read(interpolate.write_walks(shipped, str(tmp_path / "slerp"), 2, seed=3,
-                                          spherical=True)[0])
+    curved = read(
+        interpolate.write_walks(shipped, str(tmp_path / "slerp"), 2, seed=3, spherical=True)[0]
+    )
     for row in range(2):
         for column in (0, 9):
-            np.testing.assert_array_equal(tile(straight, row, column),
-                                          tile(curved, row, column))
+            np.testing.assert_array_equal(tile(straight, row, column), tile(curved, row, column))
     assert not np.array_equal(tile(straight, 0, 5), tile(curved, 0, 5))
 
 
 # --- the command line ------------------------------------------------------------------
 
+
 def test_cli_writes_the_png_and_gif_and_says_so(shipped, tmp_path, capsys):
     out = tmp_path / "walks"
-    assert task.main(["--interpolate", "4", "--slerp", "--gif", "--checkpoint-dir", shipped,
-                      "--sample-dir", str(out), "--seed", "9"]) == 0
+    assert (
+        task.main(
+            [
+                "--interpolate",
+                "4",
+                "--slerp",
+                "--gif",
+                "--checkpoint-dir",
+                shipped,
+                "--sample-dir",
+                str(out),
+                "--seed",
+                "9",
+            ]
+        )
+        == 0
+    )
     assert sorted(os.listdir(out)) == ["interpolation.gif", "interpolation.png"]
     assert capsys.readouterr().out.strip().splitlines() == [
-        f"wrote interpolation.png and interpolation.gif (4 walks of 10 steps) to {out}"]
+        f"wrote interpolation.png and interpolation.gif (4 walks of 10 steps) to {out}"
+    ]
     assert read(out / "interpolation.png").shape == (4 * TILE + 2, 10 * TILE + 2)
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--interpolate", "0"], "--interpolate must be at least 1, got 0"),
-    (["--interpolate", "-3"], "--interpolate must be at least 1, got -3"),
-    (["--interpolate", "many"], "invalid int value: 'many'"),
-    (["--slerp"], "--slerp only applies with --interpolate"),
-    (["--gif", "--sample", "3"], "--gif only applies with --interpolate"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--interpolate", "0"], "--interpolate must be at least 1, got 0"),
+        (["--interpolate", "-3"], "--interpolate must be at least 1, got -3"),
+        (["--interpolate", "many"], "invalid int value: 'many'"),
+        (["--slerp"], "--slerp only applies with --interpolate"),
+        (["--gif", "--sample", "3"], "--gif only applies with --interpolate"),
+    ],
+)
 def test_bad_walk_flags_are_usage_errors(argv, message, capsys):
     assert_usage_error(task.main, argv, message, capsys)
 
 
 def test_no_checkpoint_is_one_line_and_exit_1(tmp_path, capsys):
-    assert task.main(["--interpolate", "2", "--checkpoint-dir", str(tmp_path / "none"),
-                      "--sample-dir", str(tmp_path / "out")]) == 1
+    assert (
+        task.main(
+            [
+                "--interpolate",
+                "2",
+                "--checkpoint-dir",
+                str(tmp_path / "none"),
+                "--sample-dir",
+                str(tmp_path / "out"),
+            ]
+        )
+        == 1
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: no checkpoint in")

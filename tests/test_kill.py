@@ -10,10 +10,9 @@ import sys
 import time
 
 import pytest
+from helpers import REPO, TINY_FLAGS
 
 from trainer import checkpoints
-
-from helpers import REPO, TINY_FLAGS
 
 pytestmark = pytest.mark.slow  # 6 process starts and kills: minutes
 
@@ -22,13 +21,29 @@ KILLS = 6
 
 
 def _launch(tmp_path, idx_dir, resume):
-    flags = ["--data-dir", idx_dir, "--checkpoint-dir", str(tmp_path / "ckpt"),
-             "--log-dir", str(tmp_path / "logs"), "--train-steps", str(BUDGET), *TINY_FLAGS,
-             "--log-freq", "1", "--checkpoint-freq", "3"]  # frequent writes, so kills land inside them
+    flags = [
+        "--data-dir",
+        idx_dir,
+        "--checkpoint-dir",
+        str(tmp_path / "ckpt"),
+        "--log-dir",
+        str(tmp_path / "logs"),
+        "--train-steps",
+        str(BUDGET),
+        *TINY_FLAGS,
+        "--log-freq",
+        "1",
+        "--checkpoint-freq",
+        "3",
+    ]  # frequent writes, so kills land inside them
     flags.append("--continue-train" if resume else "--overwrite")
-    return subprocess.Popen([sys.executable, "-m", "trainer.task", *flags], cwd=str(tmp_path),
-                            env=dict(os.environ, PYTHONPATH=REPO),
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "trainer.task", *flags],
+        cwd=str(tmp_path),
+        env=dict(os.environ, PYTHONPATH=REPO),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _saved_step(folder):
@@ -47,7 +62,7 @@ def test_sigkill_at_random_moments_loses_nothing_saved(tmp_path, idx_dir):
             match = re.search(r"resumed from step (\d+)", line)
             if match:
                 resumed_from.append((int(match.group(1)), saved_before))
-            if " step " in line and "/%d" % BUDGET in line:
+            if " step " in line and f"/{BUDGET}" in line:
                 lines_to_wait -= 1
                 if lines_to_wait == 0:
                     break

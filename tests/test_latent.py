@@ -1,11 +1,10 @@
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import replace
 
 from trainer import latent, sample, train
 from trainer.checkpoints import load_sampler
-
-from helpers import replace
 
 
 def test_numpy_draws_have_the_named_distribution():
@@ -19,8 +18,10 @@ def test_numpy_draws_have_the_named_distribution():
 
 
 def test_an_unknown_distribution_is_refused_not_drawn_as_normal_noise():
-    with pytest.raises(ValueError, match="latent_distribution must be one of normal, "
-                                         "uniform, got 'gaussian'"):
+    with pytest.raises(
+        ValueError,
+        match="latent_distribution must be one of normal, uniform, got 'gaussian'",
+    ):
         latent.draw(np.random.default_rng(0), 2, 3, "gaussian")
     with pytest.raises(ValueError, match="got 'gaussian'"):
         latent.draw_tf(tf.random.Generator.from_seed(0), (2, 3), "gaussian")

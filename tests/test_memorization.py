@@ -20,8 +20,11 @@ def test_known_offsets_give_known_distances():
     offsets[2, 1:3] = [3.0, 4.0]  # off row 4 by (3, 4): 5
     offsets[3, 0] = -7.0  # 7 below row 0, the end of the line
     queries = references[[2, 1, 4, 0]] + offsets
-    np.testing.assert_allclose(memorization.nearest_distances(queries, references),
-                               [3.0, 4.0, 5.0, 7.0], rtol=1e-12)
+    np.testing.assert_allclose(
+        memorization.nearest_distances(queries, references),
+        [3.0, 4.0, 5.0, 7.0],
+        rtol=1e-12,
+    )
 
 
 def brute_force_nearest(queries, references):
@@ -49,8 +52,7 @@ def test_nearest_distances_never_hold_a_full_distance_matrix(monkeypatch):
             return np.asarray(self) @ other
 
     original_ones = np.ones
-    monkeypatch.setattr(memorization.np, "ones",
-                        lambda *a, **k: original_ones(*a, **k).view(Spy))
+    monkeypatch.setattr(memorization.np, "ones", lambda *a, **k: original_ones(*a, **k).view(Spy))
     result = memorization.nearest_distances(queries, references, batch_size=16)
     np.testing.assert_allclose(result, brute_force_nearest(queries, references), rtol=1e-9)
     assert shapes == [16, 16, 13]
@@ -66,9 +68,14 @@ def test_memorization_figures_on_known_distances():
     # numpy's percentile interpolates: 1 + 0.01 * (100 - 1) = 1.99.
     assert result["percentile"] == 1.0
     assert result["threshold"] == pytest.approx(1.99)
-    assert result["generated"] == pytest.approx({"mean": 13.625, "percentile_distance":
-                                                 0.5 + 0.03 * 1.0, "count": 4,
-                                                 "share_below_threshold": 0.5})
+    assert result["generated"] == pytest.approx(
+        {
+            "mean": 13.625,
+            "percentile_distance": 0.5 + 0.03 * 1.0,
+            "count": 4,
+            "share_below_threshold": 0.5,
+        }
+    )
     assert result["held_out"]["share_below_threshold"] == 0.01  # only distance 1
     assert result["held_out"]["mean"] == pytest.approx(50.5)
 
@@ -82,23 +89,43 @@ def test_a_generator_that_copies_its_training_set_scores_share_one():
     assert result["threshold"] > 0
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda: memorization.nearest_distances(np.zeros((3, 2)), np.zeros((4, 5))),
-     "queries has 2 features per row but references has 5"),
-    (lambda: memorization.nearest_distances(np.zeros(3), np.zeros((4, 3))),
-     "queries must be"),
-    (lambda: memorization.nearest_distances(np.zeros((3, 2)), np.zeros((0, 2))),
-     "references must be"),
-    (lambda: memorization.nearest_distances(np.full((3, 2), np.inf), np.zeros((4, 2))),
-     "queries holds NaN or inf"),
-    (lambda: memorization.nearest_distances(np.zeros((3, 2)), np.zeros((4, 2)),
-                                            batch_size=0),
-     "batch_size must be a positive integer, got 0"),
-    (lambda: memorization.memorization(np.zeros((3, 2)), np.zeros((3, 2)), np.zeros((3, 2)),
-                                       percentile=100), r"percentile must be in \(0, 100\)"),
-    (lambda: memorization.memorization(np.zeros((3, 2)), np.zeros((3, 3)), np.zeros((3, 2))),
-     "held_out"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (
+            lambda: memorization.nearest_distances(np.zeros((3, 2)), np.zeros((4, 5))),
+            "queries has 2 features per row but references has 5",
+        ),
+        (
+            lambda: memorization.nearest_distances(np.zeros(3), np.zeros((4, 3))),
+            "queries must be",
+        ),
+        (
+            lambda: memorization.nearest_distances(np.zeros((3, 2)), np.zeros((0, 2))),
+            "references must be",
+        ),
+        (
+            lambda: memorization.nearest_distances(np.full((3, 2), np.inf), np.zeros((4, 2))),
+            "queries holds NaN or inf",
+        ),
+        (
+            lambda: memorization.nearest_distances(
+                np.zeros((3, 2)), np.zeros((4, 2)), batch_size=0
+            ),
+            "batch_size must be a positive integer, got 0",
+        ),
+        (
+            lambda: memorization.memorization(
+                np.zeros((3, 2)), np.zeros((3, 2)), np.zeros((3, 2)), percentile=100
+            ),
+            r"percentile must be in \(0, 100\)",
+        ),
+        (
+            lambda: memorization.memorization(np.zeros((3, 2)), np.zeros((3, 3)), np.zeros((3, 2))),
+            "held_out",
+        ),
+    ],
+)
 def test_bad_memorization_inputs_raise_naming_the_argument(call, message):
     with pytest.raises(ValueError, match=message):
         call()

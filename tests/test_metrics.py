@@ -32,7 +32,8 @@ def test_identical_sets_have_distance_zero(features):
 def test_shifted_means_give_the_squared_shift(features):
     shift = np.array([1.0, -2.0, 0.5, 0.0, 0.0, 3.0])
     assert metrics.frechet_distance(features, features + shift) == pytest.approx(
-        np.sum(shift ** 2), rel=1e-8)  # 14.25
+        np.sum(shift**2), rel=1e-8
+    )  # 14.25
 
 
 def test_diagonal_gaussians_match_the_closed_form():
@@ -41,12 +42,12 @@ def test_diagonal_gaussians_match_the_closed_form():
     # sum (mu diff)^2 + sum (sqrt(s_a) - sqrt(s_b))^2 = (4 + 0 + 1) + (1 + 4 + 0) = 10.
     expected = 10.0
     assert metrics.frechet_distance_from_stats(
-        mu_a, np.diag(var_a), mu_b, np.diag(var_b)) == pytest.approx(expected, rel=1e-10)
+        mu_a, np.diag(var_a), mu_b, np.diag(var_b)
+    ) == pytest.approx(expected, rel=1e-10)
     # Features built to have exactly these sample means and covariances.
     features_a = whitened(300, 3, seed=1) * np.sqrt(var_a) + mu_a
     features_b = whitened(200, 3, seed=2) * np.sqrt(var_b) + mu_b
-    assert metrics.frechet_distance(features_a, features_b) == pytest.approx(expected,
-                                                                             rel=1e-8)
+    assert metrics.frechet_distance(features_a, features_b) == pytest.approx(expected, rel=1e-8)
 
 
 def test_general_covariances_match_the_eigenvalues_of_the_product():
@@ -58,7 +59,8 @@ def test_general_covariances_match_the_eigenvalues_of_the_product():
     cross = np.sqrt(np.linalg.eigvals(cov_a @ cov_b).real.clip(0)).sum()
     expected = np.sum((mu_a - mu_b) ** 2) + np.trace(cov_a) + np.trace(cov_b) - 2 * cross
     assert metrics.frechet_distance_from_stats(mu_a, cov_a, mu_b, cov_b) == pytest.approx(
-        expected, rel=1e-8)
+        expected, rel=1e-8
+    )
 
 
 def test_distance_is_symmetric(features):
@@ -102,6 +104,7 @@ def test_fakes_covering_one_of_two_modes_have_half_recall():
 
 def brute_force_precision_recall(real, fake, k):
     """The definition, with full float64 distance matrices."""
+
     def radii(points):
         d = np.linalg.norm(points[:, None] - points[None], axis=-1)
         np.fill_diagonal(d, np.inf)  # a point is not its own neighbour
@@ -125,22 +128,28 @@ def test_batched_precision_recall_matches_brute_force(k):
 
 def test_precision_recall_never_holds_a_full_distance_matrix(monkeypatch):
     shapes, original = [], metrics._squared_distances
-    monkeypatch.setattr(metrics, "_squared_distances",
-                        lambda a, b: shapes.append(a.shape[0]) or original(a, b))
+    monkeypatch.setattr(
+        metrics,
+        "_squared_distances",
+        lambda a, b: shapes.append(a.shape[0]) or original(a, b),
+    )
     rng = np.random.default_rng(4)
-    metrics.precision_recall(rng.standard_normal((60, 3)), rng.standard_normal((45, 3)),
-                             batch_size=16)
+    metrics.precision_recall(
+        rng.standard_normal((60, 3)), rng.standard_normal((45, 3)), batch_size=16
+    )
     assert shapes and max(shapes) <= 16
 
 
 def test_class_shares_and_kl_from_uniform():
-    np.testing.assert_allclose(metrics.class_shares(one_hot([0, 0, 1, 9])),
-                               [0.5, 0.25] + [0] * 7 + [0.25])
+    np.testing.assert_allclose(
+        metrics.class_shares(one_hot([0, 0, 1, 9])), [0.5, 0.25] + [0] * 7 + [0.25]
+    )
     assert metrics.kl_from_uniform(np.full(10, 0.1)) == pytest.approx(0.0, abs=1e-12)
     assert metrics.kl_from_uniform(one_hot([3])[0]) == pytest.approx(math.log(10))
     # Two classes at 3/4 and 1/4: 3/4 ln(3/2) + 1/4 ln(1/2).
     assert metrics.kl_from_uniform([0.75, 0.25]) == pytest.approx(
-        0.75 * math.log(1.5) + 0.25 * math.log(0.5))
+        0.75 * math.log(1.5) + 0.25 * math.log(0.5)
+    )
 
 
 def test_confident_share():
@@ -152,8 +161,15 @@ def test_confident_share():
 def test_summarize_reports_every_measure(features):
     probs = one_hot(np.arange(500) % 10)
     summary = metrics.summarize(features, features, probs)
-    assert set(summary) == {"frechet_distance", "classifier_score", "precision", "recall",
-                            "class_shares", "class_kl", "confident_share"}
+    assert set(summary) == {
+        "frechet_distance",
+        "classifier_score",
+        "precision",
+        "recall",
+        "class_shares",
+        "class_kl",
+        "confident_share",
+    }
     assert summary["frechet_distance"] == pytest.approx(0, abs=1e-8)
     assert (summary["precision"], summary["recall"]) == (1.0, 1.0)
     assert summary["classifier_score"] == pytest.approx(10.0)
@@ -162,30 +178,64 @@ def test_summarize_reports_every_measure(features):
     assert summary["confident_share"] == 1.0
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda: metrics.frechet_distance(np.zeros(5), np.zeros((5, 2))), "features_a must be"),
-    (lambda: metrics.frechet_distance(np.zeros((5, 2)), np.zeros((1, 2))), "features_b must"),
-    (lambda: metrics.frechet_distance(np.zeros((5, 2)), np.zeros((5, 3))), "features_b has 3"),
-    (lambda: metrics.frechet_distance(np.full((5, 2), np.nan), np.zeros((5, 2))),
-     "features_a holds NaN"),
-    (lambda: metrics.gaussian_stats(np.zeros((1, 4))), "features must"),
-    (lambda: metrics.frechet_distance_from_stats(np.zeros(2), np.eye(2), np.zeros(2),
-                                                 np.eye(3)), "cov_b has shape"),
-    (lambda: metrics.precision_recall(np.zeros((3, 2)), np.zeros((9, 2))), "real_features"),
-    (lambda: metrics.precision_recall(np.zeros((9, 2)), np.zeros((9, 3))), "fake_features"),
-    (lambda: metrics.precision_recall(np.zeros((9, 2)), np.zeros((9, 2)), k=0), "k must"),
-    (lambda: metrics.classifier_score(-np.ones((3, 2))), "probs must hold probabilities"),
-    (lambda: metrics.classifier_score(np.ones((3, 2))), "probs rows must sum to 1"),
-    (lambda: metrics.kl_from_uniform([0.5, 0.6]), "shares must"),
-    (lambda: metrics.confident_share(np.eye(2), threshold=2), "threshold must"),
-    (lambda: metrics.summarize(np.zeros((9, 2)), np.zeros((9, 2)), np.eye(2)), "fake_probs"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (
+            lambda: metrics.frechet_distance(np.zeros(5), np.zeros((5, 2))),
+            "features_a must be",
+        ),
+        (
+            lambda: metrics.frechet_distance(np.zeros((5, 2)), np.zeros((1, 2))),
+            "features_b must",
+        ),
+        (
+            lambda: metrics.frechet_distance(np.zeros((5, 2)), np.zeros((5, 3))),
+            "features_b has 3",
+        ),
+        (
+            lambda: metrics.frechet_distance(np.full((5, 2), np.nan), np.zeros((5, 2))),
+            "features_a holds NaN",
+        ),
+        (lambda: metrics.gaussian_stats(np.zeros((1, 4))), "features must"),
+        (
+            lambda: metrics.frechet_distance_from_stats(
+                np.zeros(2), np.eye(2), np.zeros(2), np.eye(3)
+            ),
+            "cov_b has shape",
+        ),
+        (
+            lambda: metrics.precision_recall(np.zeros((3, 2)), np.zeros((9, 2))),
+            "real_features",
+        ),
+        (
+            lambda: metrics.precision_recall(np.zeros((9, 2)), np.zeros((9, 3))),
+            "fake_features",
+        ),
+        (
+            lambda: metrics.precision_recall(np.zeros((9, 2)), np.zeros((9, 2)), k=0),
+            "k must",
+        ),
+        (
+            lambda: metrics.classifier_score(-np.ones((3, 2))),
+            "probs must hold probabilities",
+        ),
+        (lambda: metrics.classifier_score(np.ones((3, 2))), "probs rows must sum to 1"),
+        (lambda: metrics.kl_from_uniform([0.5, 0.6]), "shares must"),
+        (lambda: metrics.confident_share(np.eye(2), threshold=2), "threshold must"),
+        (
+            lambda: metrics.summarize(np.zeros((9, 2)), np.zeros((9, 2)), np.eye(2)),
+            "fake_probs",
+        ),
+    ],
+)
 def test_bad_inputs_raise_naming_the_argument(call, message):
     with pytest.raises(ValueError, match=message):
         call()
 
 
 # --- per_digit: a class-conditional generator's figures, digit by digit ------------------
+
 
 def digit_clouds(shifts, rows, seed):
     """One unit-covariance cloud per digit, digit d's mean at shifts[d], rows shuffled.
@@ -207,8 +257,9 @@ def test_per_digit_shares_and_intra_class_distances_match_hand_values():
     labelled = asked.copy()
     labelled[np.flatnonzero(asked == 1)[:10]] = 2  # digit 1: 30 of 40 labelled as asked
     labelled[np.flatnonzero(asked == 2)[:30]] = 0  # digit 2: 10 of 40
-    result = metrics.per_digit(features, one_hot(labelled, 3), asked, test_features,
-                               test_labels, num_classes=3)
+    result = metrics.per_digit(
+        features, one_hot(labelled, 3), asked, test_features, test_labels, num_classes=3
+    )
     assert result["labelled_as_asked"] == [1.0, 0.75, 0.25]
     assert result["intra_class_frechet_distance"] == pytest.approx([0, 25, 1], abs=1e-9)
     assert result["count"] == [40, 40, 40]
@@ -221,8 +272,9 @@ def test_per_digit_leaves_out_digits_never_asked_for():
     features = whitened(20, 2, seed=30) + [10, 2]  # only digit 1, shifted by 2
     asked = np.ones(20, np.uint8)
     labelled = np.r_[np.ones(15, int), np.zeros(5, int)]
-    result = metrics.per_digit(features, one_hot(labelled, 3), asked, test_features,
-                               test_labels, num_classes=3)
+    result = metrics.per_digit(
+        features, one_hot(labelled, 3), asked, test_features, test_labels, num_classes=3
+    )
     assert result["labelled_as_asked"] == [None, 0.75, None]
     assert result["intra_class_frechet_distance"][0::2] == [None, None]
     assert result["count"] == [0, 20, 0]
@@ -230,30 +282,57 @@ def test_per_digit_leaves_out_digits_never_asked_for():
     assert result["mean_intra_class_frechet_distance"] == pytest.approx(4.0)
 
 
-def per_digit_call(features_rows=6, asked=None, probs=None, test_labels=None,
-                   test_rows=6):
+def per_digit_call(features_rows=6, asked=None, probs=None, test_labels=None, test_rows=6):
     """metrics.per_digit on 2 digits with one argument swapped for a bad one."""
     asked = np.arange(features_rows) % 2 if asked is None else asked
     probs = one_hot(np.arange(features_rows) % 2, 2) if probs is None else probs
     test_labels = np.arange(test_rows) % 2 if test_labels is None else test_labels
     rng = np.random.default_rng(0)
-    return lambda: metrics.per_digit(rng.random((features_rows, 3)), probs, asked,
-                                     rng.random((test_rows, 3)), test_labels, 2)
+    return lambda: metrics.per_digit(
+        rng.random((features_rows, 3)),
+        probs,
+        asked,
+        rng.random((test_rows, 3)),
+        test_labels,
+        2,
+    )
 
 
-@pytest.mark.parametrize("call, message", [
-    (per_digit_call(asked=np.zeros(5, int)), r"asked has shape \(5,\) but features has 6"),
-    (per_digit_call(probs=one_hot(np.zeros(5, int), 2)), r"probs has shape \(5, 2\)"),
-    (per_digit_call(probs=one_hot(np.zeros(6, int), 3)), r"expected \(6, 2\)"),
-    (per_digit_call(test_labels=np.zeros(7, int)),
-     r"test_labels has shape \(7,\) but test_features has 6"),
-    (per_digit_call(asked=np.array([0, 0, 0, 0, 0, 1])), r"digit 1 has 1 row\(s\) in asked"),
-    (per_digit_call(test_labels=np.array([1, 0, 0, 0, 0, 0])),
-     r"digit 1 has 1 row\(s\) in test_labels"),
-    (per_digit_call(asked=np.array([0, 1, 2, 0, 1, 0])), "asked holds digit 2, outside 0 to 1"),
-    (per_digit_call(asked=np.array([0.0, 1, 0, 1, 0, 1])), "asked must hold integer digits"),
-    (per_digit_call(probs=-one_hot(np.zeros(6, int), 2)), "probs must hold probabilities"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (
+            per_digit_call(asked=np.zeros(5, int)),
+            r"asked has shape \(5,\) but features has 6",
+        ),
+        (per_digit_call(probs=one_hot(np.zeros(5, int), 2)), r"probs has shape \(5, 2\)"),
+        (per_digit_call(probs=one_hot(np.zeros(6, int), 3)), r"expected \(6, 2\)"),
+        (
+            per_digit_call(test_labels=np.zeros(7, int)),
+            r"test_labels has shape \(7,\) but test_features has 6",
+        ),
+        (
+            per_digit_call(asked=np.array([0, 0, 0, 0, 0, 1])),
+            r"digit 1 has 1 row\(s\) in asked",
+        ),
+        (
+            per_digit_call(test_labels=np.array([1, 0, 0, 0, 0, 0])),
+            r"digit 1 has 1 row\(s\) in test_labels",
+        ),
+        (
+            per_digit_call(asked=np.array([0, 1, 2, 0, 1, 0])),
+            "asked holds digit 2, outside 0 to 1",
+        ),
+        (
+            per_digit_call(asked=np.array([0.0, 1, 0, 1, 0, 1])),
+            "asked must hold integer digits",
+        ),
+        (
+            per_digit_call(probs=-one_hot(np.zeros(6, int), 2)),
+            "probs must hold probabilities",
+        ),
+    ],
+)
 def test_bad_per_digit_inputs_raise_naming_the_argument(call, message):
     with pytest.raises(ValueError, match=message):
         call()

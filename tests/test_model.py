@@ -2,10 +2,9 @@ import math
 
 import numpy as np
 import tensorflow as tf
+from helpers import needs_bfloat16_kernels
 
 from trainer import model
-
-from helpers import needs_bfloat16_kernels
 
 
 def test_generator_maps_noise_to_28x28_images_in_tanh_range():
@@ -24,20 +23,25 @@ def test_pinned_parameter_counts():
     # Generator: 7x7 conv-T 100->128 (no bias), BN(128), 4x4 conv-T 128->64 (no bias),
     # BN(64), 4x4 conv-T 64->1 + bias. BN holds gamma, beta, mean, variance.
     g = model.build_generator(100, 64)
-    assert g.count_params() == 7 * 7 * 100 * 128 + 4 * 128 + 4 * 4 * 128 * 64 + 4 * 64 \
-        + 4 * 4 * 64 + 1 == 760_065
+    assert (
+        g.count_params()
+        == 7 * 7 * 100 * 128 + 4 * 128 + 4 * 4 * 128 * 64 + 4 * 64 + 4 * 4 * 64 + 1
+        == 760_065
+    )
     # Discriminator: 4x4 conv 1->64 + bias, 4x4 conv 64->128 (no bias), BN(128),
     # 7x7 conv 128->1 + bias.
     d = model.build_discriminator(64)
-    assert d.count_params() == 4 * 4 * 64 + 64 + 4 * 4 * 64 * 128 + 4 * 128 \
-        + 7 * 7 * 128 + 1 == 138_945
+    assert (
+        d.count_params()
+        == 4 * 4 * 64 + 64 + 4 * 4 * 64 * 128 + 4 * 128 + 7 * 7 * 128 + 1
+        == 138_945
+    )
 
 
 def test_depth_adds_same_size_3x3_convolutions_with_batch_norm():
     # Each extra layer: a 3x3 conv without bias (c -> c) and BN(c), at both resolutions.
     g = model.build_generator(100, 64, depth=2)
-    assert g.count_params() == 760_065 + 2 * (9 * 128 * 128 + 4 * 128) \
-        + 2 * (9 * 64 * 64 + 4 * 64)
+    assert g.count_params() == 760_065 + 2 * (9 * 128 * 128 + 4 * 128) + 2 * (9 * 64 * 64 + 4 * 64)
     d = model.build_discriminator(64, depth=1)
     assert d.count_params() == 138_945 + 9 * 64 * 64 + 4 * 64 + 9 * 128 * 128 + 4 * 128
     assert g(tf.zeros([2, 100])).shape == (2, 28, 28, 1)
@@ -71,19 +75,24 @@ def test_weights_are_drawn_from_n_0_002():
 def test_losses_at_zero_logits_are_ln2_per_image():
     zeros = tf.zeros([4, 1])
     np.testing.assert_allclose(model.generator_loss(zeros), [math.log(2)] * 4, rtol=1e-6)
-    np.testing.assert_allclose(model.discriminator_loss(zeros, zeros),
-                               [2 * math.log(2)] * 4, rtol=1e-6)
+    np.testing.assert_allclose(
+        model.discriminator_loss(zeros, zeros), [2 * math.log(2)] * 4, rtol=1e-6
+    )
+
+
+def softplus(x):
+    return math.log1p(math.exp(x))
 
 
 def test_losses_against_hand_computed_values():
     real, fake = tf.constant([[2.0], [-1.0]]), tf.constant([[0.5], [-3.0]])
-    softplus = lambda x: math.log1p(math.exp(x))
     # Per image: pair i's real and generated terms; the batch loss is their mean.
-    np.testing.assert_allclose(model.discriminator_loss(real, fake),
-                               [softplus(-2) + softplus(0.5), softplus(1) + softplus(-3)],
-                               rtol=1e-6)
-    np.testing.assert_allclose(model.generator_loss(fake), [softplus(-0.5), softplus(3)],
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        model.discriminator_loss(real, fake),
+        [softplus(-2) + softplus(0.5), softplus(1) + softplus(-3)],
+        rtol=1e-6,
+    )
+    np.testing.assert_allclose(model.generator_loss(fake), [softplus(-0.5), softplus(3)], rtol=1e-6)
 
 
 def test_losses_stay_finite_for_extreme_logits():
@@ -98,8 +107,11 @@ def test_mode_seeking_term_against_hand_computed_values():
     paired[0] += 0.5  # pair 0: every pixel 0.5 apart; pair 1: the same image
     z, paired_z = np.zeros([2, 4], np.float32), np.full([2, 4], 2.0, np.float32)
     # 1 / (d_image / d_z + 1e-5): d_z is 2 for both pairs.
-    np.testing.assert_allclose(model.mode_seeking_loss(images, paired, z, paired_z),
-                               [1 / (0.25 + 1e-5), 1e5], rtol=1e-5)
+    np.testing.assert_allclose(
+        model.mode_seeking_loss(images, paired, z, paired_z),
+        [1 / (0.25 + 1e-5), 1e5],
+        rtol=1e-5,
+    )
 
 
 def test_the_bound_caps_each_pairs_image_distance_and_stops_its_push_there():
@@ -110,15 +122,17 @@ def test_the_bound_caps_each_pairs_image_distance_and_stops_its_push_there():
     with tf.GradientTape() as tape:
         terms = model.mode_seeking_loss(images, paired, z, paired_z, bound)
     # 1 / (min(d_image, bound) / d_z + 1e-5), d_z 2: pair 0 counts as 0.2 apart.
-    np.testing.assert_allclose(terms, [1 / (0.1 + 1e-5), 1 / (0.05 + 1e-5),
-                                       1 / (0.15 + 1e-5)], rtol=1e-5)
+    np.testing.assert_allclose(
+        terms, [1 / (0.1 + 1e-5), 1 / (0.05 + 1e-5), 1 / (0.15 + 1e-5)], rtol=1e-5
+    )
     push = tape.gradient(terms, paired).numpy().reshape(3, -1)
     assert (push[0] == 0).all() and (push[1] < 0).all() and (push[2] < 0).all()
 
 
 def test_r1_penalty_of_a_linear_critic_is_its_squared_weight_norm():
-    critic = tf.keras.Sequential([tf.keras.Input((28, 28, 1)), tf.keras.layers.Flatten(),
-                                  tf.keras.layers.Dense(1)])
+    critic = tf.keras.Sequential(
+        [tf.keras.Input((28, 28, 1)), tf.keras.layers.Flatten(), tf.keras.layers.Dense(1)]
+    )
     critic.layers[-1].kernel.assign(np.full((784, 1), 0.1, np.float32))
     penalty = model.r1_penalty(critic, tf.random.normal([3, 28, 28, 1]))
     np.testing.assert_allclose(penalty, [784 * 0.01] * 3, rtol=1e-5)  # one per image
@@ -133,8 +147,11 @@ def test_discriminator_learns_with_generator_frozen():
     losses = []
     for _ in range(30):
         with tf.GradientTape() as tape:
-            loss = tf.reduce_mean(model.discriminator_loss(
-                discriminator(real, training=True), discriminator(fake, training=True)))
+            loss = tf.reduce_mean(
+                model.discriminator_loss(
+                    discriminator(real, training=True), discriminator(fake, training=True)
+                )
+            )
         grads = tape.gradient(loss, discriminator.trainable_variables)
         optimizer.apply_gradients(zip(grads, discriminator.trainable_variables))
         losses.append(float(loss))
@@ -143,12 +160,14 @@ def test_discriminator_learns_with_generator_frozen():
 
 def test_label_smoothing_moves_the_real_target_only():
     real, fake = tf.constant([[2.0], [-1.0]]), tf.constant([[0.5], [-3.0]])
-    softplus = lambda x: math.log1p(math.exp(x))
     # Target 0.9 on real: 0.9 * -log(sigmoid(l)) + 0.1 * -log(1 - sigmoid(l)).
-    real_part = [0.9 * softplus(-l) + 0.1 * softplus(l) for l in (2.0, -1.0)]
+    real_part = [0.9 * softplus(-logit) + 0.1 * softplus(logit) for logit in (2.0, -1.0)]
     fake_part = [softplus(0.5), softplus(-3)]
-    np.testing.assert_allclose(model.discriminator_loss(real, fake, label_smoothing=0.1),
-                               np.add(real_part, fake_part), rtol=1e-6)
+    np.testing.assert_allclose(
+        model.discriminator_loss(real, fake, label_smoothing=0.1),
+        np.add(real_part, fake_part),
+        rtol=1e-6,
+    )
 
 
 @needs_bfloat16_kernels
@@ -158,7 +177,9 @@ def test_bfloat16_nets_compute_in_bfloat16_with_float32_weights_and_outputs():
     images = generator(tf.random.normal([2, 16]), training=False)
     assert images.dtype == tf.float32
     assert discriminator(images, training=False).dtype == tf.float32
-    conv = next(l for l in generator.layers if isinstance(l, tf.keras.layers.Conv2DTranspose))
+    conv = next(
+        layer for layer in generator.layers if isinstance(layer, tf.keras.layers.Conv2DTranspose)
+    )
     assert conv.compute_dtype == "bfloat16" and conv.kernel.dtype == "float32"
 
 
@@ -174,8 +195,14 @@ def test_float32_and_bfloat16_nets_share_weights_and_agree_to_bfloat16_precision
 
 
 def test_mlp_baseline_follows_the_tutorials_layer_sizes():
-    generator, discriminator = model.build_mlp_generator(100), model.build_mlp_discriminator()
-    dense = lambda net: [l.units for l in net.layers if isinstance(l, tf.keras.layers.Dense)]
+    generator, discriminator = (
+        model.build_mlp_generator(100),
+        model.build_mlp_discriminator(),
+    )
+
+    def dense(net):
+        return [layer.units for layer in net.layers if isinstance(layer, tf.keras.layers.Dense)]
+
     assert dense(generator) == [256, 512, 1024, 784]
     assert dense(discriminator) == [512, 256, 1]
     images = generator(tf.random.normal([3, 100]) * 10, training=False)
@@ -194,19 +221,27 @@ def test_arch_picks_the_networks():
 def test_standing_statistics_are_the_batchs_own():
     generator = model.build_generator(16, 8, depth=1)
     z = tf.random.stateless_normal([256, 16], seed=[1, 2]) * 3  # far from the init stats
-    norms = [l for l in generator.layers if isinstance(l, tf.keras.layers.BatchNormalization)]
+    norms = [
+        layer for layer in generator.layers if isinstance(layer, tf.keras.layers.BatchNormalization)
+    ]
     # Each layer's input under batch statistics, as the generator computes it in training.
-    inputs = tf.keras.Model(generator.input, [l.input for l in norms])(z, training=True)
+    inputs = tf.keras.Model(generator.input, [layer.input for layer in norms])(z, training=True)
     model.set_standing_statistics(generator, z)
     for layer, x in zip(norms, inputs):
-        np.testing.assert_allclose(layer.moving_mean.numpy(),
-                                   tf.reduce_mean(x, axis=[0, 1, 2]), rtol=1e-4, atol=1e-6)
-        np.testing.assert_allclose(layer.moving_variance.numpy(),
-                                   tf.math.reduce_variance(x, axis=[0, 1, 2]), rtol=1e-3)
+        np.testing.assert_allclose(
+            layer.moving_mean.numpy(),
+            tf.reduce_mean(x, axis=[0, 1, 2]),
+            rtol=1e-4,
+            atol=1e-6,
+        )
+        np.testing.assert_allclose(
+            layer.moving_variance.numpy(),
+            tf.math.reduce_variance(x, axis=[0, 1, 2]),
+            rtol=1e-3,
+        )
         assert layer.momentum == 0.99  # put back
     # Inference on that batch now normalizes exactly as training does.
-    np.testing.assert_allclose(generator(z, training=False), generator(z, training=True),
-                               atol=1e-5)
+    np.testing.assert_allclose(generator(z, training=False), generator(z, training=True), atol=1e-5)
 
 
 def test_conditional_networks_take_one_hot_digits_and_pin_their_extra_parameters():
@@ -217,10 +252,16 @@ def test_conditional_networks_take_one_hot_digits_and_pin_their_extra_parameters
     g = model.build_generator(100, 96, depth=1, num_classes=10)
     d = model.build_discriminator(64, depth=2, num_classes=10)
     assert model.LABEL_EMBEDDING == 5
-    assert g.count_params() == model.build_generator(100, 96, depth=1).count_params() \
-        + 10 * 5 + 7 * 7 * 5 * 192 == 1_701_363
-    assert d.count_params() == model.build_discriminator(64, depth=2).count_params() \
-        + 4 * 4 * 10 * 64 == 519_361
+    assert (
+        g.count_params()
+        == model.build_generator(100, 96, depth=1).count_params() + 10 * 5 + 7 * 7 * 5 * 192
+        == 1_701_363
+    )
+    assert (
+        d.count_params()
+        == model.build_discriminator(64, depth=2).count_params() + 4 * 4 * 10 * 64
+        == 519_361
+    )
     assert model.num_classes(g) == model.num_classes(d) == 10
     assert model.num_classes(model.build_generator(100, 96)) == 0
     images = g(model.inputs(tf.random.normal([4, 100]), [0, 3, 7, 9]), training=False)
@@ -238,7 +279,7 @@ def test_inputs_one_hot_integer_digits_and_pass_label_vectors_as_they_are():
 
 def _embedding_table(generator):
     """The generator's (10, LABEL_EMBEDDING) table of the digits' embeddings."""
-    tables = [l for l in generator.layers if isinstance(l, tf.keras.layers.Dense)]
+    tables = [layer for layer in generator.layers if isinstance(layer, tf.keras.layers.Dense)]
     assert len(tables) == 1
     return tables[0]
 
@@ -248,10 +289,10 @@ def test_each_digit_draws_from_its_own_row_of_the_embedding_table():
     z = tf.random.stateless_normal([10, 16], seed=[3, 4])
     before = generator(model.inputs(z, range(10)), training=False).numpy()
     # The same z drawn as each digit: ten different images from the first step.
-    same_z = generator(model.inputs(tf.repeat(z[:1], 10, axis=0), range(10)),
-                       training=False).numpy()
-    assert all(np.abs(same_z[i] - same_z[j]).max() > 1e-4
-               for i in range(10) for j in range(i))
+    same_z = generator(
+        model.inputs(tf.repeat(z[:1], 10, axis=0), range(10)), training=False
+    ).numpy()
+    assert all(np.abs(same_z[i] - same_z[j]).max() > 1e-4 for i in range(10) for j in range(i))
     table = _embedding_table(generator)
     weights = table.kernel.numpy()
     assert weights.shape == (10, model.LABEL_EMBEDDING)
@@ -266,21 +307,23 @@ def test_the_first_layer_sees_z_joined_to_the_mix_of_the_digits_embeddings():
     # The walks between digits (trainer.interpolate) mix label vectors: the first layer
     # must see z unchanged, then the same mix of the two digits' embeddings.
     generator = model.build_generator(16, 8, num_classes=10)
-    joined = next(l for l in generator.layers
-                  if isinstance(l, tf.keras.layers.Concatenate)).output
+    joined = next(
+        layer for layer in generator.layers if isinstance(layer, tf.keras.layers.Concatenate)
+    ).output
     first_inputs = tf.keras.Model(generator.inputs, joined)
     z = tf.random.stateless_normal([1, 16], seed=[7, 8])
     seen = first_inputs(model.inputs(z, 0.3 * np.eye(10)[[2]] + 0.7 * np.eye(10)[[7]]))
     rows = _embedding_table(generator).kernel.numpy()
     assert seen.shape == (1, 16 + model.LABEL_EMBEDDING)
     np.testing.assert_allclose(seen[0, :16], z[0], rtol=1e-6)
-    np.testing.assert_allclose(seen[0, 16:], 0.3 * rows[2] + 0.7 * rows[7], rtol=1e-5,
-                               atol=1e-6)
+    np.testing.assert_allclose(seen[0, 16:], 0.3 * rows[2] + 0.7 * rows[7], rtol=1e-5, atol=1e-6)
 
 
 def test_the_discriminator_sees_the_digit_as_constant_planes_beside_the_image():
     d = model.build_discriminator(8, num_classes=10)
-    joined = next(l for l in d.layers if isinstance(l, tf.keras.layers.Concatenate)).output
+    joined = next(
+        layer for layer in d.layers if isinstance(layer, tf.keras.layers.Concatenate)
+    ).output
     first_inputs = tf.keras.Model(d.inputs, joined)
     images = tf.random.stateless_uniform([2, 28, 28, 1], seed=[5, 6], minval=-1, maxval=1)
     mixed = 0.5 * (np.eye(10)[[2, 2]] + np.eye(10)[[7, 7]])
@@ -288,8 +331,9 @@ def test_the_discriminator_sees_the_digit_as_constant_planes_beside_the_image():
     assert seen.shape == (2, 28, 28, 11)
     np.testing.assert_allclose(seen[..., 0], images[..., 0], rtol=1e-6)
     # Every pixel carries the label vector as it is.
-    np.testing.assert_allclose(seen[..., 1:], np.broadcast_to(
-        mixed[:, None, None, :], (2, 28, 28, 10)), rtol=1e-6)
+    np.testing.assert_allclose(
+        seen[..., 1:], np.broadcast_to(mixed[:, None, None, :], (2, 28, 28, 10)), rtol=1e-6
+    )
     two, seven = (d(model.inputs(images, [digit] * 2)).numpy() for digit in (2, 7))
     assert np.abs(two - seven).min() > 1e-6  # the digit changes the judgement
 
@@ -299,12 +343,18 @@ def test_the_projection_adds_the_digits_embedding_dotted_with_the_summed_feature
     plain = model.build_discriminator(8, depth=1, num_classes=10)
     d = model.build_discriminator(8, depth=1, num_classes=10, projection=True)
     assert d.count_params() == plain.count_params() + 10 * 2 * 8  # 2w values a digit
-    assert model.discriminator_for("dcgan", 8, depth=1, num_classes=10,
-                                   projection=True).count_params() == d.count_params()
-    table, = [l for l in d.layers if isinstance(l, tf.keras.layers.Conv2D)
-              and l.kernel.shape == (1, 1, 16, 10)]
-    pooling = next(l for l in d.layers
-                   if isinstance(l, tf.keras.layers.GlobalAveragePooling2D))
+    assert (
+        model.discriminator_for("dcgan", 8, depth=1, num_classes=10, projection=True).count_params()
+        == d.count_params()
+    )
+    (table,) = [
+        layer
+        for layer in d.layers
+        if isinstance(layer, tf.keras.layers.Conv2D) and layer.kernel.shape == (1, 1, 16, 10)
+    ]
+    pooling = next(
+        layer for layer in d.layers if isinstance(layer, tf.keras.layers.GlobalAveragePooling2D)
+    )
     images = tf.random.stateless_uniform([3, 28, 28, 1], seed=[1, 2], minval=-1, maxval=1)
     features = tf.keras.Model(d.inputs, pooling.input)(model.inputs(images, [7] * 3))
     assert features.shape == (3, 7, 7, 16)
@@ -312,6 +362,7 @@ def test_the_projection_adds_the_digits_embedding_dotted_with_the_summed_feature
 
     def logits():
         return {digit: d(model.inputs(images, [digit] * 3)).numpy() for digit in (2, 7)}
+
     kernel = np.zeros((1, 1, 16, 10), np.float32)
     table.kernel.assign(kernel)
     before = logits()
@@ -320,8 +371,9 @@ def test_the_projection_adds_the_digits_embedding_dotted_with_the_summed_feature
     table.kernel.assign(kernel)
     after = logits()
     np.testing.assert_array_equal(after[2], before[2])
-    np.testing.assert_allclose(after[7] - before[7], summed @ embedding[:, None],
-                               rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        after[7] - before[7], summed @ embedding[:, None], rtol=1e-4, atol=1e-4
+    )
     assert np.abs(after[7] - before[7]).min() > 1e-3
 
 
@@ -339,7 +391,8 @@ def test_standing_statistics_of_a_conditional_generator_default_to_every_digit()
     generator = model.build_generator(16, 8, num_classes=10)
     z = tf.random.stateless_normal([200, 16], seed=[1, 2]) * 3
     model.set_standing_statistics(generator, z)  # digits 0-9 in turn
-    np.testing.assert_allclose(generator(model.inputs(z, np.arange(200) % 10),
-                                         training=False),
-                               generator(model.inputs(z, np.arange(200) % 10),
-                                         training=True), atol=1e-5)
+    np.testing.assert_allclose(
+        generator(model.inputs(z, np.arange(200) % 10), training=False),
+        generator(model.inputs(z, np.arange(200) % 10), training=True),
+        atol=1e-5,
+    )

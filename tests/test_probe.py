@@ -2,11 +2,10 @@ import os
 
 import numpy as np
 import tensorflow as tf
+from helpers import MNIST_DIR, REPO, needs_mnist, slow
 
 from trainer import model
 from trainer.evaluation import probe
-
-from helpers import MNIST_DIR, REPO, needs_mnist, slow
 
 
 def test_features_are_each_hidden_layer_pooled_to_4x4():
@@ -23,19 +22,25 @@ def test_a_conditional_discriminators_features_are_read_with_no_digit_given():
     images = np.random.default_rng(0).integers(0, 256, (3, 28, 28), dtype=np.uint8)
     features = probe.extract(probe.feature_model(discriminator), images, batch=2)
     assert features.shape == (3, 4 * 4 * 8 + 4 * 4 * 16)
-    first = tf.keras.Model(discriminator.inputs, next(
-        layer.output for layer in discriminator.layers
-        if isinstance(layer, tf.keras.layers.LeakyReLU)))  # (B, 14, 14, 8)
+    first = tf.keras.Model(
+        discriminator.inputs,
+        next(
+            layer.output
+            for layer in discriminator.layers
+            if isinstance(layer, tf.keras.layers.LeakyReLU)
+        ),
+    )  # (B, 14, 14, 8)
     x = images[..., None].astype(np.float32) / 127.5 - 1.0
 
     def first_pooled(labels):
         activations = first([tf.constant(x), tf.constant(labels, tf.float32)])
         return tf.keras.layers.MaxPooling2D(4, padding="same")(activations).numpy().reshape(3, -1)
 
-    np.testing.assert_allclose(features[:, :4 * 4 * 8], first_pooled(np.full((3, 10), 0.1)),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        features[:, : 4 * 4 * 8], first_pooled(np.full((3, 10), 0.1)), rtol=1e-5, atol=1e-6
+    )
     told_seven = first_pooled(np.eye(10)[[7, 7, 7]])
-    assert np.abs(features[:, :4 * 4 * 8] - told_seven).max() > 1e-4
+    assert np.abs(features[:, : 4 * 4 * 8] - told_seven).max() > 1e-4
 
 
 def test_balanced_subset_takes_the_same_count_of_each_digit():

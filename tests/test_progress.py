@@ -10,8 +10,7 @@ class FakeTerminal(io.StringIO):
 
 def test_bar_shows_position_losses_and_throughput_on_a_terminal():
     stream = FakeTerminal()
-    progress = EpochProgress(epoch=2, num_epochs=5, total=10, done=0, batch_size=32,
-                             stream=stream)
+    progress = EpochProgress(epoch=2, num_epochs=5, total=10, done=0, batch_size=32, stream=stream)
     progress.update(5, {"d_loss": 1.25, "g_loss": 0.5}, force=True)
     progress.close({"d_loss": 1.0, "g_loss": 0.75})
     first, last = stream.getvalue().split("\r")[1:]

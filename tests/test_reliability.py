@@ -12,28 +12,36 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import REPO, replace, slow
 
 from trainer import checkpoints, latent, lock, model, train
 from trainer.errors import TrainerError
 from trainer.train_config import TrainConfig, save_config
 
-from helpers import REPO, replace, slow
-
 # A second process that takes the folder's lock, says so, and holds it until killed.
-HOLD = ("import sys; from trainer import lock; lock.acquire(sys.argv[1]); "
-        "print('held', flush=True); sys.stdin.read()")
-TRY = ("import sys; from trainer import lock; from trainer.errors import TrainerError\n"
-       "try:\n    lock.acquire(sys.argv[1])\n"
-       "except TrainerError as err:\n    sys.exit(str(err))\n")
+HOLD = (
+    "import sys; from trainer import lock; lock.acquire(sys.argv[1]); "
+    "print('held', flush=True); sys.stdin.read()"
+)
+TRY = (
+    "import sys; from trainer import lock; from trainer.errors import TrainerError\n"
+    "try:\n    lock.acquire(sys.argv[1])\n"
+    "except TrainerError as err:\n    sys.exit(str(err))\n"
+)
 ENV = {**os.environ, "PYTHONPATH": REPO}
 
 
 @contextlib.contextmanager
 def held_by_another_process(folder):
     """Yields the pid of a live process holding `folder`; SIGKILLs it on exit."""
-    proc = subprocess.Popen([sys.executable, "-c", HOLD, folder], env=ENV, text=True,
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLD, folder],
+        env=ENV,
+        text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         assert proc.stdout.readline() == "held\n", proc.stderr.read()
         yield proc.pid
@@ -43,8 +51,12 @@ def held_by_another_process(folder):
 
 
 def another_process_can_lock(folder):
-    return subprocess.run([sys.executable, "-c", TRY, folder], env=ENV, timeout=60,
-                          capture_output=True).returncode == 0
+    return (
+        subprocess.run(
+            [sys.executable, "-c", TRY, folder], env=ENV, timeout=60, capture_output=True
+        ).returncode
+        == 0
+    )
 
 
 def trained(config, images, **changes):
@@ -55,8 +67,9 @@ def trained(config, images, **changes):
 def ema_weights(checkpoint_prefix, config):
     """The averaged generator's weights read straight from one checkpoint, with the
     standing batch-norm statistics load_sampler gives it."""
-    generator = model.build_generator(config.latent_dim, config.generator_width,
-                                      depth=config.generator_depth)
+    generator = model.build_generator(
+        config.latent_dim, config.generator_width, depth=config.generator_depth
+    )
     tf.train.Checkpoint(ema_generator=generator).read(checkpoint_prefix).expect_partial()
     model.set_standing_statistics(generator, latent.standing_batch(config.latent_dim))
     return generator.get_weights()
@@ -70,6 +83,7 @@ def assert_same_weights(first, second):
 
 # --- one writer per folder -------------------------------------------------------------
 
+
 def test_held_folder_is_refused_with_the_holders_pid_until_the_holder_dies(tiny_config):
     folder = tiny_config.checkpoint_dir
     os.makedirs(folder)
@@ -78,8 +92,7 @@ def test_held_folder_is_refused_with_the_holders_pid_until_the_holder_dies(tiny_
         with pytest.raises(TrainerError, match=message):
             lock.acquire(folder)
         with pytest.raises(TrainerError, match=rf"pid {pid}"):
-            checkpoints.restore_or_initialize(checkpoints.build_state(tiny_config),
-                                              tiny_config)
+            checkpoints.restore_or_initialize(checkpoints.build_state(tiny_config), tiny_config)
         assert os.listdir(folder) == [lock.LOCK_FILENAME]  # nothing written meanwhile
     # SIGKILLed: no chance to clean up, yet its lock is gone with it.
     lock.acquire(folder)
@@ -94,8 +107,7 @@ def test_overwrite_of_a_held_folder_deletes_nothing(tiny_config, blob_images):
         with pytest.raises(TrainerError, match="in use by another training run"):
             train.run(replace(tiny_config, overwrite=True), images=blob_images)
         with pytest.raises(TrainerError, match="in use by another training run"):
-            train.run(replace(tiny_config, continue_train=True, train_steps=8),
-                      images=blob_images)
+            train.run(replace(tiny_config, continue_train=True, train_steps=8), images=blob_images)
     assert sorted(os.listdir(tiny_config.checkpoint_dir)) == before
 
 
@@ -109,8 +121,7 @@ def test_a_run_holds_its_folder_until_released(tiny_config, blob_images):
 
 
 @slow
-def test_stale_lock_file_is_not_a_checkpoint_and_overwrite_keeps_it(tiny_config,
-                                                                   blob_images):
+def test_stale_lock_file_is_not_a_checkpoint_and_overwrite_keeps_it(tiny_config, blob_images):
     folder = tiny_config.checkpoint_dir
     os.makedirs(folder)
     with open(os.path.join(folder, lock.LOCK_FILENAME), "w") as f:
@@ -121,8 +132,7 @@ def test_stale_lock_file_is_not_a_checkpoint_and_overwrite_keeps_it(tiny_config,
 
 
 @slow
-def test_overwrite_removes_a_temp_folder_left_by_an_interrupted_save(tiny_config,
-                                                                    blob_images):
+def test_overwrite_removes_a_temp_folder_left_by_an_interrupted_save(tiny_config, blob_images):
     trained(tiny_config, blob_images)
     os.makedirs(os.path.join(tiny_config.checkpoint_dir, "ckpt-9_temp"))
     assert trained(tiny_config, blob_images, overwrite=True)["step"] == 6
@@ -137,9 +147,12 @@ DAMAGE = {
     "truncated index": lambda prefix: _truncate(prefix + ".index"),
     "missing index": lambda prefix: os.remove(prefix + ".index"),
 }
-DAMAGED_FILE = {"truncated data": ".data-00000-of-00001",
-                "missing data": ".data-00000-of-00001",
-                "truncated index": ".index", "missing index": ".index"}
+DAMAGED_FILE = {
+    "truncated data": ".data-00000-of-00001",
+    "missing data": ".data-00000-of-00001",
+    "truncated index": ".index",
+    "missing index": ".index",
+}
 
 
 def _truncate(path):
@@ -153,9 +166,19 @@ def two_checkpoints(tmp_path_factory, blob_images_module):
     folder = tmp_path_factory.mktemp("two")
     config = TrainConfig(
         checkpoint_dir=str(folder / "ckpt"),
-        log_dir=str(folder / "logs"), sample_dir=str(folder / "samples"), batch_size=16,
-        latent_dim=8, generator_width=4, discriminator_width=4, train_steps=8,
-        log_freq=2, checkpoint_freq=4, seed=1, eval_samples=0, deterministic=True)
+        log_dir=str(folder / "logs"),
+        sample_dir=str(folder / "samples"),
+        batch_size=16,
+        latent_dim=8,
+        generator_width=4,
+        discriminator_width=4,
+        train_steps=8,
+        log_freq=2,
+        checkpoint_freq=4,
+        seed=1,
+        eval_samples=0,
+        deterministic=True,
+    )
     trained(config, blob_images_module)
     return config
 
@@ -165,7 +188,7 @@ def blob_images_module():
     """160 uint8 28x28 images of a bright square, for the module-scoped run."""
     images = np.zeros((160, 28, 28), dtype=np.uint8)
     for i, image in enumerate(images):
-        image[4 + i % 12:12 + i % 12, 6:14] = 255
+        image[4 + i % 12 : 12 + i % 12, 6:14] = 255
     return images
 
 
@@ -180,7 +203,8 @@ def damaged_copy(two_checkpoints, tmp_path):
 @slow
 @pytest.mark.parametrize("damage", ["truncated data", "missing index"])
 def test_resume_falls_back_past_a_damaged_newest_checkpoint(
-        two_checkpoints, damaged_copy, blob_images_module, damage, caplog):
+    two_checkpoints, damaged_copy, blob_images_module, damage, caplog
+):
     config = damaged_copy
     newest = os.path.join(config.checkpoint_dir, "ckpt-8")
     DAMAGE[damage](newest)
@@ -196,8 +220,7 @@ def test_resume_falls_back_past_a_damaged_newest_checkpoint(
 
 
 @pytest.mark.parametrize("damage", list(DAMAGE))
-def test_sampler_falls_back_past_a_damaged_newest_checkpoint(damaged_copy, damage,
-                                                             caplog):
+def test_sampler_falls_back_past_a_damaged_newest_checkpoint(damaged_copy, damage, caplog):
     config = damaged_copy
     newest = os.path.join(config.checkpoint_dir, "ckpt-8")
     DAMAGE[damage](newest)
@@ -219,8 +242,7 @@ def test_no_readable_checkpoint_names_the_folder(damaged_copy, blob_images_modul
         train.run(replace(config, continue_train=True), images=blob_images_module)
 
 
-def test_checkpoint_of_another_architecture_is_a_clear_error(damaged_copy,
-                                                             blob_images_module):
+def test_checkpoint_of_another_architecture_is_a_clear_error(damaged_copy, blob_images_module):
     config = replace(damaged_copy, generator_width=6)
     save_config(config, config.checkpoint_dir)  # config.json now disagrees with ckpt-*
     with pytest.raises(TrainerError, match=r"ckpt-8 does not fit the networks .*config"):
@@ -230,6 +252,7 @@ def test_checkpoint_of_another_architecture_is_a_clear_error(damaged_copy,
 
 
 # --- a failed checkpoint write ---------------------------------------------------------
+
 
 def fresh_manager(config):
     state = checkpoints.build_state(config)
@@ -242,8 +265,10 @@ def failing_on_step(monkeypatch, failing_step, error):
 
     def save(self, checkpoint_number=None, **kwargs):
         if checkpoint_number == failing_step:
-            with open(os.path.join(self.directory, f"ckpt-{failing_step}.data-00000-of-"
-                                   "00001"), "wb") as f:
+            with open(
+                os.path.join(self.directory, f"ckpt-{failing_step}.data-00000-of-00001"),
+                "wb",
+            ) as f:
                 f.write(b"\0" * 100)  # what a full disk leaves behind
             raise error
         return real_save(self, checkpoint_number=checkpoint_number, **kwargs)
@@ -251,13 +276,19 @@ def failing_on_step(monkeypatch, failing_step, error):
     monkeypatch.setattr(tf.train.CheckpointManager, "save", save)
 
 
-@pytest.mark.parametrize("error, reason", [
-    (OSError(errno.ENOSPC, "No space left on device"), "No space left on device"),
-    (tf.errors.ResourceExhaustedError(None, None, "disk quota exceeded"),
-     "disk quota exceeded"),
-])
+@pytest.mark.parametrize(
+    "error, reason",
+    [
+        (OSError(errno.ENOSPC, "No space left on device"), "No space left on device"),
+        (
+            tf.errors.ResourceExhaustedError(None, None, "disk quota exceeded"),
+            "disk quota exceeded",
+        ),
+    ],
+)
 def test_failed_save_names_the_folder_and_keeps_the_previous_checkpoint(
-        tiny_config, monkeypatch, error, reason):
+    tiny_config, monkeypatch, error, reason
+):
     state, manager = fresh_manager(tiny_config)
     state.step.assign(4)
     assert checkpoints.save(manager, 4).endswith("ckpt-4")
@@ -285,12 +316,10 @@ def test_save_blocked_inside_tensorflow_keeps_the_previous_checkpoint(tiny_confi
 
 
 @slow
-def test_run_stops_with_a_named_error_when_the_disk_fills(tiny_config, blob_images,
-                                                          monkeypatch):
+def test_run_stops_with_a_named_error_when_the_disk_fills(tiny_config, blob_images, monkeypatch):
     failing_on_step(monkeypatch, 8, OSError(errno.ENOSPC, "No space left on device"))
     with pytest.raises(TrainerError, match="No space left on device.*ckpt-4, is intact"):
         train.run(replace(tiny_config, train_steps=8), images=blob_images)
     monkeypatch.undo()
-    result = train.run(replace(tiny_config, train_steps=8, continue_train=True),
-                       images=blob_images)
+    result = train.run(replace(tiny_config, train_steps=8, continue_train=True), images=blob_images)
     assert result["step"] == 8

@@ -2,12 +2,11 @@ import os
 
 import numpy as np
 import pytest
+from helpers import blob_images, fill_disk_at, replace, tiny_config
 from PIL import Image
 
 from trainer import sample, train
 from trainer.errors import TrainerError
-
-from helpers import blob_images, fill_disk_at, replace, tiny_config
 
 
 @pytest.fixture(scope="module")
@@ -56,15 +55,18 @@ def test_no_checkpoint_says_how_to_get_one(tmp_path):
 
 def test_a_failed_write_names_the_file_and_the_reason(trained, tmp_path, monkeypatch):
     fill_disk_at(monkeypatch, "sample_00002.png")
-    with pytest.raises(TrainerError, match=r"sample_00002.png \(No space left on device\); "
-                                           r"free space or pass another --sample-dir"):
+    with pytest.raises(
+        TrainerError,
+        match=r"sample_00002.png \(No space left on device\); "
+        r"free space or pass another --sample-dir",
+    ):
         sample.write_samples(trained.checkpoint_dir, str(tmp_path / "out"), 5, seed=0)
 
 
 def test_the_sampler_normalizes_with_statistics_of_its_own_weights(trained):
     from trainer import checkpoints, latent
+
     generator, config = checkpoints.load_sampler(trained.checkpoint_dir)
     z = latent.standing_batch(config.latent_dim, config.latent_distribution)
     # Measured on the standing batch: inference there matches the batch's own statistics.
-    np.testing.assert_allclose(generator(z, training=False), generator(z, training=True),
-                               atol=1e-5)
+    np.testing.assert_allclose(generator(z, training=False), generator(z, training=True), atol=1e-5)

@@ -9,14 +9,17 @@ import sys
 
 import numpy as np
 import pytest
+from helpers import MNIST_DIR, REPO, needs_mnist, slow
 from PIL import Image
 
 from trainer import checkpoints, sample
 from trainer.evaluation import classifier, evaluate
-from trainer.train_config import (ENVIRONMENT_FIELDS, TrainConfig, defaults,
-                                  load_saved_config)
-
-from helpers import MNIST_DIR, REPO, needs_mnist, slow
+from trainer.train_config import (
+    ENVIRONMENT_FIELDS,
+    TrainConfig,
+    defaults,
+    load_saved_config,
+)
 
 SHIPPED = os.path.join(REPO, "MNIST-trained-model")
 CONDITIONAL = os.path.join(SHIPPED, "conditional")  # what --digit samples
@@ -32,8 +35,9 @@ SEVENS_AT_LEAST = 60 / 64
 def test_ships_one_resumable_checkpoint_under_32_mb(folder):
     assert len(glob.glob(os.path.join(folder, "ckpt-*.index"))) == 1
     assert os.path.exists(os.path.join(folder, "config.json"))
-    size = sum(os.path.getsize(p) for p in glob.glob(os.path.join(folder, "*"))
-               if os.path.isfile(p))
+    size = sum(
+        os.path.getsize(p) for p in glob.glob(os.path.join(folder, "*")) if os.path.isfile(p)
+    )
     assert size <= 32 * 1024 * 1024
 
 
@@ -55,12 +59,26 @@ def test_config_json_holds_the_run_not_this_machines_folders():
 def test_fresh_clone_samples_64_digits_or_64_sevens_with_no_data(tmp_path):
     env = dict(os.environ, HOME=str(tmp_path), PYTHONPATH=REPO)  # no Keras MNIST cache
     for name, digit in (("any", []), ("sevens", ["--digit", "7"])):
-        subprocess.run([sys.executable, "-m", "trainer.task", "--sample", "64",
-                        "--sample-dir", str(tmp_path / name)] + digit, cwd=REPO, env=env,
-                       check=True, capture_output=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "trainer.task",
+                "--sample",
+                "64",
+                "--sample-dir",
+                str(tmp_path / name),
+            ]
+            + digit,
+            cwd=REPO,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
     # --sample alone: the unconditional model, as before the conditional one shipped.
     assert sorted(os.listdir(tmp_path / "any")) == ["grid.png"] + [
-        f"sample_{i:05d}.png" for i in range(64)]
+        f"sample_{i:05d}.png" for i in range(64)
+    ]
     names = [f"sample_{i:05d}_digit7.png" for i in range(64)]
     assert sorted(os.listdir(tmp_path / "sevens")) == ["grid.png"] + names
     sevens = np.stack([np.asarray(Image.open(tmp_path / "sevens" / n)) for n in names])
@@ -81,8 +99,7 @@ def test_shipped_samples_are_confident_varied_digits():
 @slow
 @needs_mnist
 def test_shipped_model_quality_on_10000_samples():
-    results = evaluate.run(MNIST_DIR, 10_000, seed=0, checkpoint_dir=SHIPPED,
-                           check_copies=False)
+    results = evaluate.run(MNIST_DIR, 10_000, seed=0, checkpoint_dir=SHIPPED, check_copies=False)
     generated = results["generated"]
     # The issue's bar.
     assert results["fd_over_floor"] <= 8
@@ -104,8 +121,9 @@ def test_conditional_model_draws_the_digit_asked_for_on_10000_samples():
     # with a noise margin: worst digit 0.994 labelled as asked (digits 4 and 7), classifier
     # score 9.87, precision 0.834, recall 0.834, Frechet distance 1.31x the balanced floor
     # (issue 16's bar: every digit 0.99, 1.5x, 9.3, 0.8 and 0.8).
-    results = evaluate.run(MNIST_DIR, 10_000, seed=0, checkpoint_dir=CONDITIONAL,
-                           check_copies=False)
+    results = evaluate.run(
+        MNIST_DIR, 10_000, seed=0, checkpoint_dir=CONDITIONAL, check_copies=False
+    )
     generated, digits = results["generated"], results["per_digit"]["generated"]
     assert digits["count"] == [1000] * 10
     assert digits["min_labelled_as_asked"] >= 0.99, digits["labelled_as_asked"]

@@ -9,10 +9,9 @@ import subprocess
 import sys
 
 import pytest
+from helpers import REPO, TINY_FLAGS
 
 from trainer import checkpoints, task
-
-from helpers import REPO, TINY_FLAGS
 
 pytestmark = pytest.mark.slow  # training processes stopped by signals
 
@@ -21,10 +20,24 @@ TINY = [*TINY_FLAGS, "--seed", "1", "--train-steps", "100000"]
 
 def _start(tmp_path, idx_dir, *extra):
     return subprocess.Popen(
-        [sys.executable, "-m", "trainer.task", "--data-dir", idx_dir, "--checkpoint-dir",
-         str(tmp_path / "ckpt"), "--log-dir", str(tmp_path / "logs"), *TINY, *extra],
-        cwd=str(tmp_path), env=dict(os.environ, PYTHONPATH=REPO), stderr=subprocess.PIPE,
-        text=True)
+        [
+            sys.executable,
+            "-m",
+            "trainer.task",
+            "--data-dir",
+            idx_dir,
+            "--checkpoint-dir",
+            str(tmp_path / "ckpt"),
+            "--log-dir",
+            str(tmp_path / "logs"),
+            *TINY,
+            *extra,
+        ],
+        cwd=str(tmp_path),
+        env=dict(os.environ, PYTHONPATH=REPO),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _stop_when(process, pattern, signum):
@@ -46,9 +59,22 @@ def _assert_saved_and_resumable(tmp_path, idx_dir, step):
     folder = str(tmp_path / "ckpt")
     assert checkpoints.checkpoint_prefixes(folder)[0].endswith(f"ckpt-{step}")
     assert not [p for p in os.listdir(folder) if p.endswith("_temp")]  # no half writes
-    assert task.main(["--continue-train", "--train-steps", str(step + 3), "--data-dir",
-                      idx_dir, "--checkpoint-dir", folder, "--log-dir",
-                      str(tmp_path / "logs")]) == 0
+    assert (
+        task.main(
+            [
+                "--continue-train",
+                "--train-steps",
+                str(step + 3),
+                "--data-dir",
+                idx_dir,
+                "--checkpoint-dir",
+                folder,
+                "--log-dir",
+                str(tmp_path / "logs"),
+            ]
+        )
+        == 0
+    )
     assert checkpoints.checkpoint_prefixes(folder)[0].endswith(f"ckpt-{step + 3}")
 
 

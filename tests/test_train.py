@@ -6,13 +6,12 @@ import signal
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import replace, slow
 from tensorboard.backend.event_processing import event_accumulator
 
 from trainer import checkpoints, data, latent, model, sample, train
 from trainer import images as image_utils
 from trainer.errors import TrainerError
-
-from helpers import replace, slow
 
 
 def event_tags(log_dir):
@@ -31,8 +30,7 @@ def generator_weights(checkpoint_dir):
     return generator.get_weights()
 
 
-def test_end_to_end_on_real_mnist_leaves_checkpoints_events_and_config(
-        tiny_config, mnist_subset):
+def test_end_to_end_on_real_mnist_leaves_checkpoints_events_and_config(tiny_config, mnist_subset):
     result = train.run(replace(tiny_config, train_steps=8), images=mnist_subset)
     assert result["step"] == 8 and result["interrupted"] is None
     assert all(np.isfinite(result[k]) for k in ("d_loss", "g_loss", "d_real", "d_fake"))
@@ -41,9 +39,17 @@ def test_end_to_end_on_real_mnist_leaves_checkpoints_events_and_config(
     assert os.path.exists(os.path.join(ckpt, "ckpt-4.index"))  # --checkpoint-freq 4
     assert os.path.exists(os.path.join(ckpt, "config.json"))
     tags = event_tags(tiny_config.log_dir)
-    for scalar in ("d_loss", "g_loss", "d_real", "d_fake", "images_per_sec",
-                   "pixels/generated_mean", "pixels/generated_std", "pixels/real_mean",
-                   "pixels/real_std"):
+    for scalar in (
+        "d_loss",
+        "g_loss",
+        "d_real",
+        "d_fake",
+        "images_per_sec",
+        "pixels/generated_mean",
+        "pixels/generated_std",
+        "pixels/real_mean",
+        "pixels/real_std",
+    ):
         assert tags.get(scalar) == "scalars", scalar
     assert tags["histograms/d_real"] == tags["histograms/d_fake"] == "histograms"
     assert tags["generated_images"] == "images" and tags["real_images"] == "images"
@@ -55,8 +61,10 @@ def test_epoch_ends_write_a_checkpoint_and_a_grid(tiny_config, blob_images):
     config = replace(tiny_config, train_steps=25, checkpoint_freq=1000)
     result = train.run(config, images=blob_images)
     assert result["epoch"] == 2
-    steps = sorted(int(p.split("-")[-1].split(".")[0])
-                   for p in glob.glob(os.path.join(config.checkpoint_dir, "ckpt-*.index")))
+    steps = sorted(
+        int(p.split("-")[-1].split(".")[0])
+        for p in glob.glob(os.path.join(config.checkpoint_dir, "ckpt-*.index"))
+    )
     assert steps == [10, 20, 25]
     grid_steps = set()
     for path in glob.glob(os.path.join(config.log_dir, "events.out.tfevents.*")):
@@ -69,8 +77,9 @@ def test_epoch_ends_write_a_checkpoint_and_a_grid(tiny_config, blob_images):
 @slow
 def test_resume_is_bit_identical_to_an_uninterrupted_run(tiny_config, blob_images, tmp_path):
     # R1 every 4th step: both kinds of step before and after the resume at step 7.
-    config = replace(tiny_config, deterministic=True, train_steps=14, checkpoint_freq=100,
-                     r1_interval=4)
+    config = replace(
+        tiny_config, deterministic=True, train_steps=14, checkpoint_freq=100, r1_interval=4
+    )
     whole = replace(config, checkpoint_dir=str(tmp_path / "whole"))
     train.run(whole, images=blob_images)
     split = replace(config, checkpoint_dir=str(tmp_path / "split"))
@@ -78,8 +87,9 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(tiny_config, blob_image
     assert first["step"] == 7  # mid-epoch: 10 steps an epoch
     resumed = train.run(replace(split, continue_train=True), images=blob_images)
     assert resumed["step"] == 14 and resumed["epoch"] == 1
-    for a, b in zip(generator_weights(whole.checkpoint_dir),
-                    generator_weights(split.checkpoint_dir)):
+    for a, b in zip(
+        generator_weights(whole.checkpoint_dir), generator_weights(split.checkpoint_dir)
+    ):
         np.testing.assert_array_equal(a, b)
 
 
@@ -87,16 +97,14 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(tiny_config, blob_image
 def test_resume_logs_the_step_and_epoch(tiny_config, blob_images, caplog):
     train.run(replace(tiny_config, train_steps=13), images=blob_images)
     with caplog.at_level("INFO"):
-        train.run(replace(tiny_config, train_steps=15, continue_train=True),
-                  images=blob_images)
+        train.run(replace(tiny_config, train_steps=15, continue_train=True), images=blob_images)
     assert "resumed from step 13 (epoch 2)" in caplog.text
 
 
 def test_fresh_run_refuses_to_replace_checkpoints(tiny_config, blob_images):
     train.run(tiny_config, images=blob_images)
     before = sorted(os.listdir(tiny_config.checkpoint_dir))
-    with pytest.raises(TrainerError, match="--continue-train True.*--checkpoint-dir.*"
-                                           "--overwrite"):
+    with pytest.raises(TrainerError, match="--continue-train True.*--checkpoint-dir.*--overwrite"):
         train.run(tiny_config, images=blob_images)
     assert sorted(os.listdir(tiny_config.checkpoint_dir)) == before
 
@@ -104,8 +112,7 @@ def test_fresh_run_refuses_to_replace_checkpoints(tiny_config, blob_images):
 @slow
 def test_overwrite_replaces_checkpoints(tiny_config, blob_images):
     train.run(replace(tiny_config, train_steps=8), images=blob_images)
-    result = train.run(replace(tiny_config, train_steps=3, overwrite=True),
-                       images=blob_images)
+    result = train.run(replace(tiny_config, train_steps=3, overwrite=True), images=blob_images)
     assert result["step"] == 3
     assert not glob.glob(os.path.join(tiny_config.checkpoint_dir, "ckpt-8*"))
 
@@ -118,21 +125,23 @@ def test_continue_without_checkpoint_is_a_clear_error(tiny_config, blob_images):
 def test_continue_with_other_architecture_names_the_field(tiny_config, blob_images):
     train.run(tiny_config, images=blob_images)
     with pytest.raises(TrainerError, match=r"generator_width \(checkpoint 4, flags 6\)"):
-        train.run(replace(tiny_config, continue_train=True, generator_width=6),
-                  images=blob_images)
+        train.run(replace(tiny_config, continue_train=True, generator_width=6), images=blob_images)
 
 
 def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(
-        tiny_config, blob_images, monkeypatch):
+    tiny_config, blob_images, monkeypatch
+):
     train.run(replace(tiny_config, train_steps=4), images=blob_images)
     poisoned = tf.Variable(False)
     real_loss = model.discriminator_loss
-    monkeypatch.setattr(model, "discriminator_loss", lambda *args: real_loss(*args) * tf.where(
-        poisoned, np.float32("nan"), np.float32(1.0)))
+    monkeypatch.setattr(
+        model,
+        "discriminator_loss",
+        lambda *args: real_loss(*args) * tf.where(poisoned, np.float32("nan"), np.float32(1.0)),
+    )
     poisoned.assign(True)
     with pytest.raises(TrainerError, match=r"non-finite loss at step 5 .*ckpt-4"):
-        train.run(replace(tiny_config, train_steps=8, continue_train=True),
-                  images=blob_images)
+        train.run(replace(tiny_config, train_steps=8, continue_train=True), images=blob_images)
     assert tf.train.latest_checkpoint(tiny_config.checkpoint_dir).endswith("ckpt-4")
     assert all(np.isfinite(w).all() for w in generator_weights(tiny_config.checkpoint_dir))
 
@@ -150,16 +159,17 @@ def test_weight_average_ramps_up_then_holds_its_decay():
     assert float(train.ema_decay_at(10**6, 0.999)) == pytest.approx(0.999)
 
 
-def test_first_step_moves_the_average_nine_tenths_toward_the_new_weights(tiny_config,
-                                                                          blob_images):
+def test_first_step_moves_the_average_nine_tenths_toward_the_new_weights(tiny_config, blob_images):
     state = checkpoints.build_state(tiny_config)
     before = [w.numpy() for w in state.ema_generator.trainable_variables]
     step = train.make_train_step(state, tiny_config)
     step(tf.convert_to_tensor(blob_images[:16, :, :, None] / 127.5 - 1, tf.float32), True)
-    for old, new, average in zip(before, state.generator.trainable_variables,
-                                 state.ema_generator.trainable_variables):
-        np.testing.assert_allclose(average.numpy(), 0.1 * old + 0.9 * new.numpy(),
-                                   rtol=1e-5, atol=1e-7)
+    for old, new, average in zip(
+        before, state.generator.trainable_variables, state.ema_generator.trainable_variables
+    ):
+        np.testing.assert_allclose(
+            average.numpy(), 0.1 * old + 0.9 * new.numpy(), rtol=1e-5, atol=1e-7
+        )
 
 
 @slow
@@ -187,11 +197,15 @@ def test_mlp_baseline_trains_resumes_and_samples(tiny_config, blob_images):
     assert train.run(config, images=blob_images)["step"] == 6
     generator, saved = checkpoints.load_sampler(config.checkpoint_dir)
     assert saved.arch == "mlp" and generator.name == "mlp_generator"
-    assert train.run(replace(config, continue_train=True, train_steps=9),
-                     images=blob_images)["step"] == 9
+    assert (
+        train.run(replace(config, continue_train=True, train_steps=9), images=blob_images)["step"]
+        == 9
+    )
     with pytest.raises(TrainerError, match=r"arch \(checkpoint mlp, flags dcgan\)"):
-        train.run(replace(config, continue_train=True, arch="dcgan", train_steps=12),
-                  images=blob_images)
+        train.run(
+            replace(config, continue_train=True, arch="dcgan", train_steps=12),
+            images=blob_images,
+        )
 
 
 @slow
@@ -204,11 +218,15 @@ def test_deeper_nets_train_resume_and_load_with_their_depths(tiny_config, blob_i
     # One extra 3x3 conv per generator resolution, two per discriminator resolution.
     assert [type(layer).__name__ for layer in generator.layers].count("Conv2D") == 2
     assert [type(layer).__name__ for layer in discriminator.layers].count("Conv2D") == 7
-    assert train.run(replace(config, continue_train=True, train_steps=9),
-                     images=blob_images)["step"] == 9
+    assert (
+        train.run(replace(config, continue_train=True, train_steps=9), images=blob_images)["step"]
+        == 9
+    )
     with pytest.raises(TrainerError, match=r"discriminator_depth \(checkpoint 2, flags 1\)"):
-        train.run(replace(config, continue_train=True, discriminator_depth=1,
-                          train_steps=12), images=blob_images)
+        train.run(
+            replace(config, continue_train=True, discriminator_depth=1, train_steps=12),
+            images=blob_images,
+        )
 
 
 def test_pixel_statistics_and_d_outputs_match_the_batch(tiny_config, blob_images):
@@ -216,8 +234,7 @@ def test_pixel_statistics_and_d_outputs_match_the_batch(tiny_config, blob_images
     real = tf.convert_to_tensor(blob_images[:16, :, :, None] / 127.5 - 1, tf.float32)
     out = train.make_train_step(state, tiny_config)(real, False)
     assert float(out["pixels/real_mean"]) == pytest.approx(float(tf.reduce_mean(real)), 1e-5)
-    assert float(out["pixels/real_std"]) == pytest.approx(float(tf.math.reduce_std(real)),
-                                                          1e-5)
+    assert float(out["pixels/real_std"]) == pytest.approx(float(tf.math.reduce_std(real)), 1e-5)
     assert -1 <= float(out["pixels/generated_mean"]) <= 1
     for name in ("d_real_probs", "d_fake_probs"):
         probs = out[name].numpy()
@@ -234,10 +251,8 @@ def test_xla_compiled_step_matches_the_plain_step(tiny_config, blob_images, monk
     # seed, so both steps read their noise from this variable instead.
     z = tf.Variable(tf.zeros([16, tiny_config.latent_dim]))
     monkeypatch.setattr(latent, "draw_tf", lambda noise, shape, distribution: z.value())
-    noises = np.random.default_rng(0).standard_normal((4, 16, tiny_config.latent_dim),
-                                                      np.float32)
-    batches = [real for real, _ in itertools.islice(data.epoch_batches(blob_images, 16, 0, 0),
-                                                    4)]
+    noises = np.random.default_rng(0).standard_normal((4, 16, tiny_config.latent_dim), np.float32)
+    batches = [real for real, _ in itertools.islice(data.epoch_batches(blob_images, 16, 0, 0), 4)]
     config = replace(tiny_config, precision="float32")
     plain = checkpoints.build_state(config)
     compiled = checkpoints.build_state(replace(config, xla=True))
@@ -260,8 +275,9 @@ def test_xla_compiled_step_matches_the_plain_step(tiny_config, blob_images, monk
     # weights by about 1e-2.
     np.testing.assert_allclose(losses[True], losses[False], rtol=1e-5)
     for name in NETWORKS:
-        for ours, theirs in zip(getattr(compiled, name).get_weights(),
-                                getattr(plain, name).get_weights()):
+        for ours, theirs in zip(
+            getattr(compiled, name).get_weights(), getattr(plain, name).get_weights()
+        ):
             np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-5)
     moved = max(np.abs(a - b).max() for a, b in zip(plain.generator.get_weights(), initial))
     assert moved > 1e-3  # 4 Adam steps of 1e-3: the comparison is of trained weights
@@ -270,7 +286,8 @@ def test_xla_compiled_step_matches_the_plain_step(tiny_config, blob_images, monk
 def scalar_steps(log_dir, tag):
     """The steps of every `tag` scalar written to log_dir, in order, repeats kept."""
     events = event_accumulator.EventAccumulator(
-        log_dir, size_guidance={event_accumulator.TENSORS: 0})
+        log_dir, size_guidance={event_accumulator.TENSORS: 0}
+    )
     events.Reload()
     return [event.step for event in events.Tensors(tag)]
 
@@ -292,12 +309,20 @@ def test_a_run_shorter_than_log_freq_logs_its_last_step_once(tiny_config, blob_i
     assert scalar_steps(config.log_dir, "d_loss") == [5]
 
 
-@pytest.mark.parametrize("signal_after, stopped, logged", [
-    (4, 5, [3, 5]),  # mid-epoch: the batch being fetched is trained, then the run stops
-    (10, 10, [3, 6, 9, 10]),  # after the epoch's last batch, before its end's checkpoint
-])
-def test_a_stopped_run_logs_the_step_it_stopped_at(tiny_config, blob_images, monkeypatch,
-                                                   signal_after, stopped, logged):
+@pytest.mark.parametrize(
+    "signal_after, stopped, logged",
+    [
+        (4, 5, [3, 5]),  # mid-epoch: the batch being fetched is trained, then the run stops
+        (
+            10,
+            10,
+            [3, 6, 9, 10],
+        ),  # after the epoch's last batch, before its end's checkpoint
+    ],
+)
+def test_a_stopped_run_logs_the_step_it_stopped_at(
+    tiny_config, blob_images, monkeypatch, signal_after, stopped, logged
+):
     real_batches = data.epoch_batches
     fetched = itertools.count()
 
@@ -329,8 +354,10 @@ def logged_scalars(log_dir, tag):
 
 def saved_learning_rates(checkpoint_dir):
     reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(checkpoint_dir))
-    return tuple(float(reader.get_tensor(f"{net}_optimizer/_learning_rate/.ATTRIBUTES/"
-                                         "VARIABLE_VALUE")) for net in ("g", "d"))
+    return tuple(
+        float(reader.get_tensor(f"{net}_optimizer/_learning_rate/.ATTRIBUTES/VARIABLE_VALUE"))
+        for net in ("g", "d")
+    )
 
 
 def test_learning_rate_scale_is_constant_then_falls_linearly_to_the_budget():
@@ -346,29 +373,44 @@ def test_learning_rate_scale_is_constant_then_falls_linearly_to_the_budget():
 
 def test_decay_over_the_last_epoch_is_what_each_update_uses(tiny_config, blob_images):
     # 160 images / 16 = 10 steps an epoch: decay over steps 10..19 of a 20-step budget.
-    config = replace(tiny_config, train_steps=20, lr_decay_epochs=1, learning_rate=1e-3,
-                     d_learning_rate=4e-4)
+    config = replace(
+        tiny_config,
+        train_steps=20,
+        lr_decay_epochs=1,
+        learning_rate=1e-3,
+        d_learning_rate=4e-4,
+    )
     train.run(config, images=blob_images)
     logged = logged_scalars(config.log_dir, "learning_rate")
     # Logged after update s, which ran at step s - 1: scale min(1, (20 - (s - 1)) / 10).
-    assert logged == pytest.approx({s: 1e-3 * min(1.0, (21 - s) / 10)
-                                    for s in range(2, 21, 2)})
+    assert logged == pytest.approx({s: 1e-3 * min(1.0, (21 - s) / 10) for s in range(2, 21, 2)})
     assert saved_learning_rates(config.checkpoint_dir) == pytest.approx((1e-4, 4e-5))
 
 
 @slow
 def test_resume_uses_the_flags_learning_rates_not_the_checkpoints(tiny_config, blob_images):
-    train.run(replace(tiny_config, train_steps=4, learning_rate=1e-3, d_learning_rate=1e-3),
-              images=blob_images)
+    train.run(
+        replace(tiny_config, train_steps=4, learning_rate=1e-3, d_learning_rate=1e-3),
+        images=blob_images,
+    )
     assert saved_learning_rates(tiny_config.checkpoint_dir) == pytest.approx((1e-3, 1e-3))
-    train.run(replace(tiny_config, train_steps=8, continue_train=True, learning_rate=3e-4,
-                      d_learning_rate=1e-4), images=blob_images)
+    train.run(
+        replace(
+            tiny_config,
+            train_steps=8,
+            continue_train=True,
+            learning_rate=3e-4,
+            d_learning_rate=1e-4,
+        ),
+        images=blob_images,
+    )
     assert saved_learning_rates(tiny_config.checkpoint_dir) == pytest.approx((3e-4, 1e-4))
     assert logged_scalars(tiny_config.log_dir, "learning_rate")[8] == pytest.approx(3e-4)
 
 
-def test_a_finished_run_publishes_its_model_where_model_dir_says(tiny_config, blob_images,
-                                                                  tmp_path):
+def test_a_finished_run_publishes_its_model_where_model_dir_says(
+    tiny_config, blob_images, tmp_path
+):
     # Vertex AI's AIP_MODEL_DIR: the final checkpoint, in a folder --sample reads.
     model_dir = str(tmp_path / "model")
     train.run(replace(tiny_config, model_dir=model_dir), images=blob_images)
@@ -383,7 +425,7 @@ def two_classes(count=160):
     images, labels = np.zeros((count, 28, 28), np.uint8), np.arange(count) % 2
     for image, label, (dy, dx) in zip(images, labels, rng.integers(0, 4, (count, 2))):
         if label == 1:
-            image[6 + dy:22 + dy, 6 + dx:22 + dx] = 255
+            image[6 + dy : 22 + dy, 6 + dx : 22 + dx] = 255
     return images, labels.astype(np.uint8)
 
 
@@ -394,8 +436,10 @@ def conditional_steps(config, steps):
     tf.keras.utils.set_random_seed(config.seed)  # the same initial weights every call
     state = checkpoints.build_state(config)
     step = train.make_train_step(state, config)
-    for real, digits in itertools.islice(itertools.cycle(data.epoch_batches(
-            images, config.batch_size, 0, 0, labels=labels)), steps):
+    for real, digits in itertools.islice(
+        itertools.cycle(data.epoch_batches(images, config.batch_size, 0, 0, labels=labels)),
+        steps,
+    ):
         metrics = step(real, False, labels=digits)
     return state, metrics
 
@@ -407,17 +451,30 @@ def test_a_conditional_run_learns_which_images_go_with_which_digit(tiny_config):
     # paired images with another batch's labels, or none, would look like the second.
     images, labels = two_classes()
     gaps = []
-    for name, given in (("ordered", labels),
-                        ("shuffled", np.random.default_rng(5).permutation(labels))):
-        config = replace(tiny_config, checkpoint_dir=str(tiny_config.checkpoint_dir) + name,
-                         conditional=True, train_steps=50, ema_decay=0.0,
-                         generator_width=8, discriminator_width=8, learning_rate=2e-3,
-                         d_learning_rate=1e-3)
+    for name, given in (
+        ("ordered", labels),
+        ("shuffled", np.random.default_rng(5).permutation(labels)),
+    ):
+        config = replace(
+            tiny_config,
+            checkpoint_dir=str(tiny_config.checkpoint_dir) + name,
+            conditional=True,
+            train_steps=50,
+            ema_decay=0.0,
+            generator_width=8,
+            discriminator_width=8,
+            learning_rate=2e-3,
+            d_learning_rate=1e-3,
+        )
         train.run(config, images=images, labels=given)
         generator, saved = checkpoints.load_sampler(config.checkpoint_dir)
-        means = [np.concatenate(list(sample.generate(
-            generator, 64, saved.latent_dim, 0, labels=np.full(64, digit)))).mean() / 255
-            for digit in (0, 1)]
+        means = [
+            np.concatenate(
+                list(sample.generate(generator, 64, saved.latent_dim, 0, labels=np.full(64, digit)))
+            ).mean()
+            / 255
+            for digit in (0, 1)
+        ]
         gaps.append(means[1] - means[0])
     assert gaps[0] > 0.05 and abs(gaps[1]) < gaps[0] / 3, gaps
 
@@ -431,13 +488,14 @@ def test_the_mode_seeking_term_spreads_one_digits_images_apart(tiny_config):
     ones = np.ones(32, np.int32)
     terms = []
     for weight in (0.0, 5.0):
-        state, metrics = conditional_steps(replace(
-            tiny_config, conditional=True, ema_decay=0.0, mode_seeking=weight), 30)
+        state, metrics = conditional_steps(
+            replace(tiny_config, conditional=True, ema_decay=0.0, mode_seeking=weight), 30
+        )
         assert ("mode_seeking" in metrics) == (weight > 0)
-        drawn, paired = (state.generator(model.inputs(noise, ones), training=True)
-                         for noise in (z, paired_z))
-        terms.append(float(tf.reduce_mean(model.mode_seeking_loss(drawn, paired, z,
-                                                                   paired_z))))
+        drawn, paired = (
+            state.generator(model.inputs(noise, ones), training=True) for noise in (z, paired_z)
+        )
+        terms.append(float(tf.reduce_mean(model.mode_seeking_loss(drawn, paired, z, paired_z))))
     assert terms[1] < 0.8 * terms[0], terms
 
 
@@ -450,8 +508,11 @@ def test_each_pairs_bound_is_its_digits(tiny_config, conditional):
     # would read the uncapped term (tens) or the other digit's.
     config = replace(tiny_config, conditional=conditional, mode_seeking=1.0)
     state = checkpoints.build_state(config)
-    bounds = np.array([1e-3, 1e-2] + [1.0] * 8, np.float32) if conditional else \
-        np.array([1e-3], np.float32)
+    bounds = (
+        np.array([1e-3, 1e-2] + [1.0] * 8, np.float32)
+        if conditional
+        else np.array([1e-3], np.float32)
+    )
     step = train.make_train_step(state, config, pair_bounds=bounds)
     real = tf.zeros([config.batch_size, 28, 28, 1])
     cases = ((0, 1128 / 1.0113), (1, 112.8 / 1.0011)) if conditional else ((0, 1115),)
@@ -471,12 +532,22 @@ def test_the_mismatch_term_teaches_the_discriminator_which_digit_an_image_is(tin
     digits = labels[:64].astype(np.int32)
     gaps = []
     for weight in (0.0, 1.0):
-        state, metrics = conditional_steps(replace(
-            tiny_config, conditional=True, ema_decay=0.0, mismatch=weight,
-            discriminator_width=8, d_learning_rate=2e-3), 30)
+        state, metrics = conditional_steps(
+            replace(
+                tiny_config,
+                conditional=True,
+                ema_decay=0.0,
+                mismatch=weight,
+                discriminator_width=8,
+                d_learning_rate=2e-3,
+            ),
+            30,
+        )
         assert ("d_mismatch" in metrics) == (weight > 0)
-        def logits(given):
+
+        def logits(given, state=state):
             return state.discriminator(model.inputs(real, given), training=False)[:, 0]
+
         wrong = np.mean([logits((digits + shift) % 10) for shift in range(1, 10)], axis=0)
         gaps.append(float(np.mean(logits(digits) - wrong)))
     assert gaps[1] > 0.5 and gaps[1] > gaps[0] + 0.5, gaps
@@ -495,15 +566,22 @@ def test_a_conditional_run_resumes_exactly_and_grids_a_row_per_digit(tiny_config
     images, labels = two_classes()
     # deterministic: bit-identical weights are what --deterministic promises; without it
     # a suite run under load once read them 1e-5 apart (oneDNN's op order varies).
-    config = replace(tiny_config, conditional=True, projection=True, train_steps=10,
-                     deterministic=True, r1_interval=4)  # both kinds of step on each side
+    config = replace(
+        tiny_config,
+        conditional=True,
+        projection=True,
+        train_steps=10,
+        deterministic=True,
+        r1_interval=4,
+    )  # both kinds of step on each side
     whole = replace(config, checkpoint_dir=str(tmp_path / "whole"))
     train.run(whole, images=images, labels=labels)
     train.run(replace(config, train_steps=4), images=images, labels=labels)
     resumed = train.run(replace(config, continue_train=True), images=images, labels=labels)
     assert resumed["step"] == 10
-    for mine, theirs in zip(generator_weights(config.checkpoint_dir),
-                            generator_weights(whole.checkpoint_dir)):
+    for mine, theirs in zip(
+        generator_weights(config.checkpoint_dir), generator_weights(whole.checkpoint_dir)
+    ):
         np.testing.assert_array_equal(mine, theirs)
     z, digits, columns = train.fixed_inputs(config)
     assert columns == 10 and len(z) == 100
@@ -511,4 +589,5 @@ def test_a_conditional_run_resumes_exactly_and_grids_a_row_per_digit(tiny_config
     np.testing.assert_array_equal(z[:10], z[90:])  # column j: the same noise
     grid = glob.glob(os.path.join(config.log_dir, "grids", "*.png"))[-1]
     from PIL import Image
+
     assert Image.open(grid).size == (10 * 30 + 2, 10 * 30 + 2)

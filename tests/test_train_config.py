@@ -4,8 +4,14 @@ import json
 import pytest
 
 from trainer.errors import TrainerError
-from trainer.train_config import (ENVIRONMENT_FIELDS, TrainConfig, defaults,
-                                  load_saved_config, resolve_resume, save_config)
+from trainer.train_config import (
+    ENVIRONMENT_FIELDS,
+    TrainConfig,
+    defaults,
+    load_saved_config,
+    resolve_resume,
+    save_config,
+)
 
 
 def test_defaults_keep_the_dcgan_papers_adam_for_the_discriminator():
@@ -23,21 +29,51 @@ def test_config_is_frozen():
         TrainConfig().batch_size = 3
 
 
-@pytest.mark.parametrize("field, value", [
-    ("batch_size", 0), ("batch_size", -4), ("num_epochs", 0), ("train_steps", 0),
-    ("latent_dim", -1), ("generator_width", 0), ("discriminator_width", 0),
-    ("log_freq", 0), ("checkpoint_freq", -10), ("learning_rate", 0.0),
-    ("learning_rate", -1e-3), ("beta1", 1.0), ("beta1", -0.1), ("seed", -1),
-    ("r1_gamma", -1.0), ("ema_decay", 1.0), ("batch_size", 2.5), ("learning_rate", "x"),
-    ("d_learning_rate", 0.0), ("d_learning_rate", "x"), ("r1_interval", 0),
-    ("label_smoothing", 1.0), ("label_smoothing", -0.5), ("precision", "float16"),
-    ("lr_decay_epochs", -1), ("lr_decay_epochs", 2.5), ("generator_depth", -1),
-    ("discriminator_depth", 1.5), ("resolved_precision", "auto"),
-    ("resolved_precision", "float16"), ("conditional", "yes"), ("conditional", 1),
-    ("mode_seeking", -0.5), ("mode_seeking", "x"), ("mismatch", -1.0), ("mismatch", "x"),
-    ("mode_seeking_bound", "data"), ("mode_seeking_bound", None), ("projection", "yes"),
-    ("projection", 1),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("batch_size", 0),
+        ("batch_size", -4),
+        ("num_epochs", 0),
+        ("train_steps", 0),
+        ("latent_dim", -1),
+        ("generator_width", 0),
+        ("discriminator_width", 0),
+        ("log_freq", 0),
+        ("checkpoint_freq", -10),
+        ("learning_rate", 0.0),
+        ("learning_rate", -1e-3),
+        ("beta1", 1.0),
+        ("beta1", -0.1),
+        ("seed", -1),
+        ("r1_gamma", -1.0),
+        ("ema_decay", 1.0),
+        ("batch_size", 2.5),
+        ("learning_rate", "x"),
+        ("d_learning_rate", 0.0),
+        ("d_learning_rate", "x"),
+        ("r1_interval", 0),
+        ("label_smoothing", 1.0),
+        ("label_smoothing", -0.5),
+        ("precision", "float16"),
+        ("lr_decay_epochs", -1),
+        ("lr_decay_epochs", 2.5),
+        ("generator_depth", -1),
+        ("discriminator_depth", 1.5),
+        ("resolved_precision", "auto"),
+        ("resolved_precision", "float16"),
+        ("conditional", "yes"),
+        ("conditional", 1),
+        ("mode_seeking", -0.5),
+        ("mode_seeking", "x"),
+        ("mismatch", -1.0),
+        ("mismatch", "x"),
+        ("mode_seeking_bound", "data"),
+        ("mode_seeking_bound", None),
+        ("projection", "yes"),
+        ("projection", 1),
+    ],
+)
 def test_bad_values_raise_naming_the_field(field, value):
     with pytest.raises(ValueError, match=field):
         TrainConfig(**{field: value})
@@ -45,20 +81,37 @@ def test_bad_values_raise_naming_the_field(field, value):
 
 def test_json_round_trip_keeps_the_run_and_leaves_the_folders_out(tmp_path):
     config = TrainConfig(batch_size=64, train_steps=10, r1_gamma=0.5, xla=True)
-    machine = dict(data_dir="d", checkpoint_dir=str(tmp_path), log_dir="l", sample_dir="s",
-                   model_dir="m", continue_train=True, overwrite=True)
+    machine = dict(
+        data_dir="d",
+        checkpoint_dir=str(tmp_path),
+        log_dir="l",
+        sample_dir="s",
+        model_dir="m",
+        continue_train=True,
+        overwrite=True,
+    )
     save_config(dataclasses.replace(config, **machine), str(tmp_path))
     written = json.loads((tmp_path / "config.json").read_text())
-    assert sorted(written) == sorted(f.name for f in dataclasses.fields(TrainConfig)
-                                     if f.name not in machine)
+    assert sorted(written) == sorted(
+        f.name for f in dataclasses.fields(TrainConfig) if f.name not in machine
+    )
     assert load_saved_config(str(tmp_path)) == config
 
 
 def test_a_config_json_with_folders_loads_and_ignores_them(tmp_path):
     # As every config.json before the folders were left out, the shipped one included.
-    old = dataclasses.asdict(TrainConfig(
-        data_dir="../shared/mnist", checkpoint_dir="x/ckpt", log_dir="x/logs",
-        sample_dir="x/samples", continue_train=True, overwrite=True, batch_size=32, seed=7))
+    old = dataclasses.asdict(
+        TrainConfig(
+            data_dir="../shared/mnist",
+            checkpoint_dir="x/ckpt",
+            log_dir="x/logs",
+            sample_dir="x/samples",
+            continue_train=True,
+            overwrite=True,
+            batch_size=32,
+            seed=7,
+        )
+    )
     assert set(ENVIRONMENT_FIELDS) <= set(old)
     (tmp_path / "config.json").write_text(json.dumps(old))
     assert load_saved_config(str(tmp_path)) == TrainConfig(batch_size=32, seed=7)
@@ -70,8 +123,11 @@ def test_a_config_written_before_the_depth_and_decay_fields_rebuilds_its_run(tmp
         del old[field]
     (tmp_path / "config.json").write_text(json.dumps(old))
     config = load_saved_config(str(tmp_path))
-    assert (config.generator_depth, config.discriminator_depth,
-            config.lr_decay_epochs) == (0, 0, 0)
+    assert (config.generator_depth, config.discriminator_depth, config.lr_decay_epochs) == (
+        0,
+        0,
+        0,
+    )
     assert config.generator_width == 96
 
 
@@ -101,10 +157,8 @@ def test_resume_with_other_architecture_names_the_differing_fields():
 
 
 def test_discriminator_learning_rate_follows_the_generators_when_none():
-    assert TrainConfig(learning_rate=3e-4, d_learning_rate=None
-                       ).discriminator_learning_rate == 3e-4
-    assert TrainConfig(learning_rate=3e-4, d_learning_rate=1e-3
-                       ).discriminator_learning_rate == 1e-3
+    assert TrainConfig(learning_rate=3e-4, d_learning_rate=None).discriminator_learning_rate == 3e-4
+    assert TrainConfig(learning_rate=3e-4, d_learning_rate=1e-3).discriminator_learning_rate == 1e-3
 
 
 def test_precision_computes_in_what_it_resolved_to_and_auto_unresolved_in_float32():
@@ -112,7 +166,6 @@ def test_precision_computes_in_what_it_resolved_to_and_auto_unresolved_in_float3
     assert TrainConfig().compute_precision == "float32"
     assert TrainConfig(resolved_precision="bfloat16").compute_precision == "bfloat16"
     assert TrainConfig(precision="bfloat16").compute_precision == "bfloat16"
-
 
 
 def test_conditional_needs_the_convolutional_networks_and_is_locked_on_resume():

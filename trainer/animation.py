@@ -78,18 +78,23 @@ def write_progress_gif(log_dir: str) -> str:
         raise TrainerError(
             f"no training grids (step_*.png) in {folder!r} to animate; pass --log-dir with "
             "the TensorBoard folder of a run, which saves a grid there at each epoch end "
-            "(train or resume one if it has none yet)")
+            "(train or resume one if it has none yet)"
+        )
     frames = [_read_grid(path) for path in paths]
     for path, frame in zip(paths, frames):
         if frame.shape != frames[0].shape:
             raise TrainerError(
                 f"{path} is {frame.shape[1]}x{frame.shape[0]} but {paths[0]} is "
                 f"{frames[0].shape[1]}x{frames[0].shape[0]}; the folder mixes runs: "
-                f"remove the odd grids or pass the --log-dir of one run")
+                f"remove the odd grids or pass the --log-dir of one run"
+            )
     path = os.path.join(log_dir, GIF_NAME)
-    write_gif(frames, path, [FRAME_MS] * (len(frames) - 1) + [LAST_FRAME_MS],
-              fix=f"free space, then run `python -m trainer.task --progress-gif --log-dir "
-                  f"{log_dir}`")
+    write_gif(
+        frames,
+        path,
+        [FRAME_MS] * (len(frames) - 1) + [LAST_FRAME_MS],
+        fix=f"free space, then run `python -m trainer.task --progress-gif --log-dir {log_dir}`",
+    )
     return path
 
 
@@ -112,8 +117,14 @@ def write_gif(frames, path: str, durations, fix: str) -> None:
     pictures = [Image.fromarray(np.asarray(frame, dtype=np.uint8)) for frame in frames]
     encoded = io.BytesIO()
     try:
-        pictures[0].save(encoded, format="GIF", save_all=True, append_images=pictures[1:],
-                         duration=durations, loop=0)
+        pictures[0].save(
+            encoded,
+            format="GIF",
+            save_all=True,
+            append_images=pictures[1:],
+            duration=durations,
+            loop=0,
+        )
         paths.write_atomically(path, encoded.getvalue())
     except (OSError, tf.errors.OpError) as err:
         raise TrainerError(f"could not write {path} ({paths.reason(err)}); {fix}") from err
@@ -124,5 +135,7 @@ def _read_grid(path: str) -> np.ndarray:
         with image_utils.open_image(path) as image:
             return np.asarray(image.convert("L"))
     except (OSError, UnidentifiedImageError, tf.errors.OpError) as err:
-        raise TrainerError(f"{path}: not a readable PNG ({paths.reason(err)}); delete it "
-                           "and run --progress-gif again") from err
+        raise TrainerError(
+            f"{path}: not a readable PNG ({paths.reason(err)}); delete it "
+            "and run --progress-gif again"
+        ) from err

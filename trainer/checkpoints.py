@@ -23,8 +23,13 @@ import tensorflow as tf
 from trainer import latent, lock, model, paths
 from trainer.errors import TrainerError
 from trainer.paths import ensure_writable_dir
-from trainer.train_config import (CONFIG_FILENAME, TrainConfig, check_resumable,
-                                  load_saved_config, save_config)
+from trainer.train_config import (
+    CONFIG_FILENAME,
+    TrainConfig,
+    check_resumable,
+    load_saved_config,
+    save_config,
+)
 
 MAX_TO_KEEP = 3
 
@@ -44,8 +49,9 @@ class TrainState:
     noise: tf.random.Generator  # draws z inside the train step
 
     def checkpoint(self) -> tf.train.Checkpoint:
-        return tf.train.Checkpoint(**{f.name: getattr(self, f.name)
-                                      for f in dataclasses.fields(self)})
+        return tf.train.Checkpoint(
+            **{f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        )
 
 
 def build_state(config: TrainConfig) -> TrainState:
@@ -58,33 +64,51 @@ def build_state(config: TrainConfig) -> TrainState:
     (keras-team/keras#23085). The trained networks' batch norm is synchronized: over
     every replica's share of the batch, and on one device the same arithmetic, so N
     replicas train as one device does (on one device it measured no slower)."""
-    generator = model.generator_for(config.arch, config.latent_dim, config.generator_width,
-                                    config.compute_precision, config.generator_depth,
-                                    synchronized=True, num_classes=config.num_classes)
-    ema_generator = model.generator_for(config.arch, config.latent_dim,
-                                        config.generator_width,
-                                        depth=config.generator_depth,
-                                        num_classes=config.num_classes)
+    generator = model.generator_for(
+        config.arch,
+        config.latent_dim,
+        config.generator_width,
+        config.compute_precision,
+        config.generator_depth,
+        synchronized=True,
+        num_classes=config.num_classes,
+    )
+    ema_generator = model.generator_for(
+        config.arch,
+        config.latent_dim,
+        config.generator_width,
+        depth=config.generator_depth,
+        num_classes=config.num_classes,
+    )
     ema_generator.set_weights(generator.get_weights())
-    discriminator = model.discriminator_for(config.arch, config.discriminator_width,
-                                            config.compute_precision,
-                                            config.discriminator_depth, synchronized=True,
-                                            num_classes=config.num_classes,
-                                            projection=config.projection)
+    discriminator = model.discriminator_for(
+        config.arch,
+        config.discriminator_width,
+        config.compute_precision,
+        config.discriminator_depth,
+        synchronized=True,
+        num_classes=config.num_classes,
+        projection=config.projection,
+    )
     optimizers = []
-    for net, rate in ((generator, config.learning_rate),
-                      (discriminator, config.discriminator_learning_rate)):
+    for net, rate in (
+        (generator, config.learning_rate),
+        (discriminator, config.discriminator_learning_rate),
+    ):
         optimizer = tf.keras.optimizers.Adam(rate, beta_1=config.beta1)
         optimizer.build(net.trainable_variables)
         optimizers.append(optimizer)
     return TrainState(
-        generator=generator, discriminator=discriminator, ema_generator=ema_generator,
-        g_optimizer=optimizers[0], d_optimizer=optimizers[1],
+        generator=generator,
+        discriminator=discriminator,
+        ema_generator=ema_generator,
+        g_optimizer=optimizers[0],
+        d_optimizer=optimizers[1],
         step=tf.Variable(0, dtype=tf.int64, trainable=False, name="step"),
         epoch=tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch"),
-        batch_in_epoch=tf.Variable(0, dtype=tf.int64, trainable=False,
-                                   name="batch_in_epoch"),
-        noise=tf.random.Generator.from_seed(config.seed))
+        batch_in_epoch=tf.Variable(0, dtype=tf.int64, trainable=False, name="batch_in_epoch"),
+        noise=tf.random.Generator.from_seed(config.seed),
+    )
 
 
 def restore_or_initialize(state: TrainState, config: TrainConfig):
@@ -114,12 +138,15 @@ def restore_or_initialize(state: TrainState, config: TrainConfig):
             check_resumable(load_saved_config(directory), dataclasses.asdict(config))
         else:
             _refuse_or_delete(directory, config.overwrite)
-        manager = tf.train.CheckpointManager(state.checkpoint(), directory,
-                                             max_to_keep=MAX_TO_KEEP)
+        manager = tf.train.CheckpointManager(state.checkpoint(), directory, max_to_keep=MAX_TO_KEEP)
         if config.continue_train:
             restored = restore_newest(manager.checkpoint, directory)
-            logging.info("resumed from step %d (epoch %d) of %s", int(state.step.numpy()),
-                         int(state.epoch.numpy()) + 1, restored)
+            logging.info(
+                "resumed from step %d (epoch %d) of %s",
+                int(state.step.numpy()),
+                int(state.epoch.numpy()) + 1,
+                restored,
+            )
         save_config(config, directory)
     except Exception:
         lock.release(directory)  # this run will not start: let others have the folder
@@ -128,9 +155,11 @@ def restore_or_initialize(state: TrainState, config: TrainConfig):
 
 
 def _raise_nothing_to_resume(directory):
-    raise TrainerError(f"--continue-train: no checkpoint in {directory!r} to resume; "
-                       "drop --continue-train to start fresh, or pass the "
-                       "--checkpoint-dir of the run to resume")
+    raise TrainerError(
+        f"--continue-train: no checkpoint in {directory!r} to resume; "
+        "drop --continue-train to start fresh, or pass the "
+        "--checkpoint-dir of the run to resume"
+    )
 
 
 def release(manager: tf.train.CheckpointManager) -> None:
@@ -159,7 +188,8 @@ def save(manager: tf.train.CheckpointManager, step: int) -> str:
         raise TrainerError(
             f"could not write the step {step} checkpoint in {manager.directory!r} "
             f"({paths.reason(err)}); the last good checkpoint, {previous}, is intact. Free "
-            "space or fix the folder, then resume with --continue-train True") from err
+            "space or fix the folder, then resume with --continue-train True"
+        ) from err
 
 
 def publish_model(checkpoint_dir: str, model_dir: str) -> str:
@@ -180,38 +210,42 @@ def publish_model(checkpoint_dir: str, model_dir: str) -> str:
     """
     prefixes = checkpoint_prefixes(checkpoint_dir)
     if not prefixes:
-        raise TrainerError(f"no checkpoint in {checkpoint_dir!r} to publish; train one "
-                           "first, or pass the --checkpoint-dir of a trained run")
+        raise TrainerError(
+            f"no checkpoint in {checkpoint_dir!r} to publish; train one "
+            "first, or pass the --checkpoint-dir of a trained run"
+        )
     prefix, name = prefixes[0], os.path.basename(prefixes[0])
-    sources = _data_files(prefix) + [prefix + ".index",
-                                     os.path.join(checkpoint_dir, CONFIG_FILENAME)]
+    sources = _data_files(prefix) + [
+        prefix + ".index",
+        os.path.join(checkpoint_dir, CONFIG_FILENAME),
+    ]
     # A relative name, which get_checkpoint_state joins to the folder it reads, so the
     # published folder still reads after it is moved or copied.
     state = f'model_checkpoint_path: "{name}"\nall_model_checkpoint_paths: "{name}"\n'
     try:
         tf.io.gfile.makedirs(model_dir)
         for source in sources:
-            tf.io.gfile.copy(source, os.path.join(model_dir, os.path.basename(source)),
-                             overwrite=True)
+            tf.io.gfile.copy(
+                source, os.path.join(model_dir, os.path.basename(source)), overwrite=True
+            )
         paths.write_atomically(os.path.join(model_dir, "checkpoint"), state.encode())
     except (OSError, tf.errors.OpError) as err:
         raise TrainerError(
             f"could not publish {prefix} to {model_dir!r} ({paths.reason(err)}); the "
             f"checkpoints in {checkpoint_dir!r} are intact: fix the model folder "
-            "(AIP_MODEL_DIR) or copy the checkpoint there by hand") from err
+            "(AIP_MODEL_DIR) or copy the checkpoint there by hand"
+        ) from err
     logging.info("published %s to %s", prefix, model_dir)
     return model_dir
 
 
 def checkpoint_prefixes(directory: str) -> list:
     """Path prefixes of the checkpoints the `checkpoint` file lists, newest first."""
-    state = (tf.train.get_checkpoint_state(directory) if tf.io.gfile.isdir(directory)
-             else None)
+    state = tf.train.get_checkpoint_state(directory) if tf.io.gfile.isdir(directory) else None
     return list(reversed(state.all_model_checkpoint_paths)) if state else []
 
 
-def restore_newest(checkpoint: tf.train.Checkpoint, directory: str,
-                   partial: bool = False) -> str:
+def restore_newest(checkpoint: tf.train.Checkpoint, directory: str, partial: bool = False) -> str:
     """Restores the newest checkpoint in `directory` that reads, skipping damaged ones.
 
     Args:
@@ -237,17 +271,22 @@ def restore_newest(checkpoint: tf.train.Checkpoint, directory: str,
             return prefix
         except _DAMAGED as err:
             reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
-            logging.warning("checkpoint %s is damaged or unreadable (%s); skipping it",
-                            _damaged_file(prefix), reason)
+            logging.warning(
+                "checkpoint %s is damaged or unreadable (%s); skipping it",
+                _damaged_file(prefix),
+                reason,
+            )
         except (AssertionError, ValueError) as err:
             raise TrainerError(
                 f"{prefix} does not fit the networks its folder's {CONFIG_FILENAME} "
                 f"describes ({err}); the folder mixes runs: use the folder a run wrote, "
-                "or start fresh with another --checkpoint-dir") from err
+                "or start fresh with another --checkpoint-dir"
+            ) from err
     raise TrainerError(
         f"no checkpoint in {directory!r} can be restored (tried "
         f"{', '.join(os.path.basename(p) for p in prefixes) or 'none'}); start a fresh run "
-        "with another --checkpoint-dir, or --overwrite to replace them")
+        "with another --checkpoint-dir, or --overwrite to replace them"
+    )
 
 
 # What a missing, truncated or corrupt checkpoint file raises (a short data file raises
@@ -278,7 +317,8 @@ def _refuse_or_delete(directory, overwrite):
         newest = (checkpoint_prefixes(directory) or ["partial files"])[0]
         raise TrainerError(
             f"{directory!r} already holds checkpoints ({newest}); pass --continue-train "
-            "True to resume them, another --checkpoint-dir, or --overwrite to replace them")
+            "True to resume them, another --checkpoint-dir, or --overwrite to replace them"
+        )
     if found:
         _delete_checkpoints(directory)
 
@@ -326,22 +366,36 @@ def load_sampler_with_step(checkpoint_dir: str):
     """
     step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
     generator, config = _load_network(
-        checkpoint_dir, "ema_generator", lambda config: model.generator_for(
-            config.arch, config.latent_dim, config.generator_width,
-            depth=config.generator_depth, num_classes=config.num_classes), step=step)
+        checkpoint_dir,
+        "ema_generator",
+        lambda config: model.generator_for(
+            config.arch,
+            config.latent_dim,
+            config.generator_width,
+            depth=config.generator_depth,
+            num_classes=config.num_classes,
+        ),
+        step=step,
+    )
     model.set_standing_statistics(
-        generator, latent.standing_batch(config.latent_dim, config.latent_distribution))
+        generator, latent.standing_batch(config.latent_dim, config.latent_distribution)
+    )
     return generator, config, int(step.numpy())
 
 
 def load_discriminator(checkpoint_dir: str):
     """(discriminator, config) of the newest readable checkpoint, as load_sampler."""
-    return _load_network(checkpoint_dir, "discriminator",
-                         lambda config: model.discriminator_for(
-                             config.arch, config.discriminator_width,
-                             depth=config.discriminator_depth,
-                             num_classes=config.num_classes,
-                             projection=config.projection))
+    return _load_network(
+        checkpoint_dir,
+        "discriminator",
+        lambda config: model.discriminator_for(
+            config.arch,
+            config.discriminator_width,
+            depth=config.discriminator_depth,
+            num_classes=config.num_classes,
+            projection=config.projection,
+        ),
+    )
 
 
 def _load_network(checkpoint_dir, name, build, **also):
@@ -350,11 +404,11 @@ def _load_network(checkpoint_dir, name, build, **also):
     if not checkpoint_prefixes(checkpoint_dir):
         raise TrainerError(
             f"no checkpoint in {checkpoint_dir!r}: train one with `python -m trainer.task "
-            "--data-dir DIR`, or pass --checkpoint-dir with a trained model's folder")
+            "--data-dir DIR`, or pass --checkpoint-dir with a trained model's folder"
+        )
     config = load_saved_config(checkpoint_dir)
     network = build(config)
-    restore_newest(tf.train.Checkpoint(**{name: network}, **also), checkpoint_dir,
-                   partial=True)
+    restore_newest(tf.train.Checkpoint(**{name: network}, **also), checkpoint_dir, partial=True)
     return network, config
 
 
@@ -377,10 +431,16 @@ def restore_for_worker(state: TrainState, config: TrainConfig, own_dir: str):
         check_resumable(load_saved_config(real), dataclasses.asdict(config))
     elif checkpoint_prefixes(real) and not config.overwrite:
         _refuse_or_delete(real, overwrite=False)  # raises: the chief will refuse too
-    manager = restore_or_initialize(state, dataclasses.replace(
-        config, checkpoint_dir=own_dir, continue_train=False, overwrite=False))
+    manager = restore_or_initialize(
+        state,
+        dataclasses.replace(config, checkpoint_dir=own_dir, continue_train=False, overwrite=False),
+    )
     if config.continue_train:
         restored = restore_newest(manager.checkpoint, real)
-        logging.info("resumed from step %d (epoch %d) of %s", int(state.step.numpy()),
-                     int(state.epoch.numpy()) + 1, restored)
+        logging.info(
+            "resumed from step %d (epoch %d) of %s",
+            int(state.step.numpy()),
+            int(state.epoch.numpy()) + 1,
+            restored,
+        )
     return manager

@@ -8,8 +8,11 @@ import sys
 
 def setup_logging() -> None:
     """INFO lines as `HH:MM:SS LEVEL message`, TensorFlow's absl lines from WARNING."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
-                        datefmt="%H:%M:%S")
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(message)s",
+        datefmt="%H:%M:%S",
+    )
     logging.getLogger("absl").setLevel(logging.WARNING)  # TensorFlow's per-save chatter
 
 

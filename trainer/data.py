@@ -51,18 +51,22 @@ def read_idx(path: str) -> np.ndarray:
             if magic == IMAGE_MAGIC:
                 shape = _read_dims(f, path, 3)
                 if shape[1:] != (28, 28):
-                    raise TrainerError(f"{path}: images are {shape[1]}x{shape[2]}, "
-                                       "expected MNIST's 28x28")
+                    raise TrainerError(
+                        f"{path}: images are {shape[1]}x{shape[2]}, expected MNIST's 28x28"
+                    )
             elif magic == LABEL_MAGIC:
                 shape = _read_dims(f, path, 1)
             else:
-                raise TrainerError(f"{path}: not an MNIST IDX file (magic number "
-                                   f"0x{magic:08x}, expected 0x{IMAGE_MAGIC:08x} or "
-                                   f"0x{LABEL_MAGIC:08x}); re-download it")
+                raise TrainerError(
+                    f"{path}: not an MNIST IDX file (magic number "
+                    f"0x{magic:08x}, expected 0x{IMAGE_MAGIC:08x} or "
+                    f"0x{LABEL_MAGIC:08x}); re-download it"
+                )
             data = _read_exactly(f, path, int(np.prod(shape)))
     except (OSError, EOFError, zlib.error, tf.errors.OpError) as err:
-        raise TrainerError(f"{path}: cannot read ({paths.reason(err)}); re-download the "
-                           "file") from err
+        raise TrainerError(
+            f"{path}: cannot read ({paths.reason(err)}); re-download the file"
+        ) from err
     return data.reshape(shape)
 
 
@@ -81,13 +85,16 @@ def _read_dims(f, path, ndim):
     raw = f.read(4 * ndim)
     if len(raw) < 4 * ndim:
         raise TrainerError(f"{path}: truncated IDX header; re-download the file")
-    shape = tuple(int.from_bytes(raw[4 * i:4 * i + 4], "big") for i in range(ndim))
+    shape = tuple(int.from_bytes(raw[4 * i : 4 * i + 4], "big") for i in range(ndim))
     if shape[0] == 0:
-        raise TrainerError(f"{path}: header claims 0 records; the file is empty or corrupt, "
-                           "re-download it")
+        raise TrainerError(
+            f"{path}: header claims 0 records; the file is empty or corrupt, re-download it"
+        )
     if shape[0] > MAX_RECORDS:
-        raise TrainerError(f"{path}: header claims {shape[0]} records, more than MNIST "
-                           f"could hold ({MAX_RECORDS}); the file is corrupt")
+        raise TrainerError(
+            f"{path}: header claims {shape[0]} records, more than MNIST "
+            f"could hold ({MAX_RECORDS}); the file is corrupt"
+        )
     return shape
 
 
@@ -97,12 +104,14 @@ def _read_exactly(f, path, size):
     while len(buffer) < size:
         chunk = f.read(min(_CHUNK, size - len(buffer)))
         if not chunk:
-            raise TrainerError(f"{path}: truncated: {len(buffer)} of {size} data bytes; "
-                               "re-download the file")
+            raise TrainerError(
+                f"{path}: truncated: {len(buffer)} of {size} data bytes; re-download the file"
+            )
         buffer += chunk
     if f.read(1):
-        raise TrainerError(f"{path}: longer than its header says ({size} data bytes); "
-                           "the file is corrupt")
+        raise TrainerError(
+            f"{path}: longer than its header says ({size} data bytes); the file is corrupt"
+        )
     return np.frombuffer(bytes(buffer), dtype=np.uint8)
 
 
@@ -131,14 +140,25 @@ def read_npz(path: str, split: str):
         with tf.io.gfile.GFile(path, "rb") as raw, zipfile.ZipFile(raw) as archive:
             images = _read_npy_member(archive, f"x_{split}", path)
             labels = _read_npy_member(archive, f"y_{split}", path)
-    except (OSError, ValueError, EOFError, RuntimeError, NotImplementedError,
-            zipfile.BadZipFile, zlib.error, lzma.LZMAError, tf.errors.OpError) as err:
+    except (
+        OSError,
+        ValueError,
+        EOFError,
+        RuntimeError,
+        NotImplementedError,
+        zipfile.BadZipFile,
+        zlib.error,
+        lzma.LZMAError,
+        tf.errors.OpError,
+    ) as err:
         # RuntimeError: an encrypted member; NotImplementedError: an unknown compression.
-        raise TrainerError(f"{path}: cannot read ({paths.reason(err)}); re-download the "
-                           "file") from err
+        raise TrainerError(
+            f"{path}: cannot read ({paths.reason(err)}); re-download the file"
+        ) from err
     if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (28, 28):
-        raise TrainerError(f"{path}: x_{split} is {images.dtype} {images.shape}, "
-                           "expected uint8 (N, 28, 28)")
+        raise TrainerError(
+            f"{path}: x_{split} is {images.dtype} {images.shape}, expected uint8 (N, 28, 28)"
+        )
     return images, _check_labels(path, labels, len(images))
 
 
@@ -158,20 +178,25 @@ def _read_npy_member(archive, name, path):
             raise TrainerError(f"{path}: {name} is {dtype} {shape}, expected integers")
         size = math.prod(shape) * dtype.itemsize
         if size > MAX_RECORDS * 28 * 28:
-            raise TrainerError(f"{path}: {name} claims {shape}, more than MNIST could "
-                               "hold; the file is corrupt")
+            raise TrainerError(
+                f"{path}: {name} claims {shape}, more than MNIST could hold; the file is corrupt"
+            )
         raw = _read_exactly(member, path, size)
     return raw.view(dtype).reshape(shape, order="F" if fortran_order else "C")
 
 
-_NPY_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0,
-                       (2, 0): np.lib.format.read_array_header_2_0}
+_NPY_HEADER_READERS = {
+    (1, 0): np.lib.format.read_array_header_1_0,
+    (2, 0): np.lib.format.read_array_header_2_0,
+}
 
 
 def _check_labels(path, labels, count):
     if labels.shape != (count,):
-        raise TrainerError(f"{path}: {labels.shape[0] if labels.ndim else 0} labels for "
-                           f"{count} images; the files do not belong together")
+        raise TrainerError(
+            f"{path}: {labels.shape[0] if labels.ndim else 0} labels for "
+            f"{count} images; the files do not belong together"
+        )
     bad = labels[(labels < 0) | (labels > 9)]
     if bad.size:
         raise TrainerError(f"{path}: label {int(bad[0])} is not a digit 0-9")
@@ -197,8 +222,10 @@ def load_mnist(data_dir=None, split="train"):
     if data_dir is None:
         return read_npz(_keras_mnist_npz(), split)
     if not tf.io.gfile.isdir(data_dir):
-        raise TrainerError(f"--data-dir {data_dir!r} is not a folder; point it at the "
-                           "folder holding the MNIST IDX files or mnist.npz")
+        raise TrainerError(
+            f"--data-dir {data_dir!r} is not a folder; point it at the "
+            "folder holding the MNIST IDX files or mnist.npz"
+        )
     image_stem, label_stem = _STEMS[split]
     image_path = _find_idx(data_dir, image_stem, "idx3")
     label_path = _find_idx(data_dir, label_stem, "idx1")
@@ -208,13 +235,15 @@ def load_mnist(data_dir=None, split="train"):
     if image_path:
         raise TrainerError(
             f"{image_path} has no labels file beside it: put {label_stem}-idx1-ubyte.gz "
-            f"(the labels of the same {split} images) in {data_dir!r}")
+            f"(the labels of the same {split} images) in {data_dir!r}"
+        )
     npz_path = os.path.join(data_dir, "mnist.npz")
     if tf.io.gfile.exists(npz_path):
         return read_npz(npz_path, split)
     raise TrainerError(
         f"no MNIST {split} data in {data_dir!r}: put {image_stem}-idx3-ubyte.gz and "
-        f"{label_stem}-idx1-ubyte.gz (or mnist.npz) there")
+        f"{label_stem}-idx1-ubyte.gz (or mnist.npz) there"
+    )
 
 
 def _keras_mnist_npz():
@@ -225,16 +254,19 @@ def _keras_mnist_npz():
     logging.info("downloading MNIST to %s", cached)
     try:
         return tf.keras.utils.get_file(
-            "mnist.npz", origin=KERAS_MNIST_URL, file_hash=KERAS_MNIST_SHA256)
+            "mnist.npz", origin=KERAS_MNIST_URL, file_hash=KERAS_MNIST_SHA256
+        )
     except Exception as err:  # get_file raises bare Exception on network failures.
         raise TrainerError(
             f"could not download MNIST ({err}); offline, put mnist.npz in "
             f"{os.path.dirname(cached)}/ or pass --data-dir DIR with the four MNIST IDX "
-            "files (train-images-idx3-ubyte.gz, ...)") from err
+            "files (train-images-idx3-ubyte.gz, ...)"
+        ) from err
 
 
-def epoch_batches(images, batch_size: int, seed: int, epoch: int, start_batch: int = 0,
-                  labels=None):
+def epoch_batches(
+    images, batch_size: int, seed: int, epoch: int, start_batch: int = 0, labels=None
+):
     """One epoch of shuffled training batches, resumable at any batch.
 
     The order is a permutation seeded by (seed, epoch), so a resumed run sees exactly
@@ -258,7 +290,7 @@ def epoch_batches(images, batch_size: int, seed: int, epoch: int, start_batch: i
     images = np.asarray(images)
     order = np.random.default_rng([seed, epoch]).permutation(len(images))
     for batch in range(start_batch, len(images) // batch_size):
-        rows = order[batch * batch_size:(batch + 1) * batch_size]
+        rows = order[batch * batch_size : (batch + 1) * batch_size]
         pixels = tf.constant(image_utils.to_model_range(images[rows]))
         yield pixels, None if labels is None else tf.constant(labels[rows], tf.int32)
 
@@ -266,8 +298,10 @@ def epoch_batches(images, batch_size: int, seed: int, epoch: int, start_batch: i
 def steps_per_epoch(num_images: int, batch_size: int) -> int:
     """Full batches in one epoch; raises TrainerError when there is not even one."""
     if num_images < batch_size:
-        raise TrainerError(f"{num_images} training images is less than one batch of "
-                           f"{batch_size}; lower --batch-size")
+        raise TrainerError(
+            f"{num_images} training images is less than one batch of "
+            f"{batch_size}; lower --batch-size"
+        )
     return num_images // batch_size
 
 
@@ -287,8 +321,11 @@ def pair_distances(images, labels=None, pairs: int = 2000, seed: int = 0) -> np.
       images to pair.
     """
     rng = np.random.default_rng(seed)
-    groups = ([np.flatnonzero(labels == digit) for digit in range(10)]
-              if labels is not None else [np.arange(len(images))])
+    groups = (
+        [np.flatnonzero(labels == digit) for digit in range(10)]
+        if labels is not None
+        else [np.arange(len(images))]
+    )
     distances = []
     for rows in groups:
         if len(rows) < 2:

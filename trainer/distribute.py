@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from trainer.errors import TrainerError
 from trainer.train_config import STRATEGIES
+
 # The exit code of every worker of a multi-worker run stopped by a signal, after all
 # have saved the same step: tf.distribute's PreemptionCheckpointHandler exits with it
 # too, so a launcher written for TensorFlow restarts the job on it.
@@ -41,7 +42,8 @@ def cluster_size(tf_config: str) -> int:
         raise TrainerError(
             f"TF_CONFIG is not the JSON TensorFlow expects ({err}): "
             '{"cluster": {"worker": ["host1:port", "host2:port"]}, "task": {"type": '
-            '"worker", "index": 0}}; fix it or unset it') from err
+            '"worker", "index": 0}}; fix it or unset it'
+        ) from err
 
 
 def pick(name: str, tf_config: str, gpus: int) -> str:
@@ -56,9 +58,11 @@ def pick(name: str, tf_config: str, gpus: int) -> str:
         raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, got {name!r}")
     workers = cluster_size(tf_config)
     if name == "multi-worker" and workers < 1:
-        raise TrainerError("--strategy multi-worker needs TF_CONFIG naming the cluster "
-                           "and this task (see the README's 'More than one device or "
-                           "machine'); without it use --strategy auto")
+        raise TrainerError(
+            "--strategy multi-worker needs TF_CONFIG naming the cluster "
+            "and this task (see the README's 'More than one device or "
+            "machine'); without it use --strategy auto"
+        )
     if name != "auto":
         return name
     if workers > 1:
@@ -83,8 +87,7 @@ def create(kind: str) -> tf.distribute.Strategy:
     if kind == "multi-worker":
         return tf.distribute.MultiWorkerMirroredStrategy()
     if kind == "mirrored":
-        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices(
-            "CPU")
+        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
         return tf.distribute.MirroredStrategy([device.name for device in devices])
     return tf.distribute.get_strategy()
 
@@ -93,18 +96,28 @@ def describe(strategy: tf.distribute.Strategy) -> str:
     """E.g. "MultiWorkerMirroredStrategy, 2 replicas (worker 0 of 2, chief)"."""
     # Named as the API exports them (MultiWorkerMirroredStrategy's class is
     # CollectiveAllReduceStrategy).
-    name = next((label for label, kind in (
-        ("MultiWorkerMirroredStrategy", tf.distribute.MultiWorkerMirroredStrategy),
-        ("MirroredStrategy", tf.distribute.MirroredStrategy))
-                 if isinstance(strategy, kind)), "default strategy")
+    name = next(
+        (
+            label
+            for label, kind in (
+                ("MultiWorkerMirroredStrategy", tf.distribute.MultiWorkerMirroredStrategy),
+                ("MirroredStrategy", tf.distribute.MirroredStrategy),
+            )
+            if isinstance(strategy, kind)
+        ),
+        "default strategy",
+    )
     replicas = strategy.num_replicas_in_sync
     text = f"{name}, {replicas} replica{'' if replicas == 1 else 's'}"
     resolver = getattr(strategy, "cluster_resolver", None)
     if resolver is not None and resolver.task_type:
-        workers = sum(len(resolver.cluster_spec().as_dict().get(kind, []))
-                      for kind in ("chief", "worker"))
-        text += (f" ({resolver.task_type} {resolver.task_id} of {workers}"
-                 f"{', chief' if is_chief(strategy) else ''})")
+        workers = sum(
+            len(resolver.cluster_spec().as_dict().get(kind, [])) for kind in ("chief", "worker")
+        )
+        text += (
+            f" ({resolver.task_type} {resolver.task_id} of {workers}"
+            f"{', chief' if is_chief(strategy) else ''})"
+        )
     return text
 
 
@@ -126,8 +139,10 @@ def check_batch(batch_size: int, replicas: int) -> int:
       TrainerError: the batch does not split evenly over the replicas.
     """
     if batch_size % replicas:
-        raise TrainerError(f"--batch-size {batch_size} does not split evenly over "
-                           f"{replicas} replicas; pass a multiple of {replicas}")
+        raise TrainerError(
+            f"--batch-size {batch_size} does not split evenly over "
+            f"{replicas} replicas; pass a multiple of {replicas}"
+        )
     return batch_size // replicas
 
 
@@ -154,9 +169,16 @@ class WorkerFolders:
 def is_multi_worker(strategy: tf.distribute.Strategy) -> bool:
     """Whether the run spans several processes, which must agree on when to stop."""
     resolver = getattr(strategy, "cluster_resolver", None)
-    return bool(resolver is not None and resolver.task_type and
-                sum(len(tasks) for kind, tasks in resolver.cluster_spec().as_dict().items()
-                    if kind in ("chief", "worker")) > 1)
+    return bool(
+        resolver is not None
+        and resolver.task_type
+        and sum(
+            len(tasks)
+            for kind, tasks in resolver.cluster_spec().as_dict().items()
+            if kind in ("chief", "worker")
+        )
+        > 1
+    )
 
 
 def barrier(strategy: tf.distribute.Strategy) -> None:
@@ -164,5 +186,8 @@ def barrier(strategy: tf.distribute.Strategy) -> None:
     all-reduce), so none exits while the chief still writes its last summaries: the
     coordination service reports a worker gone early as a crash."""
     if is_multi_worker(strategy):
-        tf.function(lambda: strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(
-            lambda: tf.ones([])), axis=None))()  # traced: eager collectives warn
+        tf.function(
+            lambda: strategy.reduce(
+                tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.ones([])), axis=None
+            )
+        )()  # traced: eager collectives warn

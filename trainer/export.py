@@ -43,12 +43,12 @@ class ServingGenerator(tf.Module):
 
     def __init__(self, generator: tf.keras.Model, latent_dim: int, distribution: str):
         """Args:
-          generator: maps float32 (batch, latent_dim) z (and for a conditional one the
-            digits) to float32 (batch, 28, 28, 1) images in [-1, 1], batch norm in
-            inference mode.
-          latent_dim: length of z.
-          distribution: "normal" N(0, 1) or "uniform" U(-1, 1) (trainer.latent), what
-            `generate` draws z from.
+        generator: maps float32 (batch, latent_dim) z (and for a conditional one the
+          digits) to float32 (batch, 28, 28, 1) images in [-1, 1], batch norm in
+          inference mode.
+        latent_dim: length of z.
+        distribution: "normal" N(0, 1) or "uniform" U(-1, 1) (trainer.latent), what
+          `generate` draws z from.
         """
         super().__init__(name="dcgan_generator")
         # The module keeps the generator's tf.Variables, not the Keras model: tracking
@@ -60,31 +60,40 @@ class ServingGenerator(tf.Module):
         classes = model.num_classes(generator)
 
         def serve(z, digits=None):
-            images = generator(model.inputs(z, digits, classes or model.NUM_CLASSES),
-                               training=False)  # (B, 28, 28, 1) in [-1, 1]
+            images = generator(
+                model.inputs(z, digits, classes or model.NUM_CLASSES), training=False
+            )  # (B, 28, 28, 1) in [-1, 1]
             return {"images": (images + 1.0) / 2.0}  # (B, 28, 28, 1) in [0, 1]
 
         def generate(count, seed, digit=None):
             shape = tf.stack([count, latent_dim])
             seeds = tf.stack([seed, tf.constant(0, tf.int64)])  # stateless ops take 2 ints
             if distribution == "uniform":
-                z = tf.random.stateless_uniform(shape, seeds, minval=-1.0, maxval=1.0,
-                                                alg=NOISE_ALGORITHM)
+                z = tf.random.stateless_uniform(
+                    shape, seeds, minval=-1.0, maxval=1.0, alg=NOISE_ALGORITHM
+                )
             else:
                 z = tf.random.stateless_normal(shape, seeds, alg=NOISE_ALGORITHM)
             return serve(z, None if digit is None else tf.fill([count], digit))
 
         digit_specs = [tf.TensorSpec((None,), tf.int32, name="digits")] if classes else []
-        self.serve = tf.function(serve, input_signature=[
-            tf.TensorSpec((None, latent_dim), tf.float32, name="z")] + digit_specs)
-        self.generate = tf.function(generate, input_signature=[
-            tf.TensorSpec((), tf.int32, name="count"),
-            tf.TensorSpec((), tf.int64, name="seed")]
-            + ([tf.TensorSpec((), tf.int32, name="digit")] if classes else []))
+        self.serve = tf.function(
+            serve,
+            input_signature=[tf.TensorSpec((None, latent_dim), tf.float32, name="z")] + digit_specs,
+        )
+        self.generate = tf.function(
+            generate,
+            input_signature=[
+                tf.TensorSpec((), tf.int32, name="count"),
+                tf.TensorSpec((), tf.int64, name="seed"),
+            ]
+            + ([tf.TensorSpec((), tf.int32, name="digit")] if classes else []),
+        )
 
 
-def export(checkpoint_dir: str, export_dir: str, tflite: bool = False,
-           overwrite: bool = False) -> str:
+def export(
+    checkpoint_dir: str, export_dir: str, tflite: bool = False, overwrite: bool = False
+) -> str:
     """Writes the newest readable checkpoint's sampler as EXPORT_DIR/<step>/.
 
     Args:
@@ -104,38 +113,48 @@ def export(checkpoint_dir: str, export_dir: str, tflite: bool = False,
     paths.ensure_writable_dir(export_dir, "--export")
     version = os.path.join(export_dir, str(step))
     if _occupied(version) and not overwrite:
-        raise TrainerError(f"--export: {version!r} already holds an export of step {step}; "
-                           "pass --overwrite to replace it, or another --export folder")
+        raise TrainerError(
+            f"--export: {version!r} already holds an export of step {step}; "
+            "pass --overwrite to replace it, or another --export folder"
+        )
     # A dot name: TF Serving watches DIR for numbered folders and ignores it.
     partial = os.path.join(export_dir, f".{step}.partial-{uuid.uuid4().hex}")
     try:
-        write_version(ServingGenerator(generator, config.latent_dim,
-                                       config.latent_distribution),
-                      partial, _card(config, step, tflite), tflite)
+        write_version(
+            ServingGenerator(generator, config.latent_dim, config.latent_distribution),
+            partial,
+            _card(config, step, tflite),
+            tflite,
+        )
         _put_in_place(partial, version)
     except (OSError, tf.errors.OpError) as err:
-        raise TrainerError(f"could not write the export {version!r} ({paths.reason(err)}); "
-                           "nothing of it was left there: free space or pass another "
-                           "--export folder") from err
+        raise TrainerError(
+            f"could not write the export {version!r} ({paths.reason(err)}); "
+            "nothing of it was left there: free space or pass another "
+            "--export folder"
+        ) from err
     finally:
         _remove(partial)
     logging.info("exported step %d of %s to %s", step, checkpoint_dir, version)
     return version
 
 
-def write_version(module: ServingGenerator, folder: str, card: dict,
-                  tflite: bool = False) -> None:
+def write_version(module: ServingGenerator, folder: str, card: dict, tflite: bool = False) -> None:
     """The SavedModel of `module` in `folder`, `card` as model.json beside it, and, with
     `tflite`, generator.tflite converted from that SavedModel's serving_default.
 
     Raises:
       OSError or tf.errors.OpError: a write failed.
     """
-    tf.saved_model.save(module, folder, signatures={"serving_default": module.serve,
-                                                    "generate": module.generate})
+    tf.saved_model.save(
+        module,
+        folder,
+        signatures={"serving_default": module.serve, "generate": module.generate},
+    )
     if tflite:
         converter = tf.lite.TFLiteConverter.from_saved_model(
-            folder, signature_keys=["serving_default"])
+            folder, signature_keys=["serving_default"]
+        )
         with tf.io.gfile.GFile(os.path.join(folder, TFLITE_FILENAME), "wb") as f:
             f.write(converter.convert())
     with tf.io.gfile.GFile(os.path.join(folder, CARD_FILENAME), "w") as f:
@@ -144,8 +163,10 @@ def write_version(module: ServingGenerator, folder: str, card: dict,
 
 def _card(config, step: int, tflite: bool) -> dict:
     """model.json: what a client needs to call the export without this project."""
-    images = (f"float32 (batch, 28, 28, 1) in [{IMAGE_RANGE[0]:g}, {IMAGE_RANGE[1]:g}], "
-              "0 background, 1 ink")
+    images = (
+        f"float32 (batch, 28, 28, 1) in [{IMAGE_RANGE[0]:g}, {IMAGE_RANGE[1]:g}], "
+        "0 background, 1 ink"
+    )
     serve_inputs = {"z": f"float32 (batch, {config.latent_dim})"}
     generate_inputs = {"count": "int32 scalar", "seed": "int64 scalar"}
     if config.conditional:
@@ -156,19 +177,22 @@ def _card(config, step: int, tflite: bool) -> dict:
         "step": step,
         "latent_dim": config.latent_dim,
         "latent_distribution": config.latent_distribution,
-        "latent_distribution_meaning": {"normal": "N(0, 1) per coordinate",
-                                        "uniform": "U(-1, 1) per coordinate"}[
-                                            config.latent_distribution],
+        "latent_distribution_meaning": {
+            "normal": "N(0, 1) per coordinate",
+            "uniform": "U(-1, 1) per coordinate",
+        }[config.latent_distribution],
         "image_shape": [28, 28, 1],
         "image_dtype": "float32",
         "image_range": list(IMAGE_RANGE),
         "conditional": config.conditional,
         "signatures": {
             "serving_default": {"inputs": serve_inputs, "outputs": {"images": images}},
-            "generate": {"inputs": generate_inputs,
-                         "outputs": {"images": images.replace("batch", "count")},
-                         "noise": f"tf.random.stateless_{config.latent_distribution}, "
-                                  f"alg {NOISE_ALGORITHM}, seed [seed, 0]"},
+            "generate": {
+                "inputs": generate_inputs,
+                "outputs": {"images": images.replace("batch", "count")},
+                "noise": f"tf.random.stateless_{config.latent_distribution}, "
+                f"alg {NOISE_ALGORITHM}, seed [seed, 0]",
+            },
         },
         "tflite": TFLITE_FILENAME if tflite else None,
         "training_config": json.loads(config.to_json()),
@@ -194,8 +218,9 @@ def _put_in_place(partial: str, version: str) -> None:
 
 def _occupied(path: str) -> bool:
     """Whether `path` is a file or a folder with something in it."""
-    return tf.io.gfile.exists(path) and not (tf.io.gfile.isdir(path)
-                                             and not tf.io.gfile.listdir(path))
+    return tf.io.gfile.exists(path) and not (
+        tf.io.gfile.isdir(path) and not tf.io.gfile.listdir(path)
+    )
 
 
 def _remove(folder: str) -> None:

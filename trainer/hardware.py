@@ -10,7 +10,7 @@ backward convolutions ran 12 to 17 times slower, a whole training step about 10 
 
 import dataclasses
 import logging
-from typing import Optional, Tuple
+from typing import Optional
 
 import tensorflow as tf
 
@@ -20,8 +20,15 @@ from trainer.errors import TrainerError
 BFLOAT16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 # ONEDNN_MAX_CPU_ISA values (oneDNN's CPU dispatcher control) that stop oneDNN below
 # those instructions; any other known value leaves them usable.
-ISA_CAPS_WITHOUT_BFLOAT16 = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2",
-                             "AVX512_CORE", "AVX512_CORE_VNNI")
+ISA_CAPS_WITHOUT_BFLOAT16 = (
+    "SSE41",
+    "AVX",
+    "AVX2",
+    "AVX2_VNNI",
+    "AVX2_VNNI_2",
+    "AVX512_CORE",
+    "AVX512_CORE_VNNI",
+)
 GPU_BFLOAT16_CAPABILITY = (8, 0)  # Ampere: the first GPUs with bfloat16 tensor cores.
 
 
@@ -32,10 +39,10 @@ class Hardware:
     cpu_name: str = "unknown CPU"
     cpu_flags: frozenset = frozenset()  # /proc/cpuinfo "flags", lower case
     isa_cap: Optional[str] = None  # ONEDNN_MAX_CPU_ISA, if set
-    gpu_capabilities: Tuple[Tuple[int, int], ...] = ()  # (major, minor) per visible GPU
+    gpu_capabilities: tuple[tuple[int, int], ...] = ()  # (major, minor) per visible GPU
 
 
-def choose_precision(asked: str, hardware: Hardware) -> Tuple[str, str, bool]:
+def choose_precision(asked: str, hardware: Hardware) -> tuple[str, str, bool]:
     """Resolves `asked` ("auto", "float32" or "bfloat16") on `hardware`.
 
     Returns:
@@ -48,7 +55,7 @@ def choose_precision(asked: str, hardware: Hardware) -> Tuple[str, str, bool]:
     return asked, f"asked for with --precision ({why})", native
 
 
-def bfloat16_support(hardware: Hardware) -> Tuple[bool, str]:
+def bfloat16_support(hardware: Hardware) -> tuple[bool, str]:
     """(whether bfloat16 is native here, the reason in words)."""
     if hardware.gpu_capabilities:  # the networks run on the GPU: its capability decides
         oldest = min(hardware.gpu_capabilities)
@@ -60,8 +67,10 @@ def bfloat16_support(hardware: Hardware) -> Tuple[bool, str]:
     if not found:
         return False, "this CPU has no bfloat16 instructions (avx512_bf16 or amx_bf16)"
     if hardware.isa_cap and hardware.isa_cap.upper() in ISA_CAPS_WITHOUT_BFLOAT16:
-        return False, (f"ONEDNN_MAX_CPU_ISA={hardware.isa_cap} caps oneDNN below this "
-                       f"CPU's bfloat16 instructions ({', '.join(found)})")
+        return False, (
+            f"ONEDNN_MAX_CPU_ISA={hardware.isa_cap} caps oneDNN below this "
+            f"CPU's bfloat16 instructions ({', '.join(found)})"
+        )
     return True, f"this CPU computes bfloat16 natively ({', '.join(found)})"
 
 
@@ -80,13 +89,18 @@ def log_choice(asked: str, hardware: Hardware) -> str:
     explicit bfloat16 will be slow here) and returns the precision."""
     precision, reason, native = choose_precision(asked, hardware)
     if precision == "bfloat16" and bfloat16_kernels_fail(hardware):
-        raise TrainerError(f"--precision bfloat16 cannot run here: ONEDNN_MAX_CPU_ISA="
-                           f"{hardware.isa_cap} caps oneDNN below this CPU's bfloat16 "
-                           "instructions, and TensorFlow's bfloat16 kernels fail then; "
-                           "pass --precision float32 or unset ONEDNN_MAX_CPU_ISA")
+        raise TrainerError(
+            f"--precision bfloat16 cannot run here: ONEDNN_MAX_CPU_ISA="
+            f"{hardware.isa_cap} caps oneDNN below this CPU's bfloat16 "
+            "instructions, and TensorFlow's bfloat16 kernels fail then; "
+            "pass --precision float32 or unset ONEDNN_MAX_CPU_ISA"
+        )
     if precision == "bfloat16" and not native:
-        logging.warning("precision bfloat16: %s; expect training many times slower than "
-                        "with --precision float32 (about 10x on an AVX2-only CPU)", reason)
+        logging.warning(
+            "precision bfloat16: %s; expect training many times slower than "
+            "with --precision float32 (about 10x on an AVX2-only CPU)",
+            reason,
+        )
     else:
         logging.info("precision %s: %s", precision, reason)
     return precision
@@ -98,15 +112,17 @@ def detect(environ, cpuinfo_path: str = "/proc/cpuinfo") -> Hardware:
     name, cpu_flags = parse_cpuinfo(_read(cpuinfo_path))
     capabilities = []
     for device in tf.config.list_physical_devices("GPU"):
-        capability = tf.config.experimental.get_device_details(device).get(
-            "compute_capability")
+        capability = tf.config.experimental.get_device_details(device).get("compute_capability")
         capabilities.append(tuple(capability) if capability else (0, 0))
-    return Hardware(cpu_name=name, cpu_flags=cpu_flags,
-                    isa_cap=environ.get("ONEDNN_MAX_CPU_ISA") or None,
-                    gpu_capabilities=tuple(capabilities))
+    return Hardware(
+        cpu_name=name,
+        cpu_flags=cpu_flags,
+        isa_cap=environ.get("ONEDNN_MAX_CPU_ISA") or None,
+        gpu_capabilities=tuple(capabilities),
+    )
 
 
-def parse_cpuinfo(text: str) -> Tuple[str, frozenset]:
+def parse_cpuinfo(text: str) -> tuple[str, frozenset]:
     """(model name, flags) of the first processor in /proc/cpuinfo's text; ("unknown
     CPU", empty) where the file says nothing (not Linux, or not x86)."""
     name, cpu_flags = "unknown CPU", frozenset()

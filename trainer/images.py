@@ -37,11 +37,14 @@ def in_batches(function, *inputs, batch: int = INFERENCE_BATCH):
     """`function` applied to `batch` rows at a time of `inputs` (one or more arrays of
     the same length, given the same rows of each), its outputs (an array, or a tuple of
     arrays) concatenated back as NumPy arrays."""
-    outputs = [function(*(array[start:start + batch] for array in inputs))
-               for start in range(0, len(inputs[0]), batch)]
+    outputs = [
+        function(*(array[start : start + batch] for array in inputs))
+        for start in range(0, len(inputs[0]), batch)
+    ]
     if isinstance(outputs[0], (tuple, list)):
-        return tuple(np.concatenate([np.asarray(o[i]) for o in outputs])
-                     for i in range(len(outputs[0])))
+        return tuple(
+            np.concatenate([np.asarray(o[i]) for o in outputs]) for i in range(len(outputs[0]))
+        )
     return np.concatenate([np.asarray(o) for o in outputs])
 
 
@@ -50,17 +53,21 @@ def grid(images: np.ndarray, columns: int, padding: int = 2) -> np.ndarray:
     row by row, on a white background so digits stand apart."""
     count, height, width = images.shape
     rows = -(-count // columns)
-    canvas = np.full((rows * (height + padding) + padding,
-                      columns * (width + padding) + padding), 255, dtype=np.uint8)
+    canvas = np.full(
+        (rows * (height + padding) + padding, columns * (width + padding) + padding),
+        255,
+        dtype=np.uint8,
+    )
     for index, image in enumerate(images):
         top = padding + (index // columns) * (height + padding)
         left = padding + (index % columns) * (width + padding)
-        canvas[top:top + height, left:left + width] = image
+        canvas[top : top + height, left : left + width] = image
     return canvas
 
 
-def save_png(pixels: np.ndarray, path: str,
-             fix: str = "free space or write to another folder") -> None:
+def save_png(
+    pixels: np.ndarray, path: str, fix: str = "free space or write to another folder"
+) -> None:
     """Writes a uint8 (H, W) array as a grayscale PNG.
 
     Raises:

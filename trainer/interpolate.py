@@ -67,10 +67,8 @@ def slerp(a, b, t):
       float64 (..., T, D), as lerp.
     """
     a, b, t = _broadcast(a, b, t)
-    norms = np.linalg.norm(a, axis=-1, keepdims=True) * np.linalg.norm(b, axis=-1,
-                                                                        keepdims=True)
-    cosine = np.clip(np.sum(a * b, axis=-1, keepdims=True) / np.maximum(norms, 1e-30),
-                     -1.0, 1.0)
+    norms = np.linalg.norm(a, axis=-1, keepdims=True) * np.linalg.norm(b, axis=-1, keepdims=True)
+    cosine = np.clip(np.sum(a * b, axis=-1, keepdims=True) / np.maximum(norms, 1e-30), -1.0, 1.0)
     straight = np.abs(cosine) > PARALLEL_COSINE
     omega = np.arccos(cosine)
     sin_omega = np.where(straight, 1.0, np.sin(omega))  # unused where straight
@@ -82,8 +80,9 @@ def _broadcast(a, b, t):
     """a, b (..., D) -> float64 (..., 1, D); t (T,) -> float64 (T, 1)."""
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     if a.shape != b.shape or a.ndim < 1:
-        raise ValueError(f"a and b must be arrays of the same shape (..., D), got "
-                         f"{a.shape} and {b.shape}")
+        raise ValueError(
+            f"a and b must be arrays of the same shape (..., D), got {a.shape} and {b.shape}"
+        )
     t = np.asarray(t, np.float64).reshape(-1, 1)
     return a[..., None, :], b[..., None, :], t
 
@@ -105,10 +104,11 @@ def walks(starts, ends, spherical: bool = False, steps: int = STEPS) -> np.ndarr
 def render(generator, z, labels=None) -> np.ndarray:
     """z float32 (K, T, D), and for a conditional generator labels float32
     (K, T, num_classes) -> uint8 (K, T, 28, 28) digits."""
-    rows = [array.reshape(-1, array.shape[-1]) for array in (z, labels)
-            if array is not None]
-    pixels = image_utils.in_batches(lambda *batch: image_utils.to_uint8(generator(
-        model.inputs(*batch), training=False)), *rows)
+    rows = [array.reshape(-1, array.shape[-1]) for array in (z, labels) if array is not None]
+    pixels = image_utils.in_batches(
+        lambda *batch: image_utils.to_uint8(generator(model.inputs(*batch), training=False)),
+        *rows,
+    )
     return pixels.reshape(z.shape[:2] + (28, 28))
 
 
@@ -125,8 +125,15 @@ def walk_digits(count: int, seed: int, digit: int = None):
     return fixed, (starts, ends)
 
 
-def write_walks(checkpoint_dir: str, sample_dir: str, count: int, seed: int,
-                spherical: bool = False, gif: bool = False, digit: int = None) -> list:
+def write_walks(
+    checkpoint_dir: str,
+    sample_dir: str,
+    count: int,
+    seed: int,
+    spherical: bool = False,
+    gif: bool = False,
+    digit: int = None,
+) -> list:
     """Writes interpolation.png (and interpolation.gif) of `count` walks into sample_dir,
     from the latest checkpoint's averaged generator; for a conditional one also
     interpolation_digits.png (and .gif), its walks between digits.
@@ -152,18 +159,25 @@ def write_walks(checkpoint_dir: str, sample_dir: str, count: int, seed: int,
         fixed, (first, last) = walk_digits(count, seed, digit)
         one_hot = np.eye(model.NUM_CLASSES, dtype=np.float32)
         runs[WALKS_NAME] = (z, np.repeat(one_hot[fixed][:, None], STEPS, axis=1))
-        runs[DIGITS_NAME] = (np.repeat(starts[:, None], STEPS, axis=1),
-                             walks(one_hot[first], one_hot[last]))
+        runs[DIGITS_NAME] = (
+            np.repeat(starts[:, None], STEPS, axis=1),
+            walks(one_hot[first], one_hot[last]),
+        )
     pngs, gifs = [], []
     for name, (noise, labels) in runs.items():
         digits = render(generator, noise, labels)  # (K, STEPS, 28, 28)
         pngs.append(os.path.join(sample_dir, name + ".png"))
-        image_utils.save_png(image_utils.grid(digits.reshape(-1, 28, 28), STEPS),
-                             pngs[-1], sample.WRITE_FIX)
+        image_utils.save_png(
+            image_utils.grid(digits.reshape(-1, 28, 28), STEPS), pngs[-1], sample.WRITE_FIX
+        )
         if gif:
             gifs.append(os.path.join(sample_dir, name + ".gif"))
             columns = math.ceil(math.sqrt(count))
             frames = [image_utils.grid(digits[:, step], columns) for step in range(STEPS)]
-            animation.write_gif(frames, gifs[-1], [ENDPOINT_MS] + [STEP_MS] * (STEPS - 2)
-                                + [ENDPOINT_MS], fix="free space or pass another --sample-dir")
+            animation.write_gif(
+                frames,
+                gifs[-1],
+                [ENDPOINT_MS] + [STEP_MS] * (STEPS - 2) + [ENDPOINT_MS],
+                fix="free space or pass another --sample-dir",
+            )
     return pngs + gifs

@@ -11,12 +11,14 @@ DISTRIBUTIONS = ("normal", "uniform")
 def check_distribution(distribution: str) -> None:
     """Raises ValueError unless `distribution` is one of DISTRIBUTIONS."""
     if distribution not in DISTRIBUTIONS:
-        raise ValueError(f"latent_distribution must be one of {', '.join(DISTRIBUTIONS)}, "
-                         f"got {distribution!r}")
+        raise ValueError(
+            f"latent_distribution must be one of {', '.join(DISTRIBUTIONS)}, got {distribution!r}"
+        )
 
 
-def draw(rng: np.random.Generator, count: int, latent_dim: int,
-         distribution: str = "normal") -> np.ndarray:
+def draw(
+    rng: np.random.Generator, count: int, latent_dim: int, distribution: str = "normal"
+) -> np.ndarray:
     """float32 (count, latent_dim) noise from a NumPy generator."""
     check_distribution(distribution)
     if distribution == "uniform":

@@ -57,8 +57,10 @@ def acquire(directory: str) -> Optional[str]:
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)  # no O_TRUNC: keep the pid
     except OSError as err:
-        raise TrainerError(f"cannot create the lock file {path} ({err.strerror or err}); "
-                           "pass --checkpoint-dir with a folder you can write") from err
+        raise TrainerError(
+            f"cannot create the lock file {path} ({err.strerror or err}); "
+            "pass --checkpoint-dir with a folder you can write"
+        ) from err
     _lock_or_explain(fd, path, directory)
     try:
         os.ftruncate(fd, 0)
@@ -90,9 +92,12 @@ def _lock_or_explain(fd, path, directory):
             raise TrainerError(
                 f"checkpoint folder {directory!r} is in use by another training run (pid "
                 f"{holder}); wait for it to finish or stop it, or pass another "
-                "--checkpoint-dir") from err
-        raise TrainerError(f"cannot lock {path} ({err.strerror or err}); pass "
-                           "--checkpoint-dir with a folder on a local disk") from err
+                "--checkpoint-dir"
+            ) from err
+        raise TrainerError(
+            f"cannot lock {path} ({err.strerror or err}); pass "
+            "--checkpoint-dir with a folder on a local disk"
+        ) from err
 
 
 def _read_pid(fd) -> str:

@@ -23,9 +23,14 @@ def _policy(precision: str) -> str:
     return {"float32": "float32", "bfloat16": "mixed_bfloat16"}[precision]
 
 
-def build_generator(latent_dim: int = 100, width: int = 64,
-                    precision: str = "float32", depth: int = 0,
-                    synchronized: bool = False, num_classes: int = 0) -> keras.Model:
+def build_generator(
+    latent_dim: int = 100,
+    width: int = 64,
+    precision: str = "float32",
+    depth: int = 0,
+    synchronized: bool = False,
+    num_classes: int = 0,
+) -> keras.Model:
     """Maps noise, and with num_classes a digit, to images.
 
     Args:
@@ -56,15 +61,29 @@ def build_generator(latent_dim: int = 100, width: int = 64,
     inputs = x.shape[-1]  # latent_dim, + LABEL_EMBEDDING when conditional
     x = layers.Reshape((1, 1, inputs), dtype=dtype)(x)  # (B, 1, 1, inputs)
     # A 7x7 transposed conv on a 1x1 input is the projection, without a dense layer.
-    x = layers.Conv2DTranspose(2 * width, 7, padding="valid", use_bias=False,
-                               kernel_initializer=_init(), dtype=dtype)(x)  # (B, 7, 7, 2w)
+    x = layers.Conv2DTranspose(
+        2 * width,
+        7,
+        padding="valid",
+        use_bias=False,
+        kernel_initializer=_init(),
+        dtype=dtype,
+    )(x)  # (B, 7, 7, 2w)
     x = _convs(norm(x), 2 * width, depth, dtype, norm)
     # Kernel 4 with stride 2 covers each output pixel evenly: no checkerboard.
-    x = layers.Conv2DTranspose(width, 4, strides=2, padding="same", use_bias=False,
-                               kernel_initializer=_init(), dtype=dtype)(x)  # (B, 14, 14, w)
+    x = layers.Conv2DTranspose(
+        width,
+        4,
+        strides=2,
+        padding="same",
+        use_bias=False,
+        kernel_initializer=_init(),
+        dtype=dtype,
+    )(x)  # (B, 14, 14, w)
     x = _convs(norm(x), width, depth, dtype, norm)
-    x = layers.Conv2DTranspose(1, 4, strides=2, padding="same",
-                               kernel_initializer=_init(), dtype=dtype)(x)  # (B, 28, 28, 1)
+    x = layers.Conv2DTranspose(
+        1, 4, strides=2, padding="same", kernel_initializer=_init(), dtype=dtype
+    )(x)  # (B, 28, 28, 1)
     images = layers.Activation("tanh", dtype="float32")(x)  # No batch norm on the output.
     if num_classes:
         return keras.Model([z, labels], images, name="conditional_generator")
@@ -75,8 +94,16 @@ def _convs(x, channels, count, dtype, norm):
     """`count` same-size 3x3 convolutions, each followed by `norm` (batch norm and
     LeakyReLU): depth at a resolution without changing it (shape kept)."""
     for _ in range(count):
-        x = norm(layers.Conv2D(channels, 3, padding="same", use_bias=False,
-                               kernel_initializer=_init(), dtype=dtype)(x))
+        x = norm(
+            layers.Conv2D(
+                channels,
+                3,
+                padding="same",
+                use_bias=False,
+                kernel_initializer=_init(),
+                dtype=dtype,
+            )(x)
+        )
     return x
 
 
@@ -111,9 +138,14 @@ class _Norm:
         return layers.LeakyReLU(LEAKY_SLOPE, dtype=self.dtype)(x)
 
 
-def build_discriminator(width: int = 64, precision: str = "float32",
-                        depth: int = 0, synchronized: bool = False,
-                        num_classes: int = 0, projection: bool = False) -> keras.Model:
+def build_discriminator(
+    width: int = 64,
+    precision: str = "float32",
+    depth: int = 0,
+    synchronized: bool = False,
+    num_classes: int = 0,
+    projection: bool = False,
+) -> keras.Model:
     """Scores images, or with num_classes images and their digits: real high,
     generated low.
 
@@ -144,18 +176,28 @@ def build_discriminator(width: int = 64, precision: str = "float32",
     x = images
     if num_classes:
         labels = keras.Input(shape=(num_classes,), name="labels")
-        planes = layers.UpSampling2D(28, dtype=dtype)(layers.Reshape(
-            (1, 1, num_classes), dtype=dtype)(labels))  # (B, 28, 28, num_classes)
+        planes = layers.UpSampling2D(28, dtype=dtype)(
+            layers.Reshape((1, 1, num_classes), dtype=dtype)(labels)
+        )  # (B, 28, 28, num_classes)
         x = layers.Concatenate(dtype=dtype)([images, planes])  # (B, 28, 28, 1 + classes)
     # No batch norm on the input layer (DCGAN paper: it made training unstable).
-    x = layers.Conv2D(width, 4, strides=2, padding="same", kernel_initializer=_init(),
-                      dtype=dtype)(x)  # (B, 14, 14, w)
+    x = layers.Conv2D(width, 4, strides=2, padding="same", kernel_initializer=_init(), dtype=dtype)(
+        x
+    )  # (B, 14, 14, w)
     x = _convs(layers.LeakyReLU(LEAKY_SLOPE, dtype=dtype)(x), width, depth, dtype, norm)
-    x = layers.Conv2D(2 * width, 4, strides=2, padding="same", use_bias=False,
-                      kernel_initializer=_init(), dtype=dtype)(x)  # (B, 7, 7, 2w)
+    x = layers.Conv2D(
+        2 * width,
+        4,
+        strides=2,
+        padding="same",
+        use_bias=False,
+        kernel_initializer=_init(),
+        dtype=dtype,
+    )(x)  # (B, 7, 7, 2w)
     features = _convs(norm(x), 2 * width, depth, dtype, norm)  # (B, 7, 7, 2w)
-    x = layers.Conv2D(1, 7, padding="valid", kernel_initializer=_init(),
-                      dtype=dtype)(features)  # (B, 1, 1, 1)
+    x = layers.Conv2D(1, 7, padding="valid", kernel_initializer=_init(), dtype=dtype)(
+        features
+    )  # (B, 1, 1, 1)
     logits = layers.Flatten(dtype="float32")(x)  # (B, 1)
     if num_classes and projection:
         logits = layers.Add(dtype="float32")([logits, _projection(features, labels, dtype)])
@@ -173,8 +215,9 @@ def _projection(features, labels, dtype):
     positions = features.shape[1] * features.shape[2]
     pooled = layers.GlobalAveragePooling2D(keepdims=True, dtype=dtype)(features)
     pooled = layers.Rescaling(float(positions), dtype=dtype)(pooled)  # (B, 1, 1, 2w)
-    scores = layers.Conv2D(labels.shape[-1], 1, use_bias=False, kernel_initializer=_init(),
-                           dtype=dtype)(pooled)  # (B, 1, 1, num_classes): each digit's
+    scores = layers.Conv2D(
+        labels.shape[-1], 1, use_bias=False, kernel_initializer=_init(), dtype=dtype
+    )(pooled)  # (B, 1, 1, num_classes): each digit's
     scores = layers.Flatten(dtype="float32")(scores)  # (B, num_classes)
     return layers.Dot(axes=1, dtype="float32")([scores, labels])  # the asked digit's
 
@@ -221,8 +264,7 @@ def set_standing_statistics(generator: keras.Model, z, labels=None) -> None:
     """
     if labels is None and num_classes(generator):
         labels = tf.range(tf.shape(z)[0]) % num_classes(generator)
-    norms = [layer for layer in generator.layers
-             if isinstance(layer, layers.BatchNormalization)]
+    norms = [layer for layer in generator.layers if isinstance(layer, layers.BatchNormalization)]
     momenta = [layer.momentum for layer in norms]
     try:
         for layer in norms:
@@ -233,8 +275,9 @@ def set_standing_statistics(generator: keras.Model, z, labels=None) -> None:
             layer.momentum = momentum
 
 
-def discriminator_loss(real_logits: tf.Tensor, fake_logits: tf.Tensor,
-                       label_smoothing: float = 0.0) -> tf.Tensor:
+def discriminator_loss(
+    real_logits: tf.Tensor, fake_logits: tf.Tensor, label_smoothing: float = 0.0
+) -> tf.Tensor:
     """Cross-entropy of D on real (label 1 - label_smoothing) plus on generated (label 0)
     images; smoothing only the real side is Salimans et al. 2016's one-sided smoothing.
 
@@ -250,8 +293,7 @@ def discriminator_loss(real_logits: tf.Tensor, fake_logits: tf.Tensor,
       loss (the train step averages over the global batch, tf.nn.compute_average_loss).
     """
     target = 1.0 - label_smoothing
-    real_loss = target * tf.nn.softplus(-real_logits) + (1 - target) * tf.nn.softplus(
-        real_logits)
+    real_loss = target * tf.nn.softplus(-real_logits) + (1 - target) * tf.nn.softplus(real_logits)
     return real_loss[:, 0] + tf.nn.softplus(fake_logits)[:, 0]
 
 
@@ -265,8 +307,13 @@ def generator_loss(fake_logits: tf.Tensor) -> tf.Tensor:
     return tf.nn.softplus(-fake_logits)[:, 0]
 
 
-def mode_seeking_loss(images: tf.Tensor, paired_images: tf.Tensor, z: tf.Tensor,
-                      paired_z: tf.Tensor, bound: tf.Tensor = None) -> tf.Tensor:
+def mode_seeking_loss(
+    images: tf.Tensor,
+    paired_images: tf.Tensor,
+    z: tf.Tensor,
+    paired_z: tf.Tensor,
+    bound: tf.Tensor = None,
+) -> tf.Tensor:
     """Mode-seeking term (Mao et al. 2019, MSGAN): the generator lowers it by drawing
     different images from different noise for the same digit, against the collapse of
     a conditional generator onto one image per digit. Per pair, 1 / (d_image / d_z +
@@ -292,8 +339,9 @@ def mode_seeking_loss(images: tf.Tensor, paired_images: tf.Tensor, z: tf.Tensor,
     return 1.0 / (d_images / d_z + 1e-5)
 
 
-def r1_penalty(discriminator: keras.Model, real_images: tf.Tensor,
-               labels: tf.Tensor = None) -> tf.Tensor:
+def r1_penalty(
+    discriminator: keras.Model, real_images: tf.Tensor, labels: tf.Tensor = None
+) -> tf.Tensor:
     """Squared gradient norm of D's logit at each real image (Mescheder et al. 2018);
     `labels`, the images' digits as `inputs` takes them, for a conditional one.
 
@@ -307,8 +355,9 @@ def r1_penalty(discriminator: keras.Model, real_images: tf.Tensor,
     return tf.reduce_sum(tf.square(grads), axis=[1, 2, 3])
 
 
-def build_mlp_generator(latent_dim: int = 100, precision: str = "float32",
-                        synchronized: bool = False) -> keras.Model:
+def build_mlp_generator(
+    latent_dim: int = 100, precision: str = "float32", synchronized: bool = False
+) -> keras.Model:
     """The fully connected generator the GAN tutorials start from: z -> 256 -> 512 ->
     1024 (each batch norm, LeakyReLU) -> 784 tanh, shaped as images.
 
@@ -345,8 +394,15 @@ def build_mlp_discriminator(precision: str = "float32") -> keras.Model:
     return keras.Model(images, logits, name="mlp_discriminator")
 
 
-def generator_for(arch: str, latent_dim: int, width: int, precision: str = "float32",
-                  depth: int = 0, synchronized: bool = False, num_classes: int = 0):
+def generator_for(
+    arch: str,
+    latent_dim: int,
+    width: int,
+    precision: str = "float32",
+    depth: int = 0,
+    synchronized: bool = False,
+    num_classes: int = 0,
+):
     """The generator of architecture `arch` ("dcgan" or "mlp"; mlp ignores width and
     depth, and has no conditional form: TrainConfig refuses it)."""
     if arch == "mlp":
@@ -354,12 +410,17 @@ def generator_for(arch: str, latent_dim: int, width: int, precision: str = "floa
     return build_generator(latent_dim, width, precision, depth, synchronized, num_classes)
 
 
-def discriminator_for(arch: str, width: int, precision: str = "float32", depth: int = 0,
-                      synchronized: bool = False, num_classes: int = 0,
-                      projection: bool = False):
+def discriminator_for(
+    arch: str,
+    width: int,
+    precision: str = "float32",
+    depth: int = 0,
+    synchronized: bool = False,
+    num_classes: int = 0,
+    projection: bool = False,
+):
     """The discriminator of architecture `arch` ("dcgan" or "mlp"; mlp ignores width,
     depth and synchronized: it has no batch norm)."""
     if arch == "mlp":
         return build_mlp_discriminator(precision)
-    return build_discriminator(width, precision, depth, synchronized, num_classes,
-                               projection)
+    return build_discriminator(width, precision, depth, synchronized, num_classes, projection)

@@ -25,8 +25,7 @@ def reason(err: Exception) -> str:
         return err.strerror or str(err)
     if isinstance(err, tf.errors.OpError):
         context, separator, rest = err.message.partition("; ")
-        if separator and (context.startswith("/") or "://" in context
-                          or " " not in context):
+        if separator and (context.startswith("/") or "://" in context or " " not in context):
             return rest
         if err.message:
             return err.message
@@ -43,9 +42,12 @@ def matching(directory: str, pattern: str) -> list:
     if not tf.io.gfile.isdir(directory):
         return []
     names = (name.rstrip("/") for name in tf.io.gfile.listdir(directory))
-    return sorted(os.path.join(directory, name) for name in names
-                  if fnmatch.fnmatchcase(name, pattern)
-                  and (pattern.startswith(".") or not name.startswith(".")))
+    return sorted(
+        os.path.join(directory, name)
+        for name in names
+        if fnmatch.fnmatchcase(name, pattern)
+        and (pattern.startswith(".") or not name.startswith("."))
+    )
 
 
 def write_atomically(path: str, payload: bytes) -> None:
@@ -88,8 +90,10 @@ def ensure_writable_dir(path: str, flag: str) -> str:
             f.write(b"probe")
         tf.io.gfile.remove(probe)
     except (OSError, tf.errors.OpError) as err:
-        raise TrainerError(f"{flag} {path!r} is not a writable folder ({reason(err)}); "
-                           f"pass {flag} with a folder you can write") from err
+        raise TrainerError(
+            f"{flag} {path!r} is not a writable folder ({reason(err)}); "
+            f"pass {flag} with a folder you can write"
+        ) from err
     return path
 
 
@@ -108,7 +112,7 @@ def move_folder(source: str, target: str) -> None:
         tf.io.gfile.rename(source, target)
         return
     for folder, _, files in tf.io.gfile.walk(source):
-        into = target + folder[len(source):]
+        into = target + folder[len(source) :]
         tf.io.gfile.makedirs(into)
         for name in files:
             tf.io.gfile.copy(os.path.join(folder, name), os.path.join(into, name))

@@ -14,8 +14,15 @@ _REDRAW_SECONDS = 0.2
 class EpochProgress:
     """Shows `epoch E/N [=====>    ] b/B  d_loss ..  g_loss ..  img/s ..` for one epoch."""
 
-    def __init__(self, epoch: int, num_epochs: int, total: int, done: int = 0,
-                 batch_size: int = 1, stream=None):
+    def __init__(
+        self,
+        epoch: int,
+        num_epochs: int,
+        total: int,
+        done: int = 0,
+        batch_size: int = 1,
+        stream=None,
+    ):
         self._stream = stream if stream is not None else sys.stderr
         self._enabled = hasattr(self._stream, "isatty") and self._stream.isatty()
         self._label = f"epoch {epoch + 1}/{num_epochs}"

@@ -15,8 +15,14 @@ GRID_COLUMNS = 10
 WRITE_FIX = "free space or pass another --sample-dir"  # said when a PNG cannot be written
 
 
-def generate(generator, count: int, latent_dim: int, seed: int,
-             distribution: str = "normal", labels=None):
+def generate(
+    generator,
+    count: int,
+    latent_dim: int,
+    seed: int,
+    distribution: str = "normal",
+    labels=None,
+):
     """Yields uint8 (b, 28, 28) batches, `count` images in all, reproducible by `seed`;
     z is drawn from `distribution` (see trainer.latent). A conditional generator draws
     digit labels[i] for image i (int (count,)); None gives it balanced_labels(count)."""
@@ -26,20 +32,20 @@ def generate(generator, count: int, latent_dim: int, seed: int,
     for start in range(0, count, image_utils.INFERENCE_BATCH):
         size = min(image_utils.INFERENCE_BATCH, count - start)
         z = latent.draw(rng, size, latent_dim, distribution)
-        asked = None if labels is None else labels[start:start + size]
+        asked = None if labels is None else labels[start : start + size]
         yield image_utils.to_uint8(generator(model.inputs(z, asked), training=False))
 
 
 def balanced_labels(count: int, num_classes: int = model.NUM_CLASSES) -> np.ndarray:
     """int32 (count,): every digit as often as `count` allows (the first count mod 10
     digits once more), in blocks of one digit, 0 first."""
-    shares = [count // num_classes + (digit < count % num_classes)
-              for digit in range(num_classes)]
+    shares = [count // num_classes + (digit < count % num_classes) for digit in range(num_classes)]
     return np.repeat(np.arange(num_classes, dtype=np.int32), shares)
 
 
-def write_samples(checkpoint_dir: str, sample_dir: str, count: int, seed: int,
-                  digit: int = None) -> list:
+def write_samples(
+    checkpoint_dir: str, sample_dir: str, count: int, seed: int, digit: int = None
+) -> list:
     """Writes `count` PNGs and grid.png into sample_dir from the latest checkpoint.
 
     An unconditional model writes sample_00000.png, ... and a grid of the first 100.
@@ -60,8 +66,15 @@ def write_samples(checkpoint_dir: str, sample_dir: str, count: int, seed: int,
     check_digit(digit)
     generator, config = checkpoints.load_sampler(checkpoint_dir)
     labels = labels_for(generator, count, digit, checkpoint_dir)
-    return write_images(generator, config.latent_dim, sample_dir, count, seed,
-                        config.latent_distribution, labels)
+    return write_images(
+        generator,
+        config.latent_dim,
+        sample_dir,
+        count,
+        seed,
+        config.latent_distribution,
+        labels,
+    )
 
 
 def check_digit(digit) -> None:
@@ -91,19 +104,26 @@ def check_digit_applies(generator, digit, checkpoint_dir: str) -> None:
         raise TrainerError(
             f"--digit {digit}: the model in {checkpoint_dir!r} is unconditional (it "
             "cannot choose the digit); sample the shipped conditional model (leave out "
-            f"--checkpoint-dir) or one trained with --conditional")
+            f"--checkpoint-dir) or one trained with --conditional"
+        )
 
 
-def write_images(generator, latent_dim: int, sample_dir: str, count: int, seed: int,
-                 distribution: str = "normal", labels=None) -> list:
+def write_images(
+    generator,
+    latent_dim: int,
+    sample_dir: str,
+    count: int,
+    seed: int,
+    distribution: str = "normal",
+    labels=None,
+) -> list:
     """write_samples for a generator already loaded, `labels` from labels_for; returns
     the PNG paths."""
     ensure_writable_dir(sample_dir, "--sample-dir")
     width = max(5, len(str(count - 1)))
     cells, columns = grid_cells(labels, count)
     wanted, paths, shown = set(cells), [], {}
-    for batch in _ahead(generate(generator, count, latent_dim, seed, distribution,
-                                 labels)):
+    for batch in _ahead(generate(generator, count, latent_dim, seed, distribution, labels)):
         for pixels in batch:
             index = len(paths)
             suffix = "" if labels is None else f"_digit{labels[index]}"
@@ -128,11 +148,10 @@ def grid_cells(labels, count: int):
     several digits, one row per digit holding its first images (up to GRID_COLUMNS).
     """
     if labels is None or len(np.unique(labels)) == 1:
-        return list(range(min(count, GRID_COLUMNS ** 2))), GRID_COLUMNS
+        return list(range(min(count, GRID_COLUMNS**2))), GRID_COLUMNS
     rows = [np.flatnonzero(labels == digit)[:GRID_COLUMNS] for digit in np.unique(labels)]
     columns = max(len(row) for row in rows)
-    return [int(row[i]) if i < len(row) else -1 for row in rows
-            for i in range(columns)], columns
+    return [int(row[i]) if i < len(row) else -1 for row in rows for i in range(columns)], columns
 
 
 def _ahead(batches):
@@ -144,4 +163,3 @@ def _ahead(batches):
         while (batch := pending.result()) is not None:
             pending = worker.submit(next, batches, None)
             yield batch
-

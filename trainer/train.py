@@ -21,12 +21,23 @@ from trainer.summaries import Summaries
 from trainer.train_config import TrainConfig
 
 GRID_SIZE = 64  # fixed-noise images in each TensorBoard grid (8x8)
-LOGGED = ("d_loss", "g_loss", "mode_seeking", "d_real", "d_fake", "d_mismatch",
-          "images_per_sec")  # in the log lines (mode_seeking, d_mismatch where on)
+LOGGED = (
+    "d_loss",
+    "g_loss",
+    "mode_seeking",
+    "d_real",
+    "d_fake",
+    "d_mismatch",
+    "images_per_sec",
+)  # in the log lines (mode_seeking, d_mismatch where on)
 
 
-def make_train_step(state: checkpoints.TrainState, config: TrainConfig,
-                    strategy: tf.distribute.Strategy = None, pair_bounds=None):
+def make_train_step(
+    state: checkpoints.TrainState,
+    config: TrainConfig,
+    strategy: tf.distribute.Strategy = None,
+    pair_bounds=None,
+):
     """Builds the compiled step that updates both networks on one global batch.
 
     Both networks see the same generated batch and are updated simultaneously from one
@@ -64,8 +75,7 @@ def make_train_step(state: checkpoints.TrainState, config: TrainConfig,
     generator, discriminator = state.generator, state.discriminator
     # The average's batch-norm statistics are measured for its own weights where it is
     # used (model.set_standing_statistics), not copied from the raw generator's.
-    ema_pairs = list(zip(state.ema_generator.trainable_variables,
-                         generator.trainable_variables))
+    ema_pairs = list(zip(state.ema_generator.trainable_variables, generator.trainable_variables))
     r1_weight = 0.5 * config.r1_gamma * config.r1_interval
     if pair_bounds is not None:
         pair_bounds = tf.constant(pair_bounds, tf.float32)
@@ -78,7 +88,7 @@ def make_train_step(state: checkpoints.TrainState, config: TrainConfig,
     def replica_step(real_images, labels, z, paired_z, shifts, regularize, stop):
         context = tf.distribute.get_replica_context()
         first = context.replica_id_in_sync_group * local_batch
-        z = z[first:first + local_batch]  # this replica's rows of the global batch's z
+        z = z[first : first + local_batch]  # this replica's rows of the global batch's z
         extra, probs = {}, {}
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
             fake_images = generator(model.inputs(z, labels), training=True)
@@ -87,42 +97,55 @@ def make_train_step(state: checkpoints.TrainState, config: TrainConfig,
             g_loss = average(model.generator_loss(fake_logits))
             g_total = g_loss
             if config.mode_seeking > 0:  # the same digits from a second noise batch
-                paired_z = paired_z[first:first + local_batch]
+                paired_z = paired_z[first : first + local_batch]
                 paired = generator(model.inputs(paired_z, labels), training=True)
                 bound = pair_bounds  # one for every pair, or each pair's digit's:
                 if pair_bounds is not None and labels is not None:
                     bound = tf.gather(pair_bounds, labels)
-                extra["mode_seeking"] = average(model.mode_seeking_loss(
-                    fake_images, paired, z, paired_z, bound))
+                extra["mode_seeking"] = average(
+                    model.mode_seeking_loss(fake_images, paired, z, paired_z, bound)
+                )
                 g_total += config.mode_seeking * extra["mode_seeking"]
-            d_loss = average(model.discriminator_loss(real_logits, fake_logits,
-                                                      config.label_smoothing))
+            d_loss = average(
+                model.discriminator_loss(real_logits, fake_logits, config.label_smoothing)
+            )
             d_total = d_loss
             if config.mismatch > 0:  # real images with wrong digits are fake too
-                wrong = (labels + shifts[first:first + local_batch]) % model.NUM_CLASSES
+                wrong = (labels + shifts[first : first + local_batch]) % model.NUM_CLASSES
                 mismatched = discriminator(model.inputs(real_images, wrong), training=True)
                 d_total += config.mismatch * average(tf.nn.softplus(mismatched)[:, 0])
                 probs["d_mismatch"] = tf.sigmoid(mismatched[:, 0])
             if regularize and config.r1_gamma > 0:
-                d_total += r1_weight * average(model.r1_penalty(discriminator, real_images,
-                                                                labels))
+                d_total += r1_weight * average(model.r1_penalty(discriminator, real_images, labels))
         # Keras optimizers sum the replicas' gradients before applying them.
-        state.g_optimizer.apply_gradients(zip(
-            g_tape.gradient(g_total, generator.trainable_variables),
-            generator.trainable_variables))
-        state.d_optimizer.apply_gradients(zip(
-            d_tape.gradient(d_total, discriminator.trainable_variables),
-            discriminator.trainable_variables))
-        real_probs, fake_probs = tf.sigmoid(real_logits[:, 0]), tf.sigmoid(fake_logits[:, 0])
+        state.g_optimizer.apply_gradients(
+            zip(
+                g_tape.gradient(g_total, generator.trainable_variables),
+                generator.trainable_variables,
+            )
+        )
+        state.d_optimizer.apply_gradients(
+            zip(
+                d_tape.gradient(d_total, discriminator.trainable_variables),
+                discriminator.trainable_variables,
+            )
+        )
+        real_probs, fake_probs = (
+            tf.sigmoid(real_logits[:, 0]),
+            tf.sigmoid(fake_logits[:, 0]),
+        )
         probs.update(d_real=real_probs, d_fake=fake_probs)
-        shares = {"d_loss": d_loss, "g_loss": g_loss, **extra,
-                  **{name: average(value) for name, value in probs.items()}}
+        shares = {
+            "d_loss": d_loss,
+            "g_loss": g_loss,
+            **extra,
+            **{name: average(value) for name, value in probs.items()},
+        }
         # Pixel statistics: a generator drifting off MNIST's ink/background balance
         # shows here before it shows in the grids.
         for name, pixels in (("generated", fake_images), ("real", real_images)):
             shares[f"pixels/{name}_mean"] = average(tf.reduce_mean(pixels, [1, 2, 3]))
-            shares[f"pixels/{name}_square"] = average(tf.reduce_mean(
-                tf.square(pixels), [1, 2, 3]))
+            shares[f"pixels/{name}_square"] = average(tf.reduce_mean(tf.square(pixels), [1, 2, 3]))
         return shares, real_probs, fake_probs, tf.identity(stop)  # one per replica
 
     @tf.function(jit_compile=config.xla)
@@ -132,25 +155,37 @@ def make_train_step(state: checkpoints.TrainState, config: TrainConfig,
         stop = tf.zeros([]) if stop is None else stop
         shape = [global_batch, config.latent_dim]
         z = latent.draw_tf(state.noise, shape, config.latent_distribution)
-        paired_z = (latent.draw_tf(state.noise, shape, config.latent_distribution)
-                    if config.mode_seeking > 0 else None)
-        shifts = (state.noise.uniform([global_batch], 1, model.NUM_CLASSES, tf.int32)
-                  if config.mismatch > 0 else None)  # each wrong digit's offset
+        paired_z = (
+            latent.draw_tf(state.noise, shape, config.latent_distribution)
+            if config.mode_seeking > 0
+            else None
+        )
+        shifts = (
+            state.noise.uniform([global_batch], 1, model.NUM_CLASSES, tf.int32)
+            if config.mismatch > 0
+            else None
+        )  # each wrong digit's offset
         shares, real_probs, fake_probs, stop = strategy.run(
-            replica_step, args=(real_images, labels, z, paired_z, shifts, regularize, stop))
-        metrics = {name: strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
-                   for name, value in shares.items()}
+            replica_step, args=(real_images, labels, z, paired_z, shifts, regularize, stop)
+        )
+        metrics = {
+            name: strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
+            for name, value in shares.items()
+        }
         for name in ("generated", "real"):
             square = metrics.pop(f"pixels/{name}_square")
-            metrics[f"pixels/{name}_std"] = tf.sqrt(tf.maximum(
-                square - tf.square(metrics[f"pixels/{name}_mean"]), 0.0))
+            metrics[f"pixels/{name}_std"] = tf.sqrt(
+                tf.maximum(square - tf.square(metrics[f"pixels/{name}_mean"]), 0.0)
+            )
         decay = ema_decay_at(state.step, config.ema_decay)
         for average_weight, weight in ema_pairs:  # the same update on every replica
             average_weight.assign(decay * average_weight + (1.0 - decay) * weight)
-        return {**metrics,  # reduce and gather reach every worker's replicas
-                "stop": strategy.reduce(tf.distribute.ReduceOp.SUM, stop, axis=None),
-                "d_real_probs": strategy.gather(real_probs, axis=0),
-                "d_fake_probs": strategy.gather(fake_probs, axis=0)}
+        return {
+            **metrics,  # reduce and gather reach every worker's replicas
+            "stop": strategy.reduce(tf.distribute.ReduceOp.SUM, stop, axis=None),
+            "d_real_probs": strategy.gather(real_probs, axis=0),
+            "d_fake_probs": strategy.gather(fake_probs, axis=0),
+        }
 
     return train_step
 
@@ -162,8 +197,11 @@ def distribute_batch(strategy: tf.distribute.Strategy, batch: tf.Tensor):
         return batch
     share = batch.shape[0] // strategy.num_replicas_in_sync
     return strategy.experimental_distribute_values_from_function(
-        lambda context: batch[context.replica_id_in_sync_group * share:
-                              (context.replica_id_in_sync_group + 1) * share])
+        lambda context: batch[
+            context.replica_id_in_sync_group * share : (context.replica_id_in_sync_group + 1)
+            * share
+        ]
+    )
 
 
 def ema_decay_at(step, ema_decay: float):
@@ -194,8 +232,9 @@ def _set_learning_rates(state, config, total, per_epoch) -> float:
     return config.learning_rate * scale
 
 
-def run(config: TrainConfig, images=None, strategy: tf.distribute.Strategy = None,
-        labels=None) -> dict:
+def run(
+    config: TrainConfig, images=None, strategy: tf.distribute.Strategy = None, labels=None
+) -> dict:
     """Trains toward config's step budget, resuming if config.continue_train.
 
     Args:
@@ -216,14 +255,17 @@ def run(config: TrainConfig, images=None, strategy: tf.distribute.Strategy = Non
     replicas = strategy.num_replicas_in_sync
     distribute.check_batch(config.batch_size, replicas)
     if config.xla and replicas > 1:
-        raise TrainerError(f"--xla compiles the one-device step; drop it to train on "
-                           f"{replicas} replicas")
+        raise TrainerError(
+            f"--xla compiles the one-device step; drop it to train on {replicas} replicas"
+        )
     chief = distribute.is_chief(strategy)
     with distribute.WorkerFolders(chief) as folders:
         # A worker other than the chief writes its copies where they are thrown away.
         own = dataclasses.replace(
-            config, checkpoint_dir=folders.path(config.checkpoint_dir, "checkpoints"),
-            log_dir=folders.path(config.log_dir, "summary"))
+            config,
+            checkpoint_dir=folders.path(config.checkpoint_dir, "checkpoints"),
+            log_dir=folders.path(config.log_dir, "summary"),
+        )
         ensure_writable_dir(own.log_dir, "--log-dir")  # fail before the slow work
         if images is None:
             images, labels = data.load_mnist(config.data_dir, "train")
@@ -237,8 +279,15 @@ def run(config: TrainConfig, images=None, strategy: tf.distribute.Strategy = Non
             else:
                 manager = checkpoints.restore_for_worker(state, config, own.checkpoint_dir)
         try:
-            return _train(own, state, manager, (images, labels if config.conditional
-                                                else None), per_epoch, strategy, chief)
+            return _train(
+                own,
+                state,
+                manager,
+                (images, labels if config.conditional else None),
+                per_epoch,
+                strategy,
+                chief,
+            )
         finally:
             checkpoints.release(manager)
 
@@ -251,9 +300,11 @@ def pair_bounds_for(config: TrainConfig, images, labels=None):
     if not (config.mode_seeking > 0 and config.mode_seeking_bound == "real"):
         return None
     bounds = data.pair_distances(images, labels, seed=config.seed)
-    logging.info("mode-seeking term capped where two images differ as much as two real "
-                 "ones of their digit do: %s", " ".join(
-                     f"{digit}:{value:.3f}" for digit, value in enumerate(bounds)))
+    logging.info(
+        "mode-seeking term capped where two images differ as much as two real "
+        "ones of their digit do: %s",
+        " ".join(f"{digit}:{value:.3f}" for digit, value in enumerate(bounds)),
+    )
     return bounds
 
 
@@ -264,26 +315,41 @@ def _train(config, state, manager, dataset, per_epoch, strategy, chief) -> dict:
     images = dataset[0]
     total = config.train_steps or config.num_epochs * per_epoch
     num_epochs = math.ceil(total / per_epoch)
-    train_step = make_train_step(state, config, strategy,
-                                 pair_bounds_for(config, *dataset))
+    train_step = make_train_step(state, config, strategy, pair_bounds_for(config, *dataset))
     summaries = Summaries(config.log_dir)
     probe = quality.probe_for(config) if chief else None
     fixed = fixed_inputs(config)  # same across resumes
     if int(state.step.numpy()) == 0:
         summaries.grid(0, "real_images", images[:GRID_SIZE])
         summaries.text(0, "config", config.to_json())
-    logging.info("training to step %d (%d epochs of %d steps), checkpoints in %s",
-                 total, num_epochs, per_epoch, config.checkpoint_dir)
+    logging.info(
+        "training to step %d (%d epochs of %d steps), checkpoints in %s",
+        total,
+        num_epochs,
+        per_epoch,
+        config.checkpoint_dir,
+    )
 
     def epoch_end(probe):  # the chief's grids and figures: other workers' are thrown away
         if chief:
             _epoch_end_summaries(summaries, state, config, fixed, probe)
+
     metrics, unlogged = {}, None
     with _StopOnSignal(shared=distribute.is_multi_worker(strategy)) as stop:
         while int(state.step.numpy()) < total and not stop.agreed:
-            metrics, unlogged = _train_epoch(config, state, train_step, dataset, total,
-                                             num_epochs, per_epoch, summaries, manager,
-                                             stop, strategy)
+            metrics, unlogged = _train_epoch(
+                config,
+                state,
+                train_step,
+                dataset,
+                total,
+                num_epochs,
+                per_epoch,
+                summaries,
+                manager,
+                stop,
+                strategy,
+            )
             if int(state.batch_in_epoch.numpy()) == per_epoch:
                 state.epoch.assign_add(1)
                 state.batch_in_epoch.assign(0)
@@ -299,20 +365,41 @@ def _train(config, state, manager, dataset, per_epoch, strategy, chief) -> dict:
             epoch_end(None if stop.agreed else probe)
     summaries.close()
     if stop.agreed:
-        logging.warning("stopped by %s at step %d; resume with --continue-train True",
-                        stop.agreed, int(state.step.numpy()))
+        logging.warning(
+            "stopped by %s at step %d; resume with --continue-train True",
+            stop.agreed,
+            int(state.step.numpy()),
+        )
     if chief and animation.grid_paths(config.log_dir):  # none if nothing was trained
         logging.info("wrote %s", animation.write_progress_gif(config.log_dir))
     if chief and config.model_dir and not stop.agreed:  # a finished run's model
-        logging.info("published the model to %s", checkpoints.publish_model(
-            config.checkpoint_dir, config.model_dir))
+        logging.info(
+            "published the model to %s",
+            checkpoints.publish_model(config.checkpoint_dir, config.model_dir),
+        )
     distribute.barrier(strategy)
-    return {"step": int(state.step.numpy()), "epoch": int(state.epoch.numpy()),
-            "interrupted": stop.agreed, "checkpoint": manager.latest_checkpoint, **metrics}
+    return {
+        "step": int(state.step.numpy()),
+        "epoch": int(state.epoch.numpy()),
+        "interrupted": stop.agreed,
+        "checkpoint": manager.latest_checkpoint,
+        **metrics,
+    }
 
 
-def _train_epoch(config, state, train_step, dataset, total, num_epochs, per_epoch,
-                 summaries, manager, stop, strategy):
+def _train_epoch(
+    config,
+    state,
+    train_step,
+    dataset,
+    total,
+    num_epochs,
+    per_epoch,
+    summaries,
+    manager,
+    stop,
+    strategy,
+):
     """Trains from the saved position to the end of the epoch, the budget or an agreed
     stop, logging every --log-freq steps.
 
@@ -321,22 +408,35 @@ def _train_epoch(config, state, train_step, dataset, total, num_epochs, per_epoc
       logged, else None): the run's last step is the last of its last epoch's call.
     """
     start = int(state.batch_in_epoch.numpy())
-    progress = EpochProgress(int(state.epoch.numpy()), num_epochs, per_epoch, start,
-                             config.batch_size)
+    progress = EpochProgress(
+        int(state.epoch.numpy()), num_epochs, per_epoch, start, config.batch_size
+    )
     batches = itertools.islice(
-        data.epoch_batches(dataset[0], config.batch_size, config.seed,
-                           int(state.epoch.numpy()), start, labels=dataset[1]),
-        total - int(state.step.numpy()))
+        data.epoch_batches(
+            dataset[0],
+            config.batch_size,
+            config.seed,
+            int(state.epoch.numpy()),
+            start,
+            labels=dataset[1],
+        ),
+        total - int(state.step.numpy()),
+    )
     values, unlogged, window_start, window_steps = {}, None, time.perf_counter(), 0
     for real, labels in batches:
         regularize = int(state.step.numpy()) % config.r1_interval == 0
         g_rate = _set_learning_rates(state, config, total, per_epoch)
-        outputs = train_step(distribute_batch(strategy, real), regularize,
-                             tf.constant(1.0 if stop.requested else 0.0),
-                             labels=None if labels is None else distribute_batch(
-                                 strategy, labels))
-        values = {name: float(value) for name, value in outputs.items()
-                  if value.shape.rank == 0 and name != "stop"}
+        outputs = train_step(
+            distribute_batch(strategy, real),
+            regularize,
+            tf.constant(1.0 if stop.requested else 0.0),
+            labels=None if labels is None else distribute_batch(strategy, labels),
+        )
+        values = {
+            name: float(value)
+            for name, value in outputs.items()
+            if value.shape.rank == 0 and name != "stop"
+        }
         values["learning_rate"] = g_rate
         _check_finite(values, int(state.step.numpy()) + 1, manager)
         state.step.assign_add(1)
@@ -360,10 +460,19 @@ def _train_epoch(config, state, train_step, dataset, total, num_epochs, per_epoc
 def _log_step(summaries, total, step, values, outputs):
     """One step's scalars and D(x), D(G(z)) histograms to TensorBoard, and its log line."""
     summaries.scalars(step, values)
-    summaries.histograms(step, {"histograms/d_real": outputs["d_real_probs"],
-                                "histograms/d_fake": outputs["d_fake_probs"]})
-    logging.info("step %d/%d  %s", step, total, "  ".join(
-        f"{k} {values[k]:.4g}" for k in LOGGED if k in values))
+    summaries.histograms(
+        step,
+        {
+            "histograms/d_real": outputs["d_real_probs"],
+            "histograms/d_fake": outputs["d_fake_probs"],
+        },
+    )
+    logging.info(
+        "step %d/%d  %s",
+        step,
+        total,
+        "  ".join(f"{k} {values[k]:.4g}" for k in LOGGED if k in values),
+    )
 
 
 def _check_finite(values, step, manager):
@@ -372,7 +481,8 @@ def _check_finite(values, step, manager):
         raise TrainerError(
             f"non-finite loss at step {step} ({bad}); nothing saved from this step. "
             f"Last good checkpoint: {manager.latest_checkpoint}. Lower --learning-rate "
-            "and resume with --continue-train True")
+            "and resume with --continue-train True"
+        )
 
 
 def fixed_inputs(config: TrainConfig):
@@ -389,8 +499,11 @@ def fixed_inputs(config: TrainConfig):
         return z, None, 8
     classes = config.num_classes
     z = latent.draw(rng, classes, config.latent_dim, config.latent_distribution)
-    return (np.tile(z, (classes, 1)), np.repeat(np.arange(classes, dtype=np.int32), classes),
-            classes)
+    return (
+        np.tile(z, (classes, 1)),
+        np.repeat(np.arange(classes, dtype=np.int32), classes),
+        classes,
+    )
 
 
 def _epoch_end_summaries(summaries, state, config, fixed, probe):
@@ -398,21 +511,25 @@ def _epoch_end_summaries(summaries, state, config, fixed, probe):
     the fixed-noise grid, to TensorBoard and as LOG_DIR/grids/step_N.png for the
     training animation, and, when a probe is set, the quality figures."""
     step = int(state.step.numpy())
-    model.set_standing_statistics(state.ema_generator, latent.standing_batch(
-        config.latent_dim, config.latent_distribution))
+    model.set_standing_statistics(
+        state.ema_generator,
+        latent.standing_batch(config.latent_dim, config.latent_distribution),
+    )
     z, labels, columns = fixed
-    pixels = image_utils.to_uint8(state.ema_generator(model.inputs(z, labels),
-                                                      training=False))
+    pixels = image_utils.to_uint8(state.ema_generator(model.inputs(z, labels), training=False))
     picture = summaries.grid(step, "generated_images", pixels, columns)
     animation.save_grid(picture, summaries.log_dir, step)
     if probe is not None:
         quality = probe(state.ema_generator)
         summaries.scalars(step, {f"eval/{name}": value for name, value in quality.items()})
         asked = quality.get("labelled_as_asked")
-        logging.info("step %d quality: Frechet distance %.3f, classifier score %.3f%s",
-                     step, quality["frechet_distance"], quality["classifier_score"],
-                     "" if asked is None else f", labelled as asked {asked:.3f} (worst "
-                     "digit)")
+        logging.info(
+            "step %d quality: Frechet distance %.3f, classifier score %.3f%s",
+            step,
+            quality["frechet_distance"],
+            quality["classifier_score"],
+            "" if asked is None else f", labelled as asked {asked:.3f} (worst digit)",
+        )
     summaries.flush()
 
 
@@ -462,8 +579,11 @@ class _StopOnSignal:
         if self.requested and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self.requested = signal.Signals(signum).name
-        logging.warning("%s received: saving a checkpoint at the current step, then "
-                        "stopping (Ctrl-C again to abort)", self.requested)
+        logging.warning(
+            "%s received: saving a checkpoint at the current step, then "
+            "stopping (Ctrl-C again to abort)",
+            self.requested,
+        )
 
     def __exit__(self, *exc):
         for signum, handler in self._previous.items():

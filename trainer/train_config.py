@@ -23,21 +23,44 @@ MODE_SEEKING_BOUNDS = ("real", "none")
 
 # Fields added after some config.json files were written, with the value that rebuilds
 # the runs that wrote them (their networks had no extra layers, their rates no decay).
-ADDED_FIELDS = {"generator_depth": 0, "discriminator_depth": 0, "lr_decay_epochs": 0,
-                "resolved_precision": None, "conditional": False, "mode_seeking": 0.0,
-                "mismatch": 0.0, "mode_seeking_bound": "none", "projection": False}
+ADDED_FIELDS = {
+    "generator_depth": 0,
+    "discriminator_depth": 0,
+    "lr_decay_epochs": 0,
+    "resolved_precision": None,
+    "conditional": False,
+    "mode_seeking": 0.0,
+    "mismatch": 0.0,
+    "mode_seeking_bound": "none",
+    "projection": False,
+}
 
 # Fields of the machine and the invocation, not of the run: config.json leaves them out
 # (and ignores them in files written before), so a checkpoint folder copied elsewhere
 # resumes with that machine's flags and defaults, as a fresh run there would.
-ENVIRONMENT_FIELDS = ("data_dir", "checkpoint_dir", "log_dir", "sample_dir",
-                      "model_dir", "continue_train", "overwrite")
+ENVIRONMENT_FIELDS = (
+    "data_dir",
+    "checkpoint_dir",
+    "log_dir",
+    "sample_dir",
+    "model_dir",
+    "continue_train",
+    "overwrite",
+)
 
 # Fields that shape the saved variables or the step bookkeeping: a resume must keep them.
-RESUME_LOCKED_FIELDS = ("arch", "conditional", "projection", "latent_dim",
-                        "latent_distribution", "generator_width",
-                        "discriminator_width", "generator_depth", "discriminator_depth",
-                        "batch_size")
+RESUME_LOCKED_FIELDS = (
+    "arch",
+    "conditional",
+    "projection",
+    "latent_dim",
+    "latent_distribution",
+    "generator_width",
+    "discriminator_width",
+    "generator_depth",
+    "discriminator_depth",
+    "batch_size",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -158,26 +181,42 @@ class TrainConfig:
     checkpoint_freq: int = 1000
 
     def __post_init__(self):
-        for name in ("num_epochs", "batch_size", "latent_dim", "generator_width",
-                     "discriminator_width", "r1_interval", "log_freq", "checkpoint_freq"):
+        for name in (
+            "num_epochs",
+            "batch_size",
+            "latent_dim",
+            "generator_width",
+            "discriminator_width",
+            "r1_interval",
+            "log_freq",
+            "checkpoint_freq",
+        ):
             _require_positive(name, getattr(self, name))
         if self.train_steps is not None:
             _require_positive("train_steps", self.train_steps)
         for name in ("lr_decay_epochs", "generator_depth", "discriminator_depth"):
             _require_non_negative(name, getattr(self, name))
-        for name in ("learning_rate", "beta1", "r1_gamma", "ema_decay", "label_smoothing",
-                     "mode_seeking", "mismatch"):
+        for name in (
+            "learning_rate",
+            "beta1",
+            "r1_gamma",
+            "ema_decay",
+            "label_smoothing",
+            "mode_seeking",
+            "mismatch",
+        ):
             _require_number(name, getattr(self, name))
         if self.d_learning_rate is not None:
             _require_number("d_learning_rate", self.d_learning_rate)
         for name in ("learning_rate", "d_learning_rate"):
             value = getattr(self, name)
             if value is not None and not value > 0:
-                raise ValueError(f"{name} must be > 0, got {value}; "
-                                 "try the DCGAN paper's 2e-4")
+                raise ValueError(f"{name} must be > 0, got {value}; try the DCGAN paper's 2e-4")
         if not 0 <= self.label_smoothing < 1:
-            raise ValueError(f"label_smoothing must be in [0, 1), got "
-                             f"{self.label_smoothing}; 0 is off, 0.1 is typical")
+            raise ValueError(
+                f"label_smoothing must be in [0, 1), got "
+                f"{self.label_smoothing}; 0 is off, 0.1 is typical"
+            )
         if self.arch not in ARCHS:
             raise ValueError(f"arch must be one of {', '.join(ARCHS)}, got {self.arch!r}")
         if not isinstance(self.conditional, bool):
@@ -185,42 +224,59 @@ class TrainConfig:
         if not isinstance(self.projection, bool):
             raise ValueError(f"projection must be true or false, got {self.projection!r}")
         if self.projection and not self.conditional:
-            raise ValueError("projection reads the digit out of the discriminator, so it "
-                             "needs --conditional; add it or drop --projection")
+            raise ValueError(
+                "projection reads the digit out of the discriminator, so it "
+                "needs --conditional; add it or drop --projection"
+            )
         if self.conditional and self.arch != "dcgan":
-            raise ValueError(f"conditional needs the dcgan networks, got arch "
-                             f"{self.arch!r}; drop --arch or --conditional")
+            raise ValueError(
+                f"conditional needs the dcgan networks, got arch "
+                f"{self.arch!r}; drop --arch or --conditional"
+            )
         latent.check_distribution(self.latent_distribution)
         if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got "
-                             f"{self.precision!r}")
+            raise ValueError(
+                f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
+            )
         if self.resolved_precision not in (None, "bfloat16", "float32"):
-            raise ValueError(f"resolved_precision must be bfloat16 or float32, got "
-                             f"{self.resolved_precision!r}")
+            raise ValueError(
+                f"resolved_precision must be bfloat16 or float32, got {self.resolved_precision!r}"
+            )
         if not 0 <= self.beta1 < 1:
-            raise ValueError(f"beta1 must be in [0, 1), got {self.beta1}; "
-                             "try the DCGAN paper's 0.5")
-        if isinstance(self.eval_samples, bool) or not isinstance(self.eval_samples, int) \
-                or self.eval_samples < 0 or 0 < self.eval_samples < 10:
-            raise ValueError(f"eval_samples must be 0 (off) or at least 10, got "
-                             f"{self.eval_samples!r}")
+            raise ValueError(
+                f"beta1 must be in [0, 1), got {self.beta1}; try the DCGAN paper's 0.5"
+            )
+        if (
+            isinstance(self.eval_samples, bool)
+            or not isinstance(self.eval_samples, int)
+            or self.eval_samples < 0
+            or 0 < self.eval_samples < 10
+        ):
+            raise ValueError(
+                f"eval_samples must be 0 (off) or at least 10, got {self.eval_samples!r}"
+            )
         if not self.r1_gamma >= 0:
             raise ValueError(f"r1_gamma must be >= 0, got {self.r1_gamma}; 0 turns it off")
         if not self.mode_seeking >= 0:
-            raise ValueError(f"mode_seeking must be >= 0, got {self.mode_seeking}; 0 "
-                             "turns it off")
+            raise ValueError(f"mode_seeking must be >= 0, got {self.mode_seeking}; 0 turns it off")
         if self.mode_seeking_bound not in MODE_SEEKING_BOUNDS:
-            raise ValueError(f"mode_seeking_bound must be one of "
-                             f"{', '.join(MODE_SEEKING_BOUNDS)}, got "
-                             f"{self.mode_seeking_bound!r}")
+            raise ValueError(
+                f"mode_seeking_bound must be one of "
+                f"{', '.join(MODE_SEEKING_BOUNDS)}, got "
+                f"{self.mode_seeking_bound!r}"
+            )
         if not self.mismatch >= 0:
             raise ValueError(f"mismatch must be >= 0, got {self.mismatch}; 0 turns it off")
         if self.mismatch > 0 and not self.conditional:
-            raise ValueError(f"mismatch ({self.mismatch}) weighs wrong digits, so it needs "
-                             "--conditional; add it or drop --mismatch")
+            raise ValueError(
+                f"mismatch ({self.mismatch}) weighs wrong digits, so it needs "
+                "--conditional; add it or drop --mismatch"
+            )
         if not 0 <= self.ema_decay < 1:
-            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}; "
-                             "0 turns the average off, 0.999 is typical")
+            raise ValueError(
+                f"ema_decay must be in [0, 1), got {self.ema_decay}; "
+                "0 turns the average off, 0.999 is typical"
+            )
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
 
@@ -242,8 +298,11 @@ class TrainConfig:
 
     def to_json(self) -> str:
         """The hyperparameters and run settings: every field but ENVIRONMENT_FIELDS."""
-        values = {name: value for name, value in dataclasses.asdict(self).items()
-                  if name not in ENVIRONMENT_FIELDS}
+        values = {
+            name: value
+            for name, value in dataclasses.asdict(self).items()
+            if name not in ENVIRONMENT_FIELDS
+        }
         return json.dumps(values, indent=2, sort_keys=True)
 
     @classmethod
@@ -257,8 +316,12 @@ class TrainConfig:
         unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
         if unknown:
             raise ValueError(f"unknown config fields {unknown}")
-        return cls(**{**ADDED_FIELDS, **{name: value for name, value in values.items()
-                                         if name not in ENVIRONMENT_FIELDS}})
+        return cls(
+            **{
+                **ADDED_FIELDS,
+                **{name: value for name, value in values.items() if name not in ENVIRONMENT_FIELDS},
+            }
+        )
 
 
 # What a conditional run changes of the defaults: 14 epochs, the last 12 decaying; the
@@ -268,8 +331,13 @@ class TrainConfig:
 # more alike while its discriminator sat at chance (loss near 2 ln 2): the probe's
 # Frechet distance rose from 5.99 after epoch 2 to 7.15 after epoch 7; with it, 5.26
 # after epoch 2 and 2.47 after epoch 4.
-CONDITIONAL_DEFAULTS = {"num_epochs": 14, "lr_decay_epochs": 12, "mode_seeking": 1.0,
-                        "mode_seeking_bound": "real", "mismatch": 0.15}
+CONDITIONAL_DEFAULTS = {
+    "num_epochs": 14,
+    "lr_decay_epochs": 12,
+    "mode_seeking": 1.0,
+    "mode_seeking_bound": "real",
+    "mismatch": 0.15,
+}
 
 
 def defaults(conditional: bool = False) -> TrainConfig:
@@ -327,15 +395,20 @@ def load_saved_config(directory: str) -> TrainConfig:
         raise TrainerError(
             f"no {CONFIG_FILENAME} in {directory!r}: it is not a checkpoint folder of this "
             "trainer; train one with `python -m trainer.task --data-dir DIR` or pass "
-            "--checkpoint-dir") from err
+            "--checkpoint-dir"
+        ) from err
     except (OSError, tf.errors.OpError) as err:
-        raise TrainerError(f"cannot read {path} ({paths.reason(err)}); pass "
-                           "--checkpoint-dir with a folder you can read") from err
+        raise TrainerError(
+            f"cannot read {path} ({paths.reason(err)}); pass "
+            "--checkpoint-dir with a folder you can read"
+        ) from err
     try:
         return TrainConfig.from_json(raw.decode("utf-8"))
     except (ValueError, TypeError) as err:
-        raise TrainerError(f"{path} is not a valid trainer config ({err}); "
-                           "point --checkpoint-dir at a folder this trainer wrote") from err
+        raise TrainerError(
+            f"{path} is not a valid trainer config ({err}); "
+            "point --checkpoint-dir at a folder this trainer wrote"
+        ) from err
 
 
 def resolve_resume(saved: TrainConfig, overrides: dict) -> TrainConfig:
@@ -356,11 +429,14 @@ def resolve_resume(saved: TrainConfig, overrides: dict) -> TrainConfig:
 def check_resumable(saved: TrainConfig, values: dict) -> None:
     """Raises TrainerError naming each RESUME_LOCKED_FIELDS entry where `values` (field ->
     value, possibly partial) differs from the saved config."""
-    differing = [f"{name} (checkpoint {getattr(saved, name)}, flags {values[name]})"
-                 for name in RESUME_LOCKED_FIELDS
-                 if name in values and values[name] != getattr(saved, name)]
+    differing = [
+        f"{name} (checkpoint {getattr(saved, name)}, flags {values[name]})"
+        for name in RESUME_LOCKED_FIELDS
+        if name in values and values[name] != getattr(saved, name)
+    ]
     if differing:
         raise TrainerError(
             "cannot resume: the flags differ from the checkpoint's architecture in "
             + ", ".join(differing)
-            + "; drop those flags, or start a fresh run with another --checkpoint-dir")
+            + "; drop those flags, or start a fresh run with another --checkpoint-dir"
+        )

@@ -19,8 +19,9 @@ from trainer import cli, data
 from trainer import images as image_utils
 from trainer.errors import TrainerError
 
-WEIGHTS_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                            "mnist_classifier.weights.h5")
+WEIGHTS_PATH = os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "mnist_classifier.weights.h5"
+)
 FEATURES = 64
 
 
@@ -30,21 +31,24 @@ def build_classifier():
     The layer named "features" gives the 64 penultimate activations.
     """
     layers = tf.keras.layers
-    return tf.keras.Sequential([
-        tf.keras.Input((28, 28, 1)),
-        layers.RandomTranslation(0.08, 0.08, fill_mode="constant", fill_value=-1.0),
-        layers.Conv2D(32, 3, padding="same", activation="relu"),
-        layers.Conv2D(32, 3, padding="same", activation="relu"),
-        layers.MaxPooling2D(),  # (B, 14, 14, 32)
-        layers.Conv2D(64, 3, padding="same", activation="relu"),
-        layers.Conv2D(64, 3, padding="same", activation="relu"),
-        layers.MaxPooling2D(),  # (B, 7, 7, 64)
-        layers.Flatten(),
-        layers.Dropout(0.3),
-        layers.Dense(FEATURES, activation="relu", name="features"),
-        layers.Dropout(0.3),
-        layers.Dense(10),
-    ], name="mnist_classifier")
+    return tf.keras.Sequential(
+        [
+            tf.keras.Input((28, 28, 1)),
+            layers.RandomTranslation(0.08, 0.08, fill_mode="constant", fill_value=-1.0),
+            layers.Conv2D(32, 3, padding="same", activation="relu"),
+            layers.Conv2D(32, 3, padding="same", activation="relu"),
+            layers.MaxPooling2D(),  # (B, 14, 14, 32)
+            layers.Conv2D(64, 3, padding="same", activation="relu"),
+            layers.Conv2D(64, 3, padding="same", activation="relu"),
+            layers.MaxPooling2D(),  # (B, 7, 7, 64)
+            layers.Flatten(),
+            layers.Dropout(0.3),
+            layers.Dense(FEATURES, activation="relu", name="features"),
+            layers.Dropout(0.3),
+            layers.Dense(10),
+        ],
+        name="mnist_classifier",
+    )
 
 
 class Judge:
@@ -52,8 +56,9 @@ class Judge:
 
     def __init__(self, classifier):
         features = classifier.get_layer("features").output
-        self._model = tf.keras.Model(classifier.inputs,
-                                     [features, tf.keras.layers.Softmax()(classifier.outputs[0])])
+        self._model = tf.keras.Model(
+            classifier.inputs, [features, tf.keras.layers.Softmax()(classifier.outputs[0])]
+        )
         self._call = tf.function(lambda x: self._model(x, training=False))
 
     def __call__(self, images):
@@ -72,8 +77,10 @@ class Judge:
 def load_judge(path: str = WEIGHTS_PATH) -> Judge:
     """The shipped classifier, ready to judge images. Raises TrainerError if missing."""
     if not os.path.exists(path):
-        raise TrainerError(f"no classifier weights at {path}; train them with "
-                           "`python -m trainer.evaluation.classifier --data-dir DIR`")
+        raise TrainerError(
+            f"no classifier weights at {path}; train them with "
+            "`python -m trainer.evaluation.classifier --data-dir DIR`"
+        )
     classifier = build_classifier()
     classifier.load_weights(path)
     return Judge(classifier)
@@ -93,29 +100,43 @@ def train_classifier(data_dir, epochs: int = 6, seed: int = 0):
       (classifier, test_accuracy).
     """
     tf.keras.utils.set_random_seed(seed)
-    (train_x, train_y), (test_x, test_y) = (data.load_mnist(data_dir, s)
-                                            for s in ("train", "test"))
+    (train_x, train_y), (test_x, test_y) = (data.load_mnist(data_dir, s) for s in ("train", "test"))
     classifier = build_classifier()
     classifier.compile(
         optimizer=tf.keras.optimizers.Adam(1e-3),
         loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"])
-    schedule = tf.keras.callbacks.LearningRateScheduler(lambda epoch: 1e-3 * 0.6 ** epoch)
-    classifier.fit(image_utils.to_model_range(train_x), train_y, batch_size=128, epochs=epochs,
-                   callbacks=[schedule], verbose=2)
-    _, accuracy = classifier.evaluate(image_utils.to_model_range(test_x), test_y,
-                                       batch_size=image_utils.INFERENCE_BATCH, verbose=0)
+        metrics=["accuracy"],
+    )
+    schedule = tf.keras.callbacks.LearningRateScheduler(lambda epoch: 1e-3 * 0.6**epoch)
+    classifier.fit(
+        image_utils.to_model_range(train_x),
+        train_y,
+        batch_size=128,
+        epochs=epochs,
+        callbacks=[schedule],
+        verbose=2,
+    )
+    _, accuracy = classifier.evaluate(
+        image_utils.to_model_range(test_x),
+        test_y,
+        batch_size=image_utils.INFERENCE_BATCH,
+        verbose=0,
+    )
     return classifier, float(accuracy)
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m trainer.evaluation.classifier",
-                                     description="Train the MNIST classifier that judges "
-                                     "generated digits.")
+    parser = argparse.ArgumentParser(
+        prog="python -m trainer.evaluation.classifier",
+        description="Train the MNIST classifier that judges generated digits.",
+    )
     parser.add_argument("--data-dir", help="folder with the MNIST files (as for training)")
     parser.add_argument("--epochs", type=int, default=6, help="training epochs (default 6)")
-    parser.add_argument("--output", default=WEIGHTS_PATH, help="weights file to write "
-                        "(default: the package's own)")
+    parser.add_argument(
+        "--output",
+        default=WEIGHTS_PATH,
+        help="weights file to write (default: the package's own)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if args.epochs <= 0:

@@ -68,8 +68,10 @@ def load_labelled_png_folder(folder: str):
     """
     pngs = [p for p in paths.matching(folder, "*.png") if os.path.basename(p) != "grid.png"]
     if not pngs:
-        raise TrainerError(f"--evaluate {folder!r}: no PNG files there; write some with "
-                           "`python -m trainer.task --sample 10000`")
+        raise TrainerError(
+            f"--evaluate {folder!r}: no PNG files there; write some with "
+            "`python -m trainer.task --sample 10000`"
+        )
     digits = _digits_in_names(folder, pngs)
     images = np.empty((len(pngs), 28, 28), dtype=np.uint8)
     for index, path in enumerate(pngs):
@@ -89,12 +91,15 @@ def _digits_in_names(folder: str, pngs: list):
             f"--evaluate {folder!r}: {len(named)} of {len(pngs)} PNGs are named with the "
             f"digit asked for (e.g. {os.path.basename(named[0])}) but "
             f"{os.path.basename(unnamed)} is not; evaluate one model's samples at a time: "
-            "move the others to another folder")
+            "move the others to another folder"
+        )
     digits = np.array([int(match.group(1)) for match in found], dtype=np.int32)
     if digits.max() >= model.NUM_CLASSES:
         bad = pngs[int(digits.argmax())]
-        raise TrainerError(f"{bad}: digit {digits.max()} is not an MNIST digit (0 to "
-                           f"{model.NUM_CLASSES - 1}); rename or remove it")
+        raise TrainerError(
+            f"{bad}: digit {digits.max()} is not an MNIST digit (0 to "
+            f"{model.NUM_CLASSES - 1}); rename or remove it"
+        )
     return digits
 
 
@@ -103,8 +108,9 @@ def _read_digit_png(path: str) -> np.ndarray:
     try:
         with image_utils.open_image(path) as image:
             if image.size != (28, 28):
-                raise TrainerError(f"{path} is {image.size[0]}x{image.size[1]}, "
-                                   "expected a 28x28 digit")
+                raise TrainerError(
+                    f"{path} is {image.size[0]}x{image.size[1]}, expected a 28x28 digit"
+                )
             return np.asarray(image.convert("L"))
     except (OSError, UnidentifiedImageError, tf.errors.OpError) as err:
         raise TrainerError(f"{path}: not a readable PNG ({paths.reason(err)})") from err
@@ -119,15 +125,18 @@ def generated_images(checkpoint_dir: str, count: int, seed: int):
       order quality.draw asks for them in), else None.
     """
     generator, config = checkpoints.load_sampler(checkpoint_dir)
-    images = quality.draw(generator, count, config.latent_dim, seed,
-                          config.latent_distribution)
+    images = quality.draw(generator, count, config.latent_dim, seed, config.latent_distribution)
     digits = sample.balanced_labels(count) if model.num_classes(generator) else None
     return images, digits
 
 
-def judge_against_test_set(images_by_name: dict, test_images: np.ndarray, judge=None,
-                           digits_by_name: dict = None, test_labels: np.ndarray = None
-                           ) -> dict:
+def judge_against_test_set(
+    images_by_name: dict,
+    test_images: np.ndarray,
+    judge=None,
+    digits_by_name: dict = None,
+    test_labels: np.ndarray = None,
+) -> dict:
     """Scores each uint8 (N, 28, 28) image set against `test_images`, the MNIST test set
     as uint8 (N, 28, 28).
 
@@ -149,12 +158,16 @@ def judge_against_test_set(images_by_name: dict, test_images: np.ndarray, judge=
     for name, images in images_by_name.items():
         features, probs = judge(images)
         scores = metrics.summarize(test_features, features, probs)
-        scores.update(min_class_share=min(scores["class_shares"]),
-                      max_class_share=max(scores["class_shares"]), count=len(images))
+        scores.update(
+            min_class_share=min(scores["class_shares"]),
+            max_class_share=max(scores["class_shares"]),
+            count=len(images),
+        )
         results[name] = scores
         if digits_by_name and name in digits_by_name:
-            per_digit[name] = _per_digit(features, probs, digits_by_name[name],
-                                         test_features, test_labels, name)
+            per_digit[name] = _per_digit(
+                features, probs, digits_by_name[name], test_features, test_labels, name
+            )
     if per_digit:
         results["per_digit"] = per_digit
     return results
@@ -164,16 +177,25 @@ def _per_digit(features, probs, digits, test_features, test_labels, name) -> dic
     """metrics.per_digit, its complaint about a digit with too few images a TrainerError
     saying how to get more."""
     try:
-        return metrics.per_digit(features, probs, digits, test_features, test_labels,
-                                 probs.shape[1])
+        return metrics.per_digit(
+            features, probs, digits, test_features, test_labels, probs.shape[1]
+        )
     except ValueError as err:
-        raise TrainerError(f"--evaluate: per-digit figures of the {name} images: {err}; "
-                           "judge at least 2 images of each digit (--num-eval-samples 20 "
-                           "or more, or more PNGs of it)") from err
+        raise TrainerError(
+            f"--evaluate: per-digit figures of the {name} images: {err}; "
+            "judge at least 2 images of each digit (--num-eval-samples 20 "
+            "or more, or more PNGs of it)"
+        ) from err
 
 
-def run(data_dir, num_samples: int, seed: int, checkpoint_dir: str = None,
-        png_folder: str = None, check_copies: bool = True) -> dict:
+def run(
+    data_dir,
+    num_samples: int,
+    seed: int,
+    checkpoint_dir: str = None,
+    png_folder: str = None,
+    check_copies: bool = True,
+) -> dict:
     """Evaluates a checkpoint's samples, or a folder of PNGs, beside the real-data floor;
     `check_copies` False skips the memorization check (its nearest-neighbour search of
     every sample among the 60,000 training images).
@@ -196,13 +218,16 @@ def run(data_dir, num_samples: int, seed: int, checkpoint_dir: str = None,
     if digits is not None:
         digits_by_name = {"generated": digits, "real_floor": train_labels[pick]}
     results = judge_against_test_set(
-        {"generated": generated, "real_floor": train_images[pick]}, test_images,
-        digits_by_name=digits_by_name, test_labels=test_labels)
-    results["fd_over_floor"] = (results["generated"]["frechet_distance"]
-                                / max(results["real_floor"]["frechet_distance"], 1e-12))
+        {"generated": generated, "real_floor": train_images[pick]},
+        test_images,
+        digits_by_name=digits_by_name,
+        test_labels=test_labels,
+    )
+    results["fd_over_floor"] = results["generated"]["frechet_distance"] / max(
+        results["real_floor"]["frechet_distance"], 1e-12
+    )
     if check_copies:
-        results["memorization"] = memorization_check(generated, test_images, train_images,
-                                                     seed)
+        results["memorization"] = memorization_check(generated, test_images, train_images, seed)
     return results
 
 
@@ -223,14 +248,19 @@ def floor_pick(train_labels: np.ndarray, digits, seed: int) -> np.ndarray:
         return rng.choice(len(train_labels), size, replace=False)
     asked = np.bincount(digits, minlength=int(train_labels.max()) + 1)
     wanted = np.round(size * asked / asked.sum()).astype(int)
-    return np.concatenate([
-        rng.choice(pool, min(count, len(pool)), replace=False)
-        for pool, count in ((np.flatnonzero(train_labels == digit), count)
-                            for digit, count in enumerate(wanted))])
+    return np.concatenate(
+        [
+            rng.choice(pool, min(count, len(pool)), replace=False)
+            for pool, count in (
+                (np.flatnonzero(train_labels == digit), count) for digit, count in enumerate(wanted)
+            )
+        ]
+    )
 
 
-def memorization_check(generated: np.ndarray, test_images: np.ndarray,
-                       train_images: np.ndarray, seed: int) -> dict:
+def memorization_check(
+    generated: np.ndarray, test_images: np.ndarray, train_images: np.ndarray, seed: int
+) -> dict:
     """Nearest-training-image pixel distances of the samples, beside as many test images.
 
     Args:
@@ -242,14 +272,21 @@ def memorization_check(generated: np.ndarray, test_images: np.ndarray,
       Euclidean over the 784 pixels scaled to [0, 1].
     """
     pick = np.random.default_rng(seed).choice(
-        len(test_images), min(len(generated), len(test_images)), replace=False)
+        len(test_images), min(len(generated), len(test_images)), replace=False
+    )
     started = time.perf_counter()
-    results = memorization.memorization(image_utils.unit_pixels(generated),
-                                        image_utils.unit_pixels(test_images[pick]),
-                                        image_utils.unit_pixels(train_images))
-    logging.info("memorization check: %d samples and %d test images against %d training "
-                 "images in %.1f s", len(generated), len(pick), len(train_images),
-                 time.perf_counter() - started)
+    results = memorization.memorization(
+        image_utils.unit_pixels(generated),
+        image_utils.unit_pixels(test_images[pick]),
+        image_utils.unit_pixels(train_images),
+    )
+    logging.info(
+        "memorization check: %d samples and %d test images against %d training images in %.1f s",
+        len(generated),
+        len(pick),
+        len(train_images),
+        time.perf_counter() - started,
+    )
     results["test"] = results.pop("held_out")
     return results
 
@@ -259,11 +296,12 @@ def format_table(results: dict) -> str:
     per-digit rows of a conditional model and the memorization rows (generated vs test
     images)."""
     generated, floor = results["generated"], results["real_floor"]
-    lines = [f"{'measure':<36}{'generated':>12}{'real floor':>12}",
-             f"{'images':<36}{generated['count']:>12}{floor['count']:>12}"]
+    lines = [
+        f"{'measure':<36}{'generated':>12}{'real floor':>12}",
+        f"{'images':<36}{generated['count']:>12}{floor['count']:>12}",
+    ]
     for key, label, fmt in ROWS:
-        lines.append(f"{label:<36}{fmt.format(generated[key]):>12}"
-                     f"{fmt.format(floor[key]):>12}")
+        lines.append(f"{label:<36}{fmt.format(generated[key]):>12}{fmt.format(floor[key]):>12}")
     lines.append(f"{'Frechet distance / floor':<36}{results['fd_over_floor']:>12.2f}")
     shares = "  ".join(f"{d}:{s:.3f}" for d, s in enumerate(generated["class_shares"]))
     lines.append(f"digit shares (generated)  {shares}")
@@ -278,18 +316,30 @@ def _per_digit_lines(per_digit: dict) -> list:
     """Per digit, the share labelled as asked and the intra-class Frechet distance, then
     the worst share and the mean distance; "-" for a digit not asked for."""
     generated, floor = per_digit["generated"], per_digit["real_floor"]
-    blocks = [("labelled as asked", "labelled_as_asked", "{:.3f}",
-               ("  worst digit", "min_labelled_as_asked")),
-              ("intra-class Frechet distance", "intra_class_frechet_distance", "{:.3f}",
-               ("  mean over digits", "mean_intra_class_frechet_distance"))]
+    blocks = [
+        (
+            "labelled as asked",
+            "labelled_as_asked",
+            "{:.3f}",
+            ("  worst digit", "min_labelled_as_asked"),
+        ),
+        (
+            "intra-class Frechet distance",
+            "intra_class_frechet_distance",
+            "{:.3f}",
+            ("  mean over digits", "mean_intra_class_frechet_distance"),
+        ),
+    ]
     lines = []
     for title, key, fmt, (summary_label, summary_key) in blocks:
         lines.append(f"{title:<36}{'generated':>12}{'real floor':>12}")
         for digit, (mine, real) in enumerate(zip(generated[key], floor[key])):
             mine = "-" if mine is None else fmt.format(mine)
             lines.append(f"{'  digit ' + str(digit):<36}{mine:>12}{fmt.format(real):>12}")
-        lines.append(f"{summary_label:<36}{fmt.format(generated[summary_key]):>12}"
-                     f"{fmt.format(floor[summary_key]):>12}")
+        lines.append(
+            f"{summary_label:<36}{fmt.format(generated[summary_key]):>12}"
+            f"{fmt.format(floor[summary_key]):>12}"
+        )
     return lines
 
 
@@ -297,13 +347,17 @@ def _memorization_lines(memo: dict) -> list:
     """The memorization rows: samples beside test images (not the training floor, whose
     nearest training image is itself), the 1st percentile as
     memorization.memorization's default."""
-    rows = [("  mean distance", "mean", "{:.3f}"),
-            ("  1st-percentile distance", "percentile_distance", "{:.3f}"),
-            ("  share below test 1st percentile", "share_below_threshold", "{:.4f}")]
+    rows = [
+        ("  mean distance", "mean", "{:.3f}"),
+        ("  1st-percentile distance", "percentile_distance", "{:.3f}"),
+        ("  share below test 1st percentile", "share_below_threshold", "{:.4f}"),
+    ]
     lines = [f"{'nearest training image, pixel L2':<36}{'generated':>12}{'test images':>12}"]
     for label, key, fmt in rows:
-        lines.append(f"{label:<36}{fmt.format(memo['generated'][key]):>12}"
-                     f"{fmt.format(memo['test'][key]):>12}")
+        lines.append(
+            f"{label:<36}{fmt.format(memo['generated'][key]):>12}"
+            f"{fmt.format(memo['test'][key]):>12}"
+        )
     return lines
 
 

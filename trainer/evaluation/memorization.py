@@ -40,18 +40,17 @@ def nearest_distances(queries, references, batch_size: int = 500) -> np.ndarray:
     centre = references.mean(axis=0, dtype=np.float64).astype(np.float32)
     augmented = np.empty((references.shape[1] + 1, len(references)), np.float32)  # (D+1, M)
     for start in range(0, len(references), batch_size):  # bounded float32 temporaries
-        block = references[start:start + batch_size] - centre
-        augmented[:-1, start:start + len(block)] = block.T
-        augmented[-1, start:start + len(block)] = -0.5 * np.einsum("ij,ij->i", block, block)
+        block = references[start : start + batch_size] - centre
+        augmented[:-1, start : start + len(block)] = block.T
+        augmented[-1, start : start + len(block)] = -0.5 * np.einsum("ij,ij->i", block, block)
     batch = np.ones((min(batch_size, len(queries)), references.shape[1] + 1), np.float32)
     nearest = np.empty(len(queries), np.int64)
     for start in range(0, len(queries), batch_size):
-        rows = len(queries[start:start + batch_size])
-        batch[:rows, :-1] = queries[start:start + batch_size] - centre
-        nearest[start:start + rows] = (batch[:rows] @ augmented).argmax(axis=1)
+        rows = len(queries[start : start + batch_size])
+        batch[:rows, :-1] = queries[start : start + batch_size] - centre
+        nearest[start : start + rows] = (batch[:rows] @ augmented).argmax(axis=1)
     # In the given precision: float64 inputs are not rounded to float32 here.
-    return np.linalg.norm(given_queries.astype(np.float64) - given_references[nearest],
-                          axis=1)
+    return np.linalg.norm(given_queries.astype(np.float64) - given_references[nearest], axis=1)
 
 
 def _rows(name, array):
@@ -61,15 +60,17 @@ def _rows(name, array):
     rows."""
     array = np.asarray(array, dtype=np.float32)
     if array.ndim != 2 or 0 in array.shape:
-        raise ValueError(f"{name} must be a 2-D array (N, D) with N, D >= 1, got shape "
-                         f"{array.shape}")
+        raise ValueError(
+            f"{name} must be a 2-D array (N, D) with N, D >= 1, got shape {array.shape}"
+        )
     if not np.isfinite(array).all():
         raise ValueError(f"{name} holds NaN or inf values")
     return array
 
 
-def memorization(generated, held_out, train, percentile: float = 1.0,
-                 batch_size: int = 500) -> dict:
+def memorization(
+    generated, held_out, train, percentile: float = 1.0, batch_size: int = 500
+) -> dict:
     """How close generated images sit to the training set, against held-out real images.
 
     A generator that copies training images gives nearest distances near 0; real images
@@ -96,16 +97,19 @@ def memorization(generated, held_out, train, percentile: float = 1.0,
     if not 0 < percentile < 100:
         raise ValueError(f"percentile must be in (0, 100), got {percentile!r}")
     generated, held_out = np.asarray(generated), np.asarray(held_out)
-    _check_same_width("generated", _rows("generated", generated),
-                      "held_out", _rows("held_out", held_out))
+    _check_same_width(
+        "generated", _rows("generated", generated), "held_out", _rows("held_out", held_out)
+    )
     # One pass over the training set for both: it is prepared for the matmul once.
     both = nearest_distances(np.concatenate([generated, held_out]), train, batch_size)
-    distances = {"generated": both[:len(generated)], "held_out": both[len(generated):]}
+    distances = {"generated": both[: len(generated)], "held_out": both[len(generated) :]}
     threshold = float(np.percentile(distances["held_out"], percentile))
     results = {"percentile": float(percentile), "threshold": threshold}
     for name, values in distances.items():
-        results[name] = {"mean": float(values.mean()),
-                         "percentile_distance": float(np.percentile(values, percentile)),
-                         "share_below_threshold": float(np.mean(values < threshold)),
-                         "count": len(values)}
+        results[name] = {
+            "mean": float(values.mean()),
+            "percentile_distance": float(np.percentile(values, percentile)),
+            "share_below_threshold": float(np.mean(values < threshold)),
+            "count": len(values),
+        }
     return results

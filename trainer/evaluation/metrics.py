@@ -20,8 +20,10 @@ def _check_features(name, array, min_rows=2):
     """array -> float64 (N, D), or ValueError naming `name`."""
     array = np.asarray(array, dtype=np.float64)
     if array.ndim != 2 or array.shape[0] < min_rows or array.shape[1] < 1:
-        raise ValueError(f"{name} must be a 2-D array (N, D) with N >= {min_rows} and "
-                         f"D >= 1, got shape {array.shape}")
+        raise ValueError(
+            f"{name} must be a 2-D array (N, D) with N >= {min_rows} and "
+            f"D >= 1, got shape {array.shape}"
+        )
     if not np.isfinite(array).all():
         raise ValueError(f"{name} holds NaN or inf values")
     return array
@@ -31,8 +33,10 @@ def _check_probs(name, probs):
     """probs -> float64 (N, C), rows non-negative and summing to 1, or ValueError."""
     probs = _check_features(name, probs, min_rows=1)
     if (probs < 0).any():
-        raise ValueError(f"{name} must hold probabilities, got a negative value "
-                         f"{probs.min():g}; pass softmax outputs, not logits")
+        raise ValueError(
+            f"{name} must hold probabilities, got a negative value "
+            f"{probs.min():g}; pass softmax outputs, not logits"
+        )
     worst = np.abs(probs.sum(axis=1) - 1).max()
     if worst > _SUM_TOLERANCE:
         raise ValueError(f"{name} rows must sum to 1, got a row {worst:g} away from 1")
@@ -41,8 +45,10 @@ def _check_probs(name, probs):
 
 def _check_same_width(name_a, a, name_b, b):
     if a.shape[-1] != b.shape[-1]:
-        raise ValueError(f"{name_b} has {b.shape[-1]} features per row but {name_a} has "
-                         f"{a.shape[-1]}; both must come from the same feature layer")
+        raise ValueError(
+            f"{name_b} has {b.shape[-1]} features per row but {name_a} has "
+            f"{a.shape[-1]}; both must come from the same feature layer"
+        )
 
 
 def gaussian_stats(features):
@@ -83,11 +89,15 @@ def frechet_distance_from_stats(mu_a, cov_a, mu_b, cov_b) -> float:
     cov_a, cov_b = np.asarray(cov_a, np.float64), np.asarray(cov_b, np.float64)
     if mu_a.ndim != 1:
         raise ValueError(f"mu_a must be 1-D (D,), got shape {mu_a.shape}")
-    for name, value, shape in (("mu_b", mu_b, mu_a.shape), ("cov_a", cov_a, mu_a.shape * 2),
-                               ("cov_b", cov_b, mu_a.shape * 2)):
+    for name, value, shape in (
+        ("mu_b", mu_b, mu_a.shape),
+        ("cov_a", cov_a, mu_a.shape * 2),
+        ("cov_b", cov_b, mu_a.shape * 2),
+    ):
         if value.shape != shape:
-            raise ValueError(f"{name} has shape {value.shape}, expected {shape} to match "
-                             f"mu_a's {mu_a.shape}")
+            raise ValueError(
+                f"{name} has shape {value.shape}, expected {shape} to match mu_a's {mu_a.shape}"
+            )
     root_a = _sqrt_psd(cov_a)
     middle = root_a @ cov_b @ root_a
     middle = (middle + middle.T) / 2  # symmetric but for rounding; eigvalsh reads one half
@@ -104,8 +114,7 @@ def frechet_distance(features_a, features_b) -> float:
     features_a = _check_features("features_a", features_a)
     features_b = _check_features("features_b", features_b)
     _check_same_width("features_a", features_a, "features_b", features_b)
-    return frechet_distance_from_stats(*gaussian_stats(features_a),
-                                       *gaussian_stats(features_b))
+    return frechet_distance_from_stats(*gaussian_stats(features_a), *gaussian_stats(features_b))
 
 
 def classifier_score(probs) -> float:
@@ -133,10 +142,10 @@ def _kth_neighbour_radii(points, k, batch_size):
     """Squared distance from each of points (N, D) to its k-th nearest other point, (N,)."""
     radii = np.empty(len(points), points.dtype)
     for start in range(0, len(points), batch_size):
-        d = _squared_distances(points[start:start + batch_size], points)
+        d = _squared_distances(points[start : start + batch_size], points)
         rows = np.arange(len(d))
         d[rows, start + rows] = np.inf  # the point itself is no neighbour
-        radii[start:start + batch_size] = np.partition(d, k - 1, axis=1)[:, k - 1]
+        radii[start : start + batch_size] = np.partition(d, k - 1, axis=1)[:, k - 1]
     return radii
 
 
@@ -174,9 +183,9 @@ def precision_recall(real_features, fake_features, k: int = 3, batch_size: int =
     # One pass over real x fake distances serves both: rows give recall, columns precision.
     real_covered, fake_covered = np.zeros(len(real), bool), np.zeros(len(fake), bool)
     for start in range(0, len(real), batch_size):
-        d = _squared_distances(real[start:start + batch_size], fake)
-        real_covered[start:start + batch_size] = (d <= fake_radii[None, :]).any(axis=1)
-        fake_covered |= (d <= real_radii[start:start + batch_size, None]).any(axis=0)
+        d = _squared_distances(real[start : start + batch_size], fake)
+        real_covered[start : start + batch_size] = (d <= fake_radii[None, :]).any(axis=1)
+        fake_covered |= (d <= real_radii[start : start + batch_size, None]).any(axis=0)
     return float(fake_covered.mean()), float(real_covered.mean())
 
 
@@ -193,8 +202,9 @@ def kl_from_uniform(shares) -> float:
     """
     shares = np.asarray(shares, np.float64)
     if shares.ndim != 1 or (shares < 0).any() or abs(shares.sum() - 1) > _SUM_TOLERANCE:
-        raise ValueError("shares must be a 1-D array of non-negative shares summing to 1, "
-                         f"got {shares!r}")
+        raise ValueError(
+            f"shares must be a 1-D array of non-negative shares summing to 1, got {shares!r}"
+        )
     present = shares[shares > 0]
     return float(np.sum(present * np.log(present * len(shares))))
 
@@ -223,20 +233,24 @@ def summarize(real_features, fake_features, fake_probs, k: int = 3) -> dict:
       ValueError: a bad array (named), or fake_probs and fake_features row counts differ.
     """
     if len(fake_probs) != len(fake_features):
-        raise ValueError(f"fake_probs has {len(fake_probs)} rows but fake_features has "
-                         f"{len(fake_features)}; pass the same images' outputs")
+        raise ValueError(
+            f"fake_probs has {len(fake_probs)} rows but fake_features has "
+            f"{len(fake_features)}; pass the same images' outputs"
+        )
     precision, recall = precision_recall(real_features, fake_features, k)
     shares = class_shares(fake_probs)
-    return {"frechet_distance": frechet_distance(real_features, fake_features),
-            "classifier_score": classifier_score(fake_probs),
-            "precision": precision, "recall": recall,
-            "class_shares": [float(s) for s in shares],
-            "class_kl": kl_from_uniform(shares),
-            "confident_share": confident_share(fake_probs)}
+    return {
+        "frechet_distance": frechet_distance(real_features, fake_features),
+        "classifier_score": classifier_score(fake_probs),
+        "precision": precision,
+        "recall": recall,
+        "class_shares": [float(s) for s in shares],
+        "class_kl": kl_from_uniform(shares),
+        "confident_share": confident_share(fake_probs),
+    }
 
 
-def per_digit(features, probs, asked, test_features, test_labels,
-              num_classes: int = 10) -> dict:
+def per_digit(features, probs, asked, test_features, test_labels, num_classes: int = 10) -> dict:
     """How well each digit asked for comes out: a class-conditional generator's figures.
 
     Args:
@@ -267,11 +281,14 @@ def per_digit(features, probs, asked, test_features, test_labels,
     _check_same_width("features", features, "test_features", test_features)
     probs = _check_probs("probs", probs)
     if probs.shape != (len(features), num_classes):
-        raise ValueError(f"probs has shape {probs.shape}, expected ({len(features)}, "
-                         f"{num_classes}): a row per row of features, a column per digit")
+        raise ValueError(
+            f"probs has shape {probs.shape}, expected ({len(features)}, "
+            f"{num_classes}): a row per row of features, a column per digit"
+        )
     asked = _digits("asked", asked, len(features), "features", num_classes)
-    test_labels = _digits("test_labels", test_labels, len(test_features), "test_features",
-                          num_classes)
+    test_labels = _digits(
+        "test_labels", test_labels, len(test_features), "test_features", num_classes
+    )
     counts = np.bincount(asked, minlength=num_classes)
     asked_for = [digit for digit in range(num_classes) if counts[digit]]
     shares, distances = [None] * num_classes, [None] * num_classes
@@ -279,24 +296,33 @@ def per_digit(features, probs, asked, test_features, test_labels,
         mine, theirs = asked == digit, test_labels == digit
         for name, rows in (("asked", counts[digit]), ("test_labels", theirs.sum())):
             if rows < 2:
-                raise ValueError(f"digit {digit} has {rows} row(s) in {name}; each digit "
-                                 "asked for needs at least 2 for its Frechet distance")
+                raise ValueError(
+                    f"digit {digit} has {rows} row(s) in {name}; each digit "
+                    "asked for needs at least 2 for its Frechet distance"
+                )
         shares[digit] = float(np.mean(probs[mine].argmax(axis=1) == digit))
         distances[digit] = frechet_distance_from_stats(
-            *gaussian_stats(features[mine]), *gaussian_stats(test_features[theirs]))
-    return {"labelled_as_asked": shares, "intra_class_frechet_distance": distances,
-            "count": [int(count) for count in counts],
-            "min_labelled_as_asked": min(shares[digit] for digit in asked_for),
-            "mean_intra_class_frechet_distance": float(np.mean(
-                [distances[digit] for digit in asked_for]))}
+            *gaussian_stats(features[mine]), *gaussian_stats(test_features[theirs])
+        )
+    return {
+        "labelled_as_asked": shares,
+        "intra_class_frechet_distance": distances,
+        "count": [int(count) for count in counts],
+        "min_labelled_as_asked": min(shares[digit] for digit in asked_for),
+        "mean_intra_class_frechet_distance": float(
+            np.mean([distances[digit] for digit in asked_for])
+        ),
+    }
 
 
 def _digits(name, labels, rows, rows_name, num_classes):
     """labels -> int64 (rows,) in [0, num_classes), or ValueError naming `name`."""
     labels = np.asarray(labels)
     if labels.shape != (rows,):
-        raise ValueError(f"{name} has shape {labels.shape} but {rows_name} has {rows} "
-                         f"rows; pass one digit per row, shape ({rows},)")
+        raise ValueError(
+            f"{name} has shape {labels.shape} but {rows_name} has {rows} "
+            f"rows; pass one digit per row, shape ({rows},)"
+        )
     if not np.issubdtype(labels.dtype, np.integer):
         raise ValueError(f"{name} must hold integer digits, got dtype {labels.dtype}")
     outside = labels[(labels < 0) | (labels >= num_classes)]

@@ -26,16 +26,22 @@ def feature_model(discriminator):
     layer's output as it is), concatenated. A conditional discriminator, which takes
     the digit beside the image, is told none: every digit's share is 1/10, so the
     features hold only what the image says."""
-    hidden = [layer.output for layer in discriminator.layers
-              if isinstance(layer, tf.keras.layers.LeakyReLU)]
+    hidden = [
+        layer.output
+        for layer in discriminator.layers
+        if isinstance(layer, tf.keras.layers.LeakyReLU)
+    ]
     pooled = []
     for activation in hidden:  # (B, H, W, C) -> (B, 4, 4, C): window ceil(H / 4)
         if len(activation.shape) == 2:  # a dense layer's (B, units): kept whole
             pooled.append(activation)
             continue
         window = -(-activation.shape[1] // POOLED)
-        pooled.append(tf.keras.layers.Flatten()(
-            tf.keras.layers.MaxPooling2D(window, padding="same")(activation)))
+        pooled.append(
+            tf.keras.layers.Flatten()(
+                tf.keras.layers.MaxPooling2D(window, padding="same")(activation)
+            )
+        )
     joined = pooled[0] if len(pooled) == 1 else tf.keras.layers.Concatenate()(pooled)
     features = tf.keras.Model(discriminator.inputs, joined, name="discriminator_features")
     classes = model.num_classes(discriminator)
@@ -44,25 +50,32 @@ def feature_model(discriminator):
 
     def features_with_no_digit(images, training=False):
         images = tf.convert_to_tensor(images)
-        return features([images, tf.fill([tf.shape(images)[0], classes], 1.0 / classes)],
-                        training=training)
+        return features(
+            [images, tf.fill([tf.shape(images)[0], classes], 1.0 / classes)],
+            training=training,
+        )
+
     return features_with_no_digit
 
 
-def extract(features_of, images: np.ndarray,
-            batch: int = image_utils.INFERENCE_BATCH) -> np.ndarray:
+def extract(
+    features_of, images: np.ndarray, batch: int = image_utils.INFERENCE_BATCH
+) -> np.ndarray:
     """float32 (N, F) features of uint8 (N, 28, 28) images."""
     return image_utils.in_batches(
         lambda pixels: features_of(image_utils.to_model_range(pixels), training=False),
-        images, batch=batch).astype(np.float32)
+        images,
+        batch=batch,
+    ).astype(np.float32)
 
 
 def balanced_subset(labels: np.ndarray, count: int, seed: int) -> np.ndarray:
     """Indices of `count` examples, count // 10 of each digit, drawn by `seed`."""
     rng = np.random.default_rng(seed)
     per_class = count // 10
-    picks = [rng.choice(np.flatnonzero(labels == digit), per_class, replace=False)
-             for digit in range(10)]
+    picks = [
+        rng.choice(np.flatnonzero(labels == digit), per_class, replace=False) for digit in range(10)
+    ]
     return np.concatenate(picks)
 
 
@@ -86,8 +99,7 @@ def linear_accuracy(train_x, train_y, test_x, test_y, seed: int = 0) -> float:
             logits = x @ weights + bias
             loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits))
             loss += L2 * tf.reduce_sum(tf.square(weights))
-        optimizer.apply_gradients(zip(tape.gradient(loss, [weights, bias]),
-                                      [weights, bias]))
+        optimizer.apply_gradients(zip(tape.gradient(loss, [weights, bias]), [weights, bias]))
 
     for _ in range(STEPS):
         step()
@@ -114,21 +126,38 @@ def run(checkpoint_dir: str, data_dir) -> dict:
         for draw in range(DRAWS):
             pick = balanced_subset(train_labels, count, seed=draw)
             labels = train_labels[pick]
-            results["discriminator"][count].append(linear_accuracy(
-                extract(features_of, train_images[pick]), labels, test_features,
-                test_labels, seed=draw))
-            results["pixels"][count].append(linear_accuracy(
-                image_utils.unit_pixels(train_images[pick]), labels, test_pixels, test_labels, seed=draw))
+            results["discriminator"][count].append(
+                linear_accuracy(
+                    extract(features_of, train_images[pick]),
+                    labels,
+                    test_features,
+                    test_labels,
+                    seed=draw,
+                )
+            )
+            results["pixels"][count].append(
+                linear_accuracy(
+                    image_utils.unit_pixels(train_images[pick]),
+                    labels,
+                    test_pixels,
+                    test_labels,
+                    seed=draw,
+                )
+            )
     return results
 
 
 def format_table(results: dict) -> str:
-    lines = [f"linear classifier, MNIST test accuracy (mean +- sd over {DRAWS} draws "
-             "of the labelled images)",
-             f"{'labelled images':<18}{'discriminator features':>26}{'raw pixels':>16}"]
+    lines = [
+        f"linear classifier, MNIST test accuracy (mean +- sd over {DRAWS} draws "
+        "of the labelled images)",
+        f"{'labelled images':<18}{'discriminator features':>26}{'raw pixels':>16}",
+    ]
     for count in LABELS:
-        cells = [f"{np.mean(results[s][count]):.3f} +- {np.std(results[s][count]):.3f}"
-                 for s in ("discriminator", "pixels")]
+        cells = [
+            f"{np.mean(results[s][count]):.3f} +- {np.std(results[s][count]):.3f}"
+            for s in ("discriminator", "pixels")
+        ]
         lines.append(f"{count:<18}{cells[0]:>26}{cells[1]:>16}")
     lines.append(f"discriminator features per image: {results['features']}")
     return "\n".join(lines)

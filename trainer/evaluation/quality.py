@@ -10,19 +10,26 @@ from trainer.errors import TrainerError
 from trainer.evaluation import classifier, metrics
 
 
-def draw(generator, count: int, latent_dim: int, seed: int,
-         distribution: str = "normal") -> np.ndarray:
+def draw(
+    generator, count: int, latent_dim: int, seed: int, distribution: str = "normal"
+) -> np.ndarray:
     """All of sample.generate's batches as one uint8 (count, 28, 28) array."""
-    return np.concatenate(list(sample.generate(generator, count, latent_dim, seed,
-                                               distribution)))
+    return np.concatenate(list(sample.generate(generator, count, latent_dim, seed, distribution)))
 
 
 class QualityProbe:
     """Frechet distance and classifier score of a generator, cheap enough to run every
     epoch: the test set's statistics are computed once, the noise is fixed."""
 
-    def __init__(self, judge, test_images: np.ndarray, num_samples: int, latent_dim: int,
-                 seed: int, distribution: str = "normal"):
+    def __init__(
+        self,
+        judge,
+        test_images: np.ndarray,
+        num_samples: int,
+        latent_dim: int,
+        seed: int,
+        distribution: str = "normal",
+    ):
         self._judge = judge
         test_features, _ = judge(test_images)
         self._test_stats = metrics.gaussian_stats(test_features)
@@ -34,15 +41,22 @@ class QualityProbe:
         (drawing every digit equally often) "labelled_as_asked": the smallest share,
         over the digits, of samples the classifier labels as the digit asked for."""
         features, probs = self._judge(
-            draw(generator, self._count, self._latent_dim, self._seed, self._distribution))
-        figures = {"frechet_distance": metrics.frechet_distance_from_stats(
-                       *metrics.gaussian_stats(features), *self._test_stats),
-                   "classifier_score": metrics.classifier_score(probs)}
+            draw(generator, self._count, self._latent_dim, self._seed, self._distribution)
+        )
+        figures = {
+            "frechet_distance": metrics.frechet_distance_from_stats(
+                *metrics.gaussian_stats(features), *self._test_stats
+            ),
+            "classifier_score": metrics.classifier_score(probs),
+        }
         if model.num_classes(generator):
             asked = sample.balanced_labels(self._count)
-            figures["labelled_as_asked"] = float(min(
-                np.mean(np.argmax(probs[asked == digit], axis=1) == digit)
-                for digit in np.unique(asked)))
+            figures["labelled_as_asked"] = float(
+                min(
+                    np.mean(np.argmax(probs[asked == digit], axis=1) == digit)
+                    for digit in np.unique(asked)
+                )
+            )
         return figures
 
 
@@ -57,5 +71,11 @@ def probe_for(config):
     except TrainerError as err:
         logging.warning("no quality figures in TensorBoard: %s", err)
         return None
-    return QualityProbe(judge, test_images, config.eval_samples, config.latent_dim,
-                        config.seed, config.latent_distribution)
+    return QualityProbe(
+        judge,
+        test_images,
+        config.eval_samples,
+        config.latent_dim,
+        config.seed,
+        config.latent_distribution,
+    )

@@ -35,9 +35,12 @@ THROUGHPUT_CYCLES, THROUGHPUT_REPEATS = 8, 3  # R1 cycles per timing, timings ke
 SAMPLE_COUNT = 10_000
 
 
-def train_images_per_sec(config: TrainConfig, images: np.ndarray,
-                         cycles: int = THROUGHPUT_CYCLES,
-                         repeats: int = THROUGHPUT_REPEATS) -> float:
+def train_images_per_sec(
+    config: TrainConfig,
+    images: np.ndarray,
+    cycles: int = THROUGHPUT_CYCLES,
+    repeats: int = THROUGHPUT_REPEATS,
+) -> float:
     """Steady-state training throughput: the real step and input pipeline, timed over
     whole R1 cycles after both compiled variants of the step have run; the best of
     `repeats` timings, so a burst of other work on the machine does not count."""
@@ -45,18 +48,28 @@ def train_images_per_sec(config: TrainConfig, images: np.ndarray,
     return max(timed() for _ in range(repeats))
 
 
-def throughput_timer(config: TrainConfig, images: np.ndarray,
-                     cycles: int = THROUGHPUT_CYCLES, labels: np.ndarray = None):
+def throughput_timer(
+    config: TrainConfig,
+    images: np.ndarray,
+    cycles: int = THROUGHPUT_CYCLES,
+    labels: np.ndarray = None,
+):
     """Builds and compiles the training step of `config`; returns a function that
     trains `cycles` R1 cycles and gives their images/s. `labels`, the images' digits,
     for a conditional config."""
     state = checkpoints.build_state(config)
     labels = labels if config.conditional else None
-    step = train.make_train_step(state, config, pair_bounds=train.pair_bounds_for(
-        config, images, labels))
+    step = train.make_train_step(
+        state, config, pair_bounds=train.pair_bounds_for(config, images, labels)
+    )
     interval = config.r1_interval
-    batches = (batch for epoch in itertools.count() for batch in data.epoch_batches(
-        images, config.batch_size, config.seed, epoch, labels=labels))
+    batches = (
+        batch
+        for epoch in itertools.count()
+        for batch in data.epoch_batches(
+            images, config.batch_size, config.seed, epoch, labels=labels
+        )
+    )
 
     def run_step(regularize):
         real, digits = next(batches)  # digits None for an unconditional config
@@ -88,21 +101,47 @@ def sampling_images_per_sec(checkpoint_dir: str, count: int = None) -> dict:
     return {"sample_images_per_sec": count / seconds, "sample_seconds": seconds}
 
 
-def benchmark(data_dir, checkpoint_dir: str, train_steps: int, machine,
-              cycles: int = THROUGHPUT_CYCLES, repeats: int = THROUGHPUT_REPEATS) -> dict:
+def benchmark(
+    data_dir,
+    checkpoint_dir: str,
+    train_steps: int,
+    machine,
+    cycles: int = THROUGHPUT_CYCLES,
+    repeats: int = THROUGHPUT_REPEATS,
+) -> dict:
     """Every figure of the default table; see the module docstring. `machine` is the
     trainer.hardware.Hardware the figures are measured on; `cycles` and `repeats` as for
     train_images_per_sec."""
     config = resolved(machine, data_dir=data_dir)
-    results = {**describe(machine), "cores": os.cpu_count(), "tensorflow": tf.__version__,
-               "batch_size": config.batch_size, "precision": config.compute_precision}
+    results = {
+        **describe(machine),
+        "cores": os.cpu_count(),
+        "tensorflow": tf.__version__,
+        "batch_size": config.batch_size,
+        "precision": config.compute_precision,
+    }
     with tempfile.TemporaryDirectory() as folder:
         results["sample16_seconds"] = run_child(
-            ["--sample", "16", "--checkpoint-dir", checkpoint_dir,
-             "--sample-dir", os.path.join(folder, "s16")])["seconds"]
-        child = run_child(["--train-steps", str(train_steps), "--checkpoint-dir",
-                           os.path.join(folder, "ckpt"), "--log-dir",
-                           os.path.join(folder, "log")] + data_flag(data_dir))
+            [
+                "--sample",
+                "16",
+                "--checkpoint-dir",
+                checkpoint_dir,
+                "--sample-dir",
+                os.path.join(folder, "s16"),
+            ]
+        )["seconds"]
+        child = run_child(
+            [
+                "--train-steps",
+                str(train_steps),
+                "--checkpoint-dir",
+                os.path.join(folder, "ckpt"),
+                "--log-dir",
+                os.path.join(folder, "log"),
+            ]
+            + data_flag(data_dir)
+        )
         results["train_peak_rss_mb"] = child["peak_rss_mb"]
     images, _ = data.load_mnist(data_dir, "train")
     flops = train_flops_per_image(config)
@@ -114,7 +153,9 @@ def benchmark(data_dir, checkpoint_dir: str, train_steps: int, machine,
     results["peak_fraction"] = results["achieved_gflops"] / results["peak_gflops"]
     results["bfloat16_peak_fraction"] = (
         results["achieved_gflops"] / results["peak_bfloat16_gflops"]
-        if results["peak_bfloat16_gflops"] else None)
+        if results["peak_bfloat16_gflops"]
+        else None
+    )
     results.update(sampling_images_per_sec(checkpoint_dir))
     return results
 
@@ -139,14 +180,17 @@ VARIANTS = [
     ("batch 128", {"batch_size": 128}),
     ("batch 256", {"batch_size": 256}),
     ("--conditional (both terms)", {"conditional": True, **CONDITIONAL_DEFAULTS}),
-    ("--conditional --mismatch 0", {"conditional": True, **CONDITIONAL_DEFAULTS,
-                                    "mismatch": 0.0}),
+    (
+        "--conditional --mismatch 0",
+        {"conditional": True, **CONDITIONAL_DEFAULTS, "mismatch": 0.0},
+    ),
     ("--conditional --mismatch 0 --mode-seeking 0", {"conditional": True}),
 ]
 
 
-def variants(data_dir, machine, repeats: int = THROUGHPUT_REPEATS,
-             cycles: int = THROUGHPUT_CYCLES) -> list:
+def variants(
+    data_dir, machine, repeats: int = THROUGHPUT_REPEATS, cycles: int = THROUGHPUT_CYCLES
+) -> list:
     """Steady-state training images/s of each VARIANTS entry on `machine` (a
     trainer.hardware.Hardware), in one process: timed round-robin `repeats` times, each
     variant's best, so that a slow spell of the machine cannot favour one variant over
@@ -154,27 +198,41 @@ def variants(data_dir, machine, repeats: int = THROUGHPUT_REPEATS,
     images, labels = data.load_mnist(data_dir, "train")
     # bfloat16 variants are left out where its kernels fail (they would abort the run).
     bfloat16_fails = hardware.bfloat16_kernels_fail(machine)
-    runnable = [(label, config) for label, config in (
-        (label, resolved(machine, **changes)) for label, changes in VARIANTS)
-        if not (bfloat16_fails and config.compute_precision == "bfloat16")]
+    runnable = [
+        (label, config)
+        for label, config in ((label, resolved(machine, **changes)) for label, changes in VARIANTS)
+        if not (bfloat16_fails and config.compute_precision == "bfloat16")
+    ]
     configs = [config for _, config in runnable]
     timers = [throughput_timer(config, images, cycles, labels) for config in configs]
     best = [0.0] * len(timers)
     for round_ in range(repeats):
         for index, timed in enumerate(timers):
             best[index] = max(best[index], timed())
-        logging.info("round %d/%d: %s", round_ + 1, repeats,
-                     ", ".join(f"{rate:.0f}" for rate in best))
-    return [{"variant": label, "train_images_per_sec": rate,
-             "achieved_gflops": rate * train_flops_per_image(config)["train"] / 1e9,
-             "vs_defaults": rate / best[0]}
-            for (label, _), config, rate in zip(runnable, configs, best)]
+        logging.info(
+            "round %d/%d: %s",
+            round_ + 1,
+            repeats,
+            ", ".join(f"{rate:.0f}" for rate in best),
+        )
+    return [
+        {
+            "variant": label,
+            "train_images_per_sec": rate,
+            "achieved_gflops": rate * train_flops_per_image(config)["train"] / 1e9,
+            "vs_defaults": rate / best[0],
+        }
+        for (label, _), config, rate in zip(runnable, configs, best)
+    ]
 
 
 def format_variants(rows: list) -> str:
     lines = [f"{'variant':<36}{'images/s':>10}{'GFLOP/s':>9}{'x defaults':>12}"]
-    lines += [f"{r['variant']:<36}{r['train_images_per_sec']:>10.0f}"
-              f"{r['achieved_gflops']:>9.1f}{r['vs_defaults']:>12.2f}" for r in rows]
+    lines += [
+        f"{r['variant']:<36}{r['train_images_per_sec']:>10.0f}"
+        f"{r['achieved_gflops']:>9.1f}{r['vs_defaults']:>12.2f}"
+        for r in rows
+    ]
     return "\n".join(lines)
 
 
@@ -190,10 +248,13 @@ def describe(machine) -> dict:
     """The figures' hardware: CPU, the flags that matter, the oneDNN cap, and what
     --precision auto chose there and why."""
     precision, reason, _ = hardware.choose_precision("auto", machine)
-    return {"cpu": machine.cpu_name,
-            "cpu_flags": [flag for flag in FLAGS_SHOWN if flag in machine.cpu_flags],
-            "onednn_max_cpu_isa": machine.isa_cap, "auto_precision": precision,
-            "auto_reason": reason}
+    return {
+        "cpu": machine.cpu_name,
+        "cpu_flags": [flag for flag in FLAGS_SHOWN if flag in machine.cpu_flags],
+        "onednn_max_cpu_isa": machine.isa_cap,
+        "auto_precision": precision,
+        "auto_reason": reason,
+    }
 
 
 TABLE = [  # (key, label, format)
@@ -213,15 +274,20 @@ TABLE = [  # (key, label, format)
 def format_machine(results: dict) -> str:
     """Two lines: the CPU and its flags, then what --precision auto chose and why."""
     cap = results["onednn_max_cpu_isa"]
-    return (f"{results['cpu']}, {results['cores']} cores, flags: "
-            f"{' '.join(results['cpu_flags']) or 'none of ' + ' '.join(FLAGS_SHOWN)}"
-            f"{f', ONEDNN_MAX_CPU_ISA={cap}' if cap else ''}\n"
-            f"--precision auto: {results['auto_precision']} ({results['auto_reason']})")
+    return (
+        f"{results['cpu']}, {results['cores']} cores, flags: "
+        f"{' '.join(results['cpu_flags']) or 'none of ' + ' '.join(FLAGS_SHOWN)}"
+        f"{f', ONEDNN_MAX_CPU_ISA={cap}' if cap else ''}\n"
+        f"--precision auto: {results['auto_precision']} ({results['auto_reason']})"
+    )
 
 
 def format_table(results: dict) -> str:
-    lines = [format_machine(results), f"TensorFlow {results['tensorflow']}, batch "
-             f"{results['batch_size']}, {results['precision']}"]
+    lines = [
+        format_machine(results),
+        f"TensorFlow {results['tensorflow']}, batch "
+        f"{results['batch_size']}, {results['precision']}",
+    ]
     lines += [f"{label:<40}{_shown(fmt, results[key]):>12}" for key, label, fmt in TABLE]
     return "\n".join(lines)
 
@@ -236,58 +302,102 @@ def _measure(args, machine) -> dict:
     figures."""
     results = {**describe(machine), "cores": os.cpu_count()}
     if args.variants:
-        results.update(peak_gflops=matmul_peak_gflops("float32"),
-                       peak_bfloat16_gflops=bfloat16_peak_gflops(machine),
-                       variants=variants(args.data_dir, machine, args.repeats,
-                                         args.cycles))
+        results.update(
+            peak_gflops=matmul_peak_gflops("float32"),
+            peak_bfloat16_gflops=bfloat16_peak_gflops(machine),
+            variants=variants(args.data_dir, machine, args.repeats, args.cycles),
+        )
         print(format_machine(results))
-        print(f"matmul peaks: float32 {results['peak_gflops']:.1f} GFLOP/s, bfloat16 "
-              f"{_shown('{:.1f}', results['peak_bfloat16_gflops'])} GFLOP/s")
+        print(
+            f"matmul peaks: float32 {results['peak_gflops']:.1f} GFLOP/s, bfloat16 "
+            f"{_shown('{:.1f}', results['peak_bfloat16_gflops'])} GFLOP/s"
+        )
         print(format_variants(results["variants"]))
     elif args.time_to_quality:
         with tempfile.TemporaryDirectory() as folder:
-            results.update(time_to_quality.measure(
-                args.data_dir, args.time_to_quality, args.output_dir or folder))
+            results.update(
+                time_to_quality.measure(
+                    args.data_dir, args.time_to_quality, args.output_dir or folder
+                )
+            )
         print(format_machine(results))
         print(time_to_quality.format_table(results))
     else:
-        results = benchmark(args.data_dir, args.checkpoint_dir, args.train_steps, machine,
-                            args.cycles, args.repeats)
+        results = benchmark(
+            args.data_dir,
+            args.checkpoint_dir,
+            args.train_steps,
+            machine,
+            args.cycles,
+            args.repeats,
+        )
         print(format_table(results))
     return results
 
 
 def main(argv=None) -> int:
     cli.setup_logging()
-    parser = argparse.ArgumentParser(prog="python -m trainer.tools.bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m trainer.tools.bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--data-dir", help="MNIST folder, as for trainer.task")
-    parser.add_argument("--checkpoint-dir", default=TrainConfig.checkpoint_dir,
-                        help="model sampled from (default: the shipped model)")
-    parser.add_argument("--train-steps", type=int, default=300,
-                        help="steps of the training run whose peak memory is measured")
-    parser.add_argument("--time-to-quality", type=float, metavar="MINUTES",
-                        help="instead: train from scratch for MINUTES with the README's "
-                        "command and report when the Frechet distance fell below 30x, "
-                        "10x and 2x the real-data floor")
-    parser.add_argument("--variants", action="store_true", help="instead: training "
-                        "images/s of each speed option (precision, XLA, R1 cadence, "
-                        "batch size) beside the defaults")
-    parser.add_argument("--cycles", type=int, default=THROUGHPUT_CYCLES, help="R1 cycles "
-                        "(16 steps at the defaults) in each throughput timing (default: "
-                        "%(default)s)")
-    parser.add_argument("--repeats", type=int, default=THROUGHPUT_REPEATS, help="timings "
-                        "of each throughput figure, the best kept (default: %(default)s)")
-    parser.add_argument("--output-dir", help="with --time-to-quality: keep the run's "
-                        "checkpoints (DIR/ckpt) and summaries (DIR/log) there, resumable")
+    parser.add_argument(
+        "--checkpoint-dir",
+        default=TrainConfig.checkpoint_dir,
+        help="model sampled from (default: the shipped model)",
+    )
+    parser.add_argument(
+        "--train-steps",
+        type=int,
+        default=300,
+        help="steps of the training run whose peak memory is measured",
+    )
+    parser.add_argument(
+        "--time-to-quality",
+        type=float,
+        metavar="MINUTES",
+        help="instead: train from scratch for MINUTES with the README's "
+        "command and report when the Frechet distance fell below 30x, "
+        "10x and 2x the real-data floor",
+    )
+    parser.add_argument(
+        "--variants",
+        action="store_true",
+        help="instead: training "
+        "images/s of each speed option (precision, XLA, R1 cadence, "
+        "batch size) beside the defaults",
+    )
+    parser.add_argument(
+        "--cycles",
+        type=int,
+        default=THROUGHPUT_CYCLES,
+        help="R1 cycles "
+        "(16 steps at the defaults) in each throughput timing (default: "
+        "%(default)s)",
+    )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=THROUGHPUT_REPEATS,
+        help="timings of each throughput figure, the best kept (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--output-dir",
+        help="with --time-to-quality: keep the run's "
+        "checkpoints (DIR/ckpt) and summaries (DIR/log) there, resumable",
+    )
     args = parser.parse_args(argv)
     for name in ("cycles", "repeats", "train_steps"):
         if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1, got "
-                         f"{getattr(args, name)}")
+            parser.error(
+                f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}"
+            )
     if args.time_to_quality is not None and not args.time_to_quality > 0:
-        parser.error(f"--time-to-quality must be a positive number of minutes, got "
-                     f"{args.time_to_quality}")
+        parser.error(
+            f"--time-to-quality must be a positive number of minutes, got {args.time_to_quality}"
+        )
     machine = hardware.detect(os.environ)
     try:
         results = _measure(args, machine)

@@ -23,9 +23,11 @@ def run_child(args: list, timeout: float = None, show_log: bool = False) -> dict
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if show_log else None
     try:
         with tempfile.TemporaryFile() as errors:
-            proc = subprocess.Popen([sys.executable, "-m", "trainer.task", *args],
-                                    stdout=subprocess.DEVNULL,
-                                    stderr=None if show_log else errors)
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "trainer.task", *args],
+                stdout=subprocess.DEVNULL,
+                stderr=None if show_log else errors,
+            )
             interrupted = False
             while True:
                 pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
@@ -42,14 +44,16 @@ def run_child(args: list, timeout: float = None, show_log: bool = False) -> dict
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
     if proc.returncode not in (0, 130):
-        raise TrainerError(f"`python -m trainer.task {' '.join(args)}` failed "
-                           f"(exit {proc.returncode}): {stderr[-500:]}")
-    return {"seconds": time.perf_counter() - start,
-            "peak_rss_mb": usage.ru_maxrss / 1024}  # Linux reports kilobytes
+        raise TrainerError(
+            f"`python -m trainer.task {' '.join(args)}` failed "
+            f"(exit {proc.returncode}): {stderr[-500:]}"
+        )
+    return {
+        "seconds": time.perf_counter() - start,
+        "peak_rss_mb": usage.ru_maxrss / 1024,
+    }  # Linux reports kilobytes
 
 
 def data_flag(data_dir) -> list:
     """["--data-dir", data_dir], or nothing for the Keras cache."""
     return ["--data-dir", data_dir] if data_dir else []
-
-

@@ -53,18 +53,28 @@ def train_flops_per_image(config: TrainConfig) -> dict:
       R1 every r1_interval steps: D forward, input gradient, and the backward of
         that gradient (twice the first), about          4 F_D / r1_interval
     """
-    g = layer_flops(model.generator_for(config.arch, config.latent_dim,
-                                        config.generator_width,
-                                        depth=config.generator_depth))
-    d = layer_flops(model.discriminator_for(config.arch, config.discriminator_width,
-                                            depth=config.discriminator_depth))
+    g = layer_flops(
+        model.generator_for(
+            config.arch,
+            config.latent_dim,
+            config.generator_width,
+            depth=config.generator_depth,
+        )
+    )
+    d = layer_flops(
+        model.discriminator_for(
+            config.arch, config.discriminator_width, depth=config.discriminator_depth
+        )
+    )
     r1 = 4 * d / config.r1_interval if config.r1_gamma > 0 else 0
-    return {"generator_forward": g, "discriminator_forward": d,
-            "train": int(3 * g + 7 * d + r1)}
+    return {
+        "generator_forward": g,
+        "discriminator_forward": d,
+        "train": int(3 * g + 7 * d + r1),
+    }
 
 
-def matmul_peak_gflops(dtype: str = "float32", size: int = None,
-                       seconds: float = None) -> float:
+def matmul_peak_gflops(dtype: str = "float32", size: int = None, seconds: float = None) -> float:
     """Best GFLOP/s of a size x size (default MATMUL_SIZE) matmul through TensorFlow
     over ~`seconds` (default PEAK_SECONDS)."""
     size, seconds = size or MATMUL_SIZE, seconds or PEAK_SECONDS
@@ -78,7 +88,5 @@ def matmul_peak_gflops(dtype: str = "float32", size: int = None,
         for _ in range(4):
             result = matmul(a, b)
         result.numpy()
-        best = max(best, 4 * 2 * size ** 3 / (time.perf_counter() - start) / 1e9)
+        best = max(best, 4 * 2 * size**3 / (time.perf_counter() - start) / 1e9)
     return best
-
-

@@ -28,10 +28,21 @@ REPEATS = 3  # timings per figure, the best kept
 def profile(config: TrainConfig, steps: int = 10) -> list:
     """One row per conv/dense layer of `config`'s networks: {"layer", "shape",
     "forward_ms", "train_ms", "forward_gflops", "train_gflops"} at config.batch_size."""
-    nets = [model.generator_for(config.arch, config.latent_dim, config.generator_width,
-                                config.compute_precision, config.generator_depth),
-            model.discriminator_for(config.arch, config.discriminator_width,
-                                    config.compute_precision, config.discriminator_depth)]
+    nets = [
+        model.generator_for(
+            config.arch,
+            config.latent_dim,
+            config.generator_width,
+            config.compute_precision,
+            config.generator_depth,
+        ),
+        model.discriminator_for(
+            config.arch,
+            config.discriminator_width,
+            config.compute_precision,
+            config.discriminator_depth,
+        ),
+    ]
     rows = []
     for net in nets:
         for layer in net.layers:
@@ -39,15 +50,21 @@ def profile(config: TrainConfig, steps: int = 10) -> list:
             if flops is None:
                 continue
             flops *= config.batch_size
-            x = tf.cast(tf.random.normal([config.batch_size, *layer.input.shape[1:]]),
-                        layer.compute_dtype)
+            x = tf.cast(
+                tf.random.normal([config.batch_size, *layer.input.shape[1:]]),
+                layer.compute_dtype,
+            )
             forward_s, train_s = _time_layer(layer, x, steps)
-            rows.append({"layer": f"{net.name}/{layer.name}",
-                         "shape": f"{tuple(layer.input.shape[1:])} -> "
-                                  f"{tuple(layer.output.shape[1:])}",
-                         "forward_ms": forward_s * 1e3, "train_ms": train_s * 1e3,
-                         "forward_gflops": flops / forward_s / 1e9,
-                         "train_gflops": 3 * flops / train_s / 1e9})
+            rows.append(
+                {
+                    "layer": f"{net.name}/{layer.name}",
+                    "shape": f"{tuple(layer.input.shape[1:])} -> {tuple(layer.output.shape[1:])}",
+                    "forward_ms": forward_s * 1e3,
+                    "train_ms": train_s * 1e3,
+                    "forward_gflops": flops / forward_s / 1e9,
+                    "train_gflops": 3 * flops / train_s / 1e9,
+                }
+            )
     return rows
 
 
@@ -81,23 +98,27 @@ def _time_layer(layer, x, steps: int):
 
 
 def format_rows(rows: list) -> str:
-    lines = [f"{'layer':<34}{'shape':<32}{'fwd ms':>8}{'GFLOP/s':>9}{'train ms':>10}"
-             f"{'GFLOP/s':>9}"]
-    lines += [f"{r['layer']:<34}{r['shape']:<32}{r['forward_ms']:>8.2f}"
-              f"{r['forward_gflops']:>9.1f}{r['train_ms']:>10.2f}{r['train_gflops']:>9.1f}"
-              for r in rows]
-    lines.append(f"{'total':<66}{sum(r['forward_ms'] for r in rows):>8.2f}{'':>9}"
-                 f"{sum(r['train_ms'] for r in rows):>10.2f}")
+    lines = [f"{'layer':<34}{'shape':<32}{'fwd ms':>8}{'GFLOP/s':>9}{'train ms':>10}{'GFLOP/s':>9}"]
+    lines += [
+        f"{r['layer']:<34}{r['shape']:<32}{r['forward_ms']:>8.2f}"
+        f"{r['forward_gflops']:>9.1f}{r['train_ms']:>10.2f}{r['train_gflops']:>9.1f}"
+        for r in rows
+    ]
+    lines.append(
+        f"{'total':<66}{sum(r['forward_ms'] for r in rows):>8.2f}{'':>9}"
+        f"{sum(r['train_ms'] for r in rows):>10.2f}"
+    )
     return "\n".join(lines)
 
 
 def main(argv=None) -> int:
     cli.setup_logging()
-    parser = argparse.ArgumentParser(prog="python -m trainer.tools.layer_profile",
-                                     description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--precision", default="auto", choices=("auto", "bfloat16",
-                                                                "float32"))
+    parser = argparse.ArgumentParser(
+        prog="python -m trainer.tools.layer_profile",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--precision", default="auto", choices=("auto", "bfloat16", "float32"))
     parser.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
     args = parser.parse_args(argv)
     if args.batch_size < 1:
@@ -105,8 +126,10 @@ def main(argv=None) -> int:
     machine = hardware.detect(os.environ)
     config = bench.resolved(machine, precision=args.precision, batch_size=args.batch_size)
     print(bench.format_machine({**bench.describe(machine), "cores": os.cpu_count()}))
-    print(f"batch {config.batch_size}, {config.compute_precision}; float32 matmul peak "
-          f"{flop_counts.matmul_peak_gflops('float32'):.1f} GFLOP/s")
+    print(
+        f"batch {config.batch_size}, {config.compute_precision}; float32 matmul peak "
+        f"{flop_counts.matmul_peak_gflops('float32'):.1f} GFLOP/s"
+    )
     print(format_rows(profile(config)))
     return 0
 

@@ -31,29 +31,45 @@ CASES = [
     ("mid-epoch, SIGTERM", signal.SIGTERM, [], r"step 200/", 0),
     ("under load (2 busy processes)", signal.SIGINT, [], r"step 200/", 2),
     # A checkpoint every step: most of the run's time is spent writing them.
-    ("during a checkpoint write", signal.SIGINT, ["--checkpoint-freq", "1"],
-     r"saved checkpoint .*ckpt-100$", 0),
+    (
+        "during a checkpoint write",
+        signal.SIGINT,
+        ["--checkpoint-freq", "1"],
+        r"saved checkpoint .*ckpt-100$",
+        0,
+    ),
     # The log line of an epoch's last step comes just before its quality probe, grid
     # and checkpoint.
-    ("at an epoch boundary", signal.SIGINT, ["--log-freq", str(EPOCH_STEPS)],
-     rf"step {EPOCH_STEPS}/", 0),
+    (
+        "at an epoch boundary",
+        signal.SIGINT,
+        ["--log-freq", str(EPOCH_STEPS)],
+        rf"step {EPOCH_STEPS}/",
+        0,
+    ),
 ]
 
 
 def measure(name, signum, flags, wait_for, hogs, data_dir, folder) -> dict:
     """Runs one case; returns its latency and what was saved."""
     ckpt = os.path.join(folder, name.replace(" ", "_").replace(",", ""))
-    command = [sys.executable, "-m", "trainer.task", "--checkpoint-dir", ckpt,
-               "--log-dir", ckpt + "-log", *flags] + (
-                   ["--data-dir", data_dir] if data_dir else [])
+    command = [
+        sys.executable,
+        "-m",
+        "trainer.task",
+        "--checkpoint-dir",
+        ckpt,
+        "--log-dir",
+        ckpt + "-log",
+        *flags,
+    ] + (["--data-dir", data_dir] if data_dir else [])
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
     busy = []
     try:
         for line in process.stderr:
             if re.search(wait_for, line.rstrip()):
                 break
-        busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
-                for _ in range(hogs)]
+        busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(hogs)]
         if hogs:
             time.sleep(2)  # let the load bite
         sent = time.perf_counter()
@@ -69,19 +85,28 @@ def measure(name, signum, flags, wait_for, hogs, data_dir, folder) -> dict:
             process.kill()
     stopped = re.search(r"stopped by SIG\w+ at step (\d+)", rest)
     if not stopped:
-        raise TrainerError(f"case {name!r}: the run did not report a stop "
-                           f"(exit {code}): {rest[-400:]}")
+        raise TrainerError(
+            f"case {name!r}: the run did not report a stop (exit {code}): {rest[-400:]}"
+        )
     step = int(stopped.group(1))
     newest = checkpoints.checkpoint_prefixes(ckpt)[0]
-    return {"case": name, "seconds": seconds, "exit_code": code, "stopped_at_step": step,
-            "saved": newest.endswith(f"ckpt-{step}"), "newest_checkpoint": newest}
+    return {
+        "case": name,
+        "seconds": seconds,
+        "exit_code": code,
+        "stopped_at_step": step,
+        "saved": newest.endswith(f"ckpt-{step}"),
+        "newest_checkpoint": newest,
+    }
 
 
 def main(argv=None) -> int:
     cli.setup_logging()
-    parser = argparse.ArgumentParser(prog="python -m trainer.tools.stop_latency",
-                                     description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m trainer.tools.stop_latency",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--data-dir", help="MNIST folder, as for trainer.task")
     args = parser.parse_args(argv)
     rows = []
@@ -94,8 +119,10 @@ def main(argv=None) -> int:
         return cli.fail(err)
     print(f"{'case':<34}{'seconds':>8}{'exit':>6}{'step':>7}  saved")
     for row in rows:
-        print(f"{row['case']:<34}{row['seconds']:>8.2f}{row['exit_code']:>6}"
-              f"{row['stopped_at_step']:>7}  {'yes' if row['saved'] else 'NO'}")
+        print(
+            f"{row['case']:<34}{row['seconds']:>8.2f}{row['exit_code']:>6}"
+            f"{row['stopped_at_step']:>7}  {'yes' if row['saved'] else 'NO'}"
+        )
     print(json.dumps(rows))
     return 0 if all(row["saved"] for row in rows) else 1
 
