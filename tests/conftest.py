@@ -52,6 +52,21 @@ def mnist_subset():
     return images[:640]
 
 
+@pytest.fixture(scope="module")
+def tiny_trained(tmp_path_factory):
+    """A tiny run's checkpoint folder, trained once for each test module that asks (its
+    tests only read it): test_sample, test_generation and test_loaders."""
+    from trainer import train
+
+    # The DCGAN paper's generator rate: at the default 1e-3 the 4-channel generator can
+    # saturate within its 6 steps and draw one picture for every z.
+    config = helpers.replace(
+        helpers.tiny_config(tmp_path_factory.mktemp("trained")), learning_rate=2e-4
+    )
+    train.run(config, images=helpers.blob_images())
+    return config
+
+
 @pytest.fixture
 def tiny_config(tmp_path):
     """helpers.tiny_config in this test's own folder."""

@@ -8,7 +8,7 @@ import pytest
 from helpers import blob_images, replace, tiny_config
 from PIL import Image
 
-from trainer import checkpoints, flags, interpolate, model, sample, task, train
+from trainer import flags, generation, interpolate, loaders, model, sample, task, train
 from trainer.errors import TrainerError
 
 
@@ -39,10 +39,10 @@ def pixels(paths):
 
 def drawn(config, labels, seed=0):
     """What the sampler's generator draws for `labels` with --seed `seed`."""
-    generator, saved = checkpoints.load_sampler(config.checkpoint_dir)
+    generator, saved = loaders.load_sampler(config.checkpoint_dir)
     return np.concatenate(
         list(
-            sample.generate(
+            generation.generate(
                 generator, len(labels), saved.latent_dim, seed, labels=np.asarray(labels)
             )
         )
@@ -80,7 +80,7 @@ def test_without_digit_every_digit_gets_an_equal_share_and_a_grid_row(trained, t
 
 def test_balanced_labels_share_every_count_out_as_evenly_as_possible():
     for count in (1, 9, 10, 64, 1000, 1003):
-        labels = sample.balanced_labels(count)
+        labels = generation.balanced_labels(count)
         shares = np.bincount(labels, minlength=10)
         assert len(labels) == count and shares.max() - shares.min() <= (count % 10 > 0)
         assert (np.diff(labels) >= 0).all()
@@ -161,7 +161,7 @@ def test_walks_between_digits_hold_z_and_walks_between_z_hold_the_digit(trained,
         "interpolation.png",
         "interpolation_digits.png",
     ]
-    generator, config = checkpoints.load_sampler(trained.checkpoint_dir)
+    generator, config = loaders.load_sampler(trained.checkpoint_dir)
     starts, ends = interpolate.endpoints(3, config.latent_dim, 4)
     fixed, (first, last) = interpolate.walk_digits(3, seed=4)
     np.testing.assert_array_equal(fixed, [0, 1, 2])
@@ -211,7 +211,7 @@ def test_interpolate_digit_walks_that_digit_and_starts_every_digit_walk_there(tr
 
 
 def test_conditional_and_unconditional_sampling_share_one_path(trained):
-    generator, _ = checkpoints.load_sampler(trained.checkpoint_dir)
+    generator, _ = loaders.load_sampler(trained.checkpoint_dir)
     assert model.num_classes(generator) == 10
-    assert sample.labels_for(generator, 3, None, "x").tolist() == [0, 1, 2]
-    assert sample.labels_for(generator, 3, 5, "x").tolist() == [5, 5, 5]
+    assert generation.labels_for(generator, 3, None, "x").tolist() == [0, 1, 2]
+    assert generation.labels_for(generator, 3, 5, "x").tolist() == [5, 5, 5]

@@ -7,7 +7,7 @@ import subprocess
 import pytest
 from helpers import replace
 
-from trainer import checkpoints, sample, train
+from trainer import checkpoints, loaders, sample, train
 from trainer.errors import TrainerError
 
 pytestmark = pytest.mark.slow  # real full disks
@@ -61,7 +61,7 @@ def test_full_disk_stops_training_with_the_reason_and_keeps_the_last_checkpoint(
     ):
         train.run(replace(config, continue_train=True, train_steps=12), images=blob_images)
     assert checkpoints.checkpoint_prefixes(config.checkpoint_dir)[0].endswith("ckpt-4")
-    checkpoints.load_sampler(config.checkpoint_dir)  # still loads
+    loaders.load_sampler(config.checkpoint_dir)  # still loads
     os.remove(small_disk / "filler")  # space again: the run resumes from step 4
     result = train.run(replace(config, continue_train=True, train_steps=12), images=blob_images)
     assert result["step"] == 12

@@ -16,7 +16,7 @@ import pytest
 import tensorflow as tf
 from helpers import REPO, slow
 
-from trainer import checkpoints, distribute
+from trainer import distribute, train_state
 from trainer.errors import TrainerError
 
 TWO_WORKERS = json.dumps(
@@ -116,7 +116,7 @@ def test_the_state_has_optimizer_slots_and_synchronized_batch_norm_before_any_st
     # Adam creating its slots inside the first strategy.run fails under
     # MirroredStrategy (keras-team/keras#23085): they must exist before it.
     with tf.distribute.MirroredStrategy(["/cpu:0"]).scope():
-        state = checkpoints.build_state(tiny_config)
+        state = train_state.build_state(tiny_config)
     for optimizer, net in (
         (state.g_optimizer, state.generator),
         (state.d_optimizer, state.discriminator),

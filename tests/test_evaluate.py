@@ -330,7 +330,7 @@ def test_conditional_checkpoint_is_judged_digit_by_digit(tiny_config, blob_image
     train.run(config, images=blob_images, labels=(np.arange(160) % 10).astype(np.uint8))
     results = evaluate.run("unused", 30, seed=0, checkpoint_dir=config.checkpoint_dir)
     generated = results["per_digit"]["generated"]
-    assert generated["count"] == [3] * 10  # sample.balanced_labels(30)
+    assert generated["count"] == [3] * 10  # generation.balanced_labels(30)
     assert len(generated["intra_class_frechet_distance"]) == 10
     assert results["per_digit"]["real_floor"]["labelled_as_asked"] == [1.0] * 10
     assert "memorization" in results

@@ -26,7 +26,7 @@ from helpers import (
     tiny_config,
 )
 
-from trainer import checkpoints, data, export, model, task, train
+from trainer import data, export, loaders, model, task, train
 from trainer.evaluation import evaluate
 
 SHIPPED = os.path.join(REPO, "MNIST-trained-model")
@@ -54,7 +54,7 @@ def exported(trained, tmp_path_factory):
 def sampler_images(checkpoint_dir, z):
     """What --sample's generator draws for z, in the export's range: float32
     (N, 28, 28, 1) in [0, 1]."""
-    generator, _ = checkpoints.load_sampler(checkpoint_dir)
+    generator, _ = loaders.load_sampler(checkpoint_dir)
     return (generator(z, training=False).numpy() + 1.0) / 2.0
 
 
@@ -98,7 +98,7 @@ def test_writes_the_step_version_with_its_model_card(trained, exported):
 def test_the_shipped_models_export_is_its_generator_alone_and_its_tflite_agrees(tmp_path):
     version = export.export(SHIPPED, str(tmp_path), tflite=True)
     assert os.path.basename(version) == "37480"
-    generator, _ = checkpoints.load_sampler(SHIPPED)
+    generator, _ = loaders.load_sampler(SHIPPED)
     saved = [
         (name, shape)
         for name, shape in tf.train.list_variables(os.path.join(version, "variables", "variables"))
@@ -478,7 +478,7 @@ def test_a_conditional_export_takes_the_digits_and_draws_what_the_sampler_draws(
     served = loaded.signatures["serving_default"](z=tf.constant(z), digits=tf.constant(digits))[
         "images"
     ]
-    generator, _ = checkpoints.load_sampler(config.checkpoint_dir)
+    generator, _ = loaders.load_sampler(config.checkpoint_dir)
     np.testing.assert_allclose(
         served, (generator(model.inputs(z, digits), training=False) + 1.0) / 2.0, atol=1e-5
     )

@@ -18,7 +18,7 @@ import tensorflow as tf
 from helpers import idx_bytes, replace
 from PIL import Image, ImageSequence
 
-from trainer import animation, checkpoints, data, lock, paths, sample, train
+from trainer import animation, checkpoints, data, loaders, lock, paths, sample, train, train_state
 from trainer import images as image_utils
 from trainer.errors import TrainerError
 from trainer.evaluation import classifier, evaluate
@@ -192,15 +192,15 @@ def test_a_ram_folder_is_not_locked_and_writes_no_lock_file(ram_dir):
 
 def saved_state(config, steps):
     """A fresh state saved into config.checkpoint_dir at each of `steps` (no training)."""
-    state = checkpoints.build_state(config)
-    manager = checkpoints.restore_or_initialize(state, config)
+    state = train_state.build_state(config)
+    manager = train_state.restore_or_initialize(state, config)
     for step in steps:
         state.step.assign(step)
         state.ema_generator.trainable_variables[0].assign_add(
             tf.ones_like(state.ema_generator.trainable_variables[0])
         )
         checkpoints.save(manager, step)
-    checkpoints.release(manager)
+    train_state.release(manager)
     return state
 
 
@@ -216,7 +216,7 @@ def test_published_model_holds_only_the_newest_checkpoint_and_samples(tiny_confi
         "config.json",
     ]
     assert checkpoints.checkpoint_prefixes(model_dir) == [f"{model_dir}/ckpt-6"]
-    generator, saved = checkpoints.load_sampler(model_dir)
+    generator, saved = loaders.load_sampler(model_dir)
     assert saved == load_saved_config(config.checkpoint_dir)
     np.testing.assert_array_equal(
         generator.trainable_variables[0], state.ema_generator.trainable_variables[0]
@@ -232,7 +232,7 @@ def test_a_published_local_model_still_reads_after_its_folder_moves(tiny_config,
     assert checkpoints.checkpoint_prefixes(str(tmp_path / "moved")) == [
         str(tmp_path / "moved" / "ckpt-4")
     ]
-    checkpoints.load_sampler(str(tmp_path / "moved"))
+    loaders.load_sampler(str(tmp_path / "moved"))
 
 
 def test_publishing_nothing_is_a_clear_error(ram_dir):

@@ -7,8 +7,8 @@ import pytest
 from helpers import REPO, assert_usage_error, slow
 from PIL import Image, ImageSequence
 
-from trainer import checkpoints, interpolate, task
 from trainer import images as image_utils
+from trainer import interpolate, loaders, task
 
 TILE = 28 + 2  # a 28x28 digit and images.grid's 2-pixel gap
 
@@ -121,7 +121,7 @@ def test_png_grid_is_k_walks_of_10_steps_with_the_generators_endpoints(shipped, 
     picture = read(paths[0])
     assert picture.shape == (count * TILE + 2, 10 * TILE + 2)
     # The first and last digit of each walk are the generator's images of its endpoints.
-    generator, config = checkpoints.load_sampler(shipped)
+    generator, config = loaders.load_sampler(shipped)
     starts, ends = interpolate.endpoints(count, config.latent_dim, seed)
     for column, z in ((0, starts), (9, ends)):
         expected = image_utils.to_uint8(generator(z, training=False))

@@ -4,7 +4,7 @@ import tensorflow as tf
 from helpers import replace
 
 from trainer import latent, sample, train
-from trainer.checkpoints import load_sampler
+from trainer.loaders import load_sampler
 
 
 def test_numpy_draws_have_the_named_distribution():

@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 from helpers import REPO, replace, slow
 
-from trainer import checkpoints, latent, lock, model, train
+from trainer import checkpoints, latent, loaders, lock, model, train, train_state
 from trainer.errors import TrainerError
 from trainer.train_config import TrainConfig, save_config
 
@@ -92,7 +92,7 @@ def test_held_folder_is_refused_with_the_holders_pid_until_the_holder_dies(tiny_
         with pytest.raises(TrainerError, match=message):
             lock.acquire(folder)
         with pytest.raises(TrainerError, match=rf"pid {pid}"):
-            checkpoints.restore_or_initialize(checkpoints.build_state(tiny_config), tiny_config)
+            train_state.restore_or_initialize(train_state.build_state(tiny_config), tiny_config)
         assert os.listdir(folder) == [lock.LOCK_FILENAME]  # nothing written meanwhile
     # SIGKILLed: no chance to clean up, yet its lock is gone with it.
     lock.acquire(folder)
@@ -116,7 +116,7 @@ def test_a_run_holds_its_folder_until_released(tiny_config, blob_images):
     assert another_process_can_lock(tiny_config.checkpoint_dir)  # run() releases at its end
     _, manager = fresh_manager(replace(tiny_config, continue_train=True, train_steps=8))
     assert not another_process_can_lock(tiny_config.checkpoint_dir)
-    checkpoints.release(manager)
+    train_state.release(manager)
     assert another_process_can_lock(tiny_config.checkpoint_dir)
 
 
@@ -225,7 +225,7 @@ def test_sampler_falls_back_past_a_damaged_newest_checkpoint(damaged_copy, damag
     newest = os.path.join(config.checkpoint_dir, "ckpt-8")
     DAMAGE[damage](newest)
     with caplog.at_level("WARNING"):
-        generator, _ = checkpoints.load_sampler(config.checkpoint_dir)
+        generator, _ = loaders.load_sampler(config.checkpoint_dir)
     assert newest + DAMAGED_FILE[damage] in caplog.text
     previous = os.path.join(config.checkpoint_dir, "ckpt-4")
     assert_same_weights(generator.get_weights(), ema_weights(previous, config))
@@ -237,7 +237,7 @@ def test_no_readable_checkpoint_names_the_folder(damaged_copy, blob_images_modul
         DAMAGE["truncated data"](os.path.join(config.checkpoint_dir, f"ckpt-{step}"))
     message = rf"no checkpoint in '{re.escape(config.checkpoint_dir)}' can be restored"
     with pytest.raises(TrainerError, match=message):
-        checkpoints.load_sampler(config.checkpoint_dir)
+        loaders.load_sampler(config.checkpoint_dir)
     with pytest.raises(TrainerError, match=message):
         train.run(replace(config, continue_train=True), images=blob_images_module)
 
@@ -246,7 +246,7 @@ def test_checkpoint_of_another_architecture_is_a_clear_error(damaged_copy, blob_
     config = replace(damaged_copy, generator_width=6)
     save_config(config, config.checkpoint_dir)  # config.json now disagrees with ckpt-*
     with pytest.raises(TrainerError, match=r"ckpt-8 does not fit the networks .*config"):
-        checkpoints.load_sampler(config.checkpoint_dir)
+        loaders.load_sampler(config.checkpoint_dir)
     with pytest.raises(TrainerError, match=r"ckpt-8 does not fit the networks .*config"):
         train.run(replace(config, continue_train=True), images=blob_images_module)
 
@@ -255,8 +255,8 @@ def test_checkpoint_of_another_architecture_is_a_clear_error(damaged_copy, blob_
 
 
 def fresh_manager(config):
-    state = checkpoints.build_state(config)
-    return state, checkpoints.restore_or_initialize(state, config)
+    state = train_state.build_state(config)
+    return state, train_state.restore_or_initialize(state, config)
 
 
 def failing_on_step(monkeypatch, failing_step, error):

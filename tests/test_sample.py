@@ -2,27 +2,16 @@ import os
 
 import numpy as np
 import pytest
-from helpers import blob_images, fill_disk_at, replace, tiny_config
+from helpers import fill_disk_at
 from PIL import Image
 
-from trainer import sample, train
+from trainer import sample
 from trainer.errors import TrainerError
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A tiny run's checkpoint folder, trained once for the module's tests (they only
-    read it)."""
-    # The DCGAN paper's generator rate: at the default 1e-3 the 4-channel generator can
-    # saturate within its 6 steps and draw one picture for every z.
-    config = replace(tiny_config(tmp_path_factory.mktemp("trained")), learning_rate=2e-4)
-    train.run(config, images=blob_images())
-    return config
-
-
-def test_writes_n_grayscale_28x28_pngs_and_a_grid(trained, tmp_path):
+def test_writes_n_grayscale_28x28_pngs_and_a_grid(tiny_trained, tmp_path):
     out = tmp_path / "out"
-    paths = sample.write_samples(trained.checkpoint_dir, str(out), 12, seed=0)
+    paths = sample.write_samples(tiny_trained.checkpoint_dir, str(out), 12, seed=0)
     assert [os.path.basename(p) for p in paths] == [f"sample_{i:05d}.png" for i in range(12)]
     for path in paths:
         with Image.open(path) as image:
@@ -32,9 +21,9 @@ def test_writes_n_grayscale_28x28_pngs_and_a_grid(trained, tmp_path):
         assert grid.size == (10 * 30 + 2, 2 * 30 + 2)
 
 
-def test_samples_are_reproducible_by_seed(trained, tmp_path):
+def test_samples_are_reproducible_by_seed(tiny_trained, tmp_path):
     def pixels(seed, folder):
-        paths = sample.write_samples(trained.checkpoint_dir, str(tmp_path / folder), 3, seed)
+        paths = sample.write_samples(tiny_trained.checkpoint_dir, str(tmp_path / folder), 3, seed)
         return [np.asarray(Image.open(p)) for p in paths]
 
     first, again, other = pixels(5, "a"), pixels(5, "b"), pixels(6, "c")
@@ -42,31 +31,16 @@ def test_samples_are_reproducible_by_seed(trained, tmp_path):
     assert not all(np.array_equal(x, y) for x, y in zip(first, other))
 
 
-def test_generation_is_batched_with_bounded_memory(trained):
-    generator, config = sample.checkpoints.load_sampler(trained.checkpoint_dir)
-    sizes = [len(b) for b in sample.generate(generator, 1234, config.latent_dim, seed=0)]
-    assert sizes == [500, 500, 234]
-
-
 def test_no_checkpoint_says_how_to_get_one(tmp_path):
     with pytest.raises(TrainerError, match="no checkpoint in .*--data-dir"):
         sample.write_samples(str(tmp_path), str(tmp_path / "out"), 4, seed=0)
 
 
-def test_a_failed_write_names_the_file_and_the_reason(trained, tmp_path, monkeypatch):
+def test_a_failed_write_names_the_file_and_the_reason(tiny_trained, tmp_path, monkeypatch):
     fill_disk_at(monkeypatch, "sample_00002.png")
     with pytest.raises(
         TrainerError,
         match=r"sample_00002.png \(No space left on device\); "
         r"free space or pass another --sample-dir",
     ):
-        sample.write_samples(trained.checkpoint_dir, str(tmp_path / "out"), 5, seed=0)
-
-
-def test_the_sampler_normalizes_with_statistics_of_its_own_weights(trained):
-    from trainer import checkpoints, latent
-
-    generator, config = checkpoints.load_sampler(trained.checkpoint_dir)
-    z = latent.standing_batch(config.latent_dim, config.latent_distribution)
-    # Measured on the standing batch: inference there matches the batch's own statistics.
-    np.testing.assert_allclose(generator(z, training=False), generator(z, training=True), atol=1e-5)
+        sample.write_samples(tiny_trained.checkpoint_dir, str(tmp_path / "out"), 5, seed=0)

@@ -12,7 +12,7 @@ import pytest
 from helpers import MNIST_DIR, REPO, needs_mnist, slow
 from PIL import Image
 
-from trainer import checkpoints, sample
+from trainer import generation, loaders
 from trainer.evaluation import classifier, evaluate
 from trainer.train_config import (
     ENVIRONMENT_FIELDS,
@@ -88,8 +88,8 @@ def test_fresh_clone_samples_64_digits_or_64_sevens_with_no_data(tmp_path):
 
 @slow
 def test_shipped_samples_are_confident_varied_digits():
-    generator, config = checkpoints.load_sampler(SHIPPED)
-    images = np.concatenate(list(sample.generate(generator, 2000, config.latent_dim, 0)))
+    generator, config = loaders.load_sampler(SHIPPED)
+    images = np.concatenate(list(generation.generate(generator, 2000, config.latent_dim, 0)))
     _, probs = classifier.load_judge()(images)
     shares = np.bincount(probs.argmax(axis=1), minlength=10) / len(probs)
     assert np.mean(probs.max(axis=1) > 0.9) >= CONFIDENT_AT_LEAST

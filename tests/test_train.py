@@ -9,7 +9,7 @@ import tensorflow as tf
 from helpers import replace, slow
 from tensorboard.backend.event_processing import event_accumulator
 
-from trainer import checkpoints, data, latent, model, sample, train
+from trainer import data, generation, latent, loaders, model, sample, train, train_state
 from trainer import images as image_utils
 from trainer.errors import TrainerError
 
@@ -26,7 +26,7 @@ def event_tags(log_dir):
 
 
 def generator_weights(checkpoint_dir):
-    generator, _ = checkpoints.load_sampler(checkpoint_dir)
+    generator, _ = loaders.load_sampler(checkpoint_dir)
     return generator.get_weights()
 
 
@@ -160,7 +160,7 @@ def test_weight_average_ramps_up_then_holds_its_decay():
 
 
 def test_first_step_moves_the_average_nine_tenths_toward_the_new_weights(tiny_config, blob_images):
-    state = checkpoints.build_state(tiny_config)
+    state = train_state.build_state(tiny_config)
     before = [w.numpy() for w in state.ema_generator.trainable_variables]
     step = train.make_train_step(state, tiny_config)
     step(tf.convert_to_tensor(blob_images[:16, :, :, None] / 127.5 - 1, tf.float32), True)
@@ -179,7 +179,7 @@ def test_lazy_r1_penalizes_only_when_asked(tiny_config, blob_images):
     def d_weights_after(regularize, gamma):
         config = replace(tiny_config, r1_gamma=gamma, precision="float32")
         tf.keras.utils.set_random_seed(0)
-        state = checkpoints.build_state(config)
+        state = train_state.build_state(config)
         train.make_train_step(state, config)(real, regularize)
         return [w.numpy() for w in state.discriminator.trainable_variables]
 
@@ -195,7 +195,7 @@ def test_lazy_r1_penalizes_only_when_asked(tiny_config, blob_images):
 def test_mlp_baseline_trains_resumes_and_samples(tiny_config, blob_images):
     config = replace(tiny_config, arch="mlp")
     assert train.run(config, images=blob_images)["step"] == 6
-    generator, saved = checkpoints.load_sampler(config.checkpoint_dir)
+    generator, saved = loaders.load_sampler(config.checkpoint_dir)
     assert saved.arch == "mlp" and generator.name == "mlp_generator"
     assert (
         train.run(replace(config, continue_train=True, train_steps=9), images=blob_images)["step"]
@@ -212,8 +212,8 @@ def test_mlp_baseline_trains_resumes_and_samples(tiny_config, blob_images):
 def test_deeper_nets_train_resume_and_load_with_their_depths(tiny_config, blob_images):
     config = replace(tiny_config, generator_depth=1, discriminator_depth=2)
     assert train.run(config, images=blob_images)["step"] == 6
-    generator, saved = checkpoints.load_sampler(config.checkpoint_dir)
-    discriminator, _ = checkpoints.load_discriminator(config.checkpoint_dir)
+    generator, saved = loaders.load_sampler(config.checkpoint_dir)
+    discriminator, _ = loaders.load_discriminator(config.checkpoint_dir)
     assert (saved.generator_depth, saved.discriminator_depth) == (1, 2)
     # One extra 3x3 conv per generator resolution, two per discriminator resolution.
     assert [type(layer).__name__ for layer in generator.layers].count("Conv2D") == 2
@@ -230,7 +230,7 @@ def test_deeper_nets_train_resume_and_load_with_their_depths(tiny_config, blob_i
 
 
 def test_pixel_statistics_and_d_outputs_match_the_batch(tiny_config, blob_images):
-    state = checkpoints.build_state(tiny_config)
+    state = train_state.build_state(tiny_config)
     real = tf.convert_to_tensor(blob_images[:16, :, :, None] / 127.5 - 1, tf.float32)
     out = train.make_train_step(state, tiny_config)(real, False)
     assert float(out["pixels/real_mean"]) == pytest.approx(float(tf.reduce_mean(real)), 1e-5)
@@ -254,8 +254,8 @@ def test_xla_compiled_step_matches_the_plain_step(tiny_config, blob_images, monk
     noises = np.random.default_rng(0).standard_normal((4, 16, tiny_config.latent_dim), np.float32)
     batches = [real for real, _ in itertools.islice(data.epoch_batches(blob_images, 16, 0, 0), 4)]
     config = replace(tiny_config, precision="float32")
-    plain = checkpoints.build_state(config)
-    compiled = checkpoints.build_state(replace(config, xla=True))
+    plain = train_state.build_state(config)
+    compiled = train_state.build_state(replace(config, xla=True))
     for name in NETWORKS:
         getattr(compiled, name).set_weights(getattr(plain, name).get_weights())
     initial = plain.generator.get_weights()
@@ -434,7 +434,7 @@ def conditional_steps(config, steps):
     weights of config.seed: the trained state and the last step's metrics."""
     images, labels = two_classes()
     tf.keras.utils.set_random_seed(config.seed)  # the same initial weights every call
-    state = checkpoints.build_state(config)
+    state = train_state.build_state(config)
     step = train.make_train_step(state, config)
     for real, digits in itertools.islice(
         itertools.cycle(data.epoch_batches(images, config.batch_size, 0, 0, labels=labels)),
@@ -467,10 +467,14 @@ def test_a_conditional_run_learns_which_images_go_with_which_digit(tiny_config):
             d_learning_rate=1e-3,
         )
         train.run(config, images=images, labels=given)
-        generator, saved = checkpoints.load_sampler(config.checkpoint_dir)
+        generator, saved = loaders.load_sampler(config.checkpoint_dir)
         means = [
             np.concatenate(
-                list(sample.generate(generator, 64, saved.latent_dim, 0, labels=np.full(64, digit)))
+                list(
+                    generation.generate(
+                        generator, 64, saved.latent_dim, 0, labels=np.full(64, digit)
+                    )
+                )
             ).mean()
             / 255
             for digit in (0, 1)
@@ -507,7 +511,7 @@ def test_each_pairs_bound_is_its_digits(tiny_config, conditional):
     # bound for every pair. A step that ignored the bounds, or took the wrong digit's,
     # would read the uncapped term (tens) or the other digit's.
     config = replace(tiny_config, conditional=conditional, mode_seeking=1.0)
-    state = checkpoints.build_state(config)
+    state = train_state.build_state(config)
     bounds = (
         np.array([1e-3, 1e-2] + [1.0] * 8, np.float32)
         if conditional
@@ -556,7 +560,7 @@ def test_the_mismatch_term_teaches_the_discriminator_which_digit_an_image_is(tin
 def test_a_conditional_run_needs_the_labels_of_its_images(tiny_config, blob_images):
     with pytest.raises(ValueError, match="needs the labels"):
         train.run(replace(tiny_config, conditional=True), images=blob_images)
-    state = checkpoints.build_state(replace(tiny_config, conditional=True))
+    state = train_state.build_state(replace(tiny_config, conditional=True))
     step = train.make_train_step(state, replace(tiny_config, conditional=True))
     with pytest.raises(ValueError, match="needs the batch's labels"):
         step(tf.zeros([16, 28, 28, 1]), False)

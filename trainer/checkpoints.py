@@ -1,170 +1,23 @@
-"""Training state and its checkpoints: one restore-or-initialize path, resume and refusal.
+"""The checkpoint folder as files: save, list, restore the newest that reads, refuse or
+delete, publish.
 
-A checkpoint holds both networks, the generator's moving average, both optimizers, the
-global step, the epoch, the batch inside the epoch and the noise generator's state, so
-a resumed run continues exactly where the interrupted one stopped.
-
-A run holds its folder's lock (trainer.lock) from restore_or_initialize until `release`
-or its exit, so two runs never write one folder. Resuming or sampling skips a damaged
-newest checkpoint for the one before it, and a failed save leaves the previous ones as
-they were.
+TensorFlow writes a checkpoint's files under temporary names and lists them in the
+`checkpoint` file only once complete, so a failed save leaves the previous ones as they
+were; restoring skips a damaged newest checkpoint for the one before it.
 
 Every file goes through tf.io.gfile, so the folder may be local, on gs:// or ram://.
 `publish_model` copies the newest checkpoint to a folder of its own (Vertex AI's
 AIP_MODEL_DIR), which --sample and --evaluate read as they read a checkpoint folder.
 """
 
-import dataclasses
 import logging
 import os
 
 import tensorflow as tf
 
-from trainer import latent, lock, model, paths
+from trainer import paths
 from trainer.errors import TrainerError
-from trainer.paths import ensure_writable_dir
-from trainer.train_config import (
-    CONFIG_FILENAME,
-    TrainConfig,
-    check_resumable,
-    load_saved_config,
-    save_config,
-)
-
-MAX_TO_KEEP = 3
-
-
-@dataclasses.dataclass
-class TrainState:
-    """Every variable a resume needs; the checkpoint's object graph."""
-
-    generator: tf.keras.Model
-    discriminator: tf.keras.Model
-    ema_generator: tf.keras.Model  # the weight average sampled from (a copy if decay 0)
-    g_optimizer: tf.keras.optimizers.Optimizer
-    d_optimizer: tf.keras.optimizers.Optimizer
-    step: tf.Variable  # int64, optimizer steps taken
-    epoch: tf.Variable  # int64, 0-based epoch being trained
-    batch_in_epoch: tf.Variable  # int64, batches of `epoch` already trained on
-    noise: tf.random.Generator  # draws z inside the train step
-
-    def checkpoint(self) -> tf.train.Checkpoint:
-        return tf.train.Checkpoint(
-            **{f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        )
-
-
-def build_state(config: TrainConfig) -> TrainState:
-    """Fresh networks and optimizers, with every variable created (so restore fills
-    them at once instead of deferring).
-
-    Call it inside the run's `strategy.scope()`, so each variable is mirrored on every
-    replica. The optimizers' slots are built here, before the first step is traced:
-    Adam creating them lazily inside `strategy.run` fails under MirroredStrategy
-    (keras-team/keras#23085). The trained networks' batch norm is synchronized: over
-    every replica's share of the batch, and on one device the same arithmetic, so N
-    replicas train as one device does (on one device it measured no slower)."""
-    generator = model.generator_for(
-        config.arch,
-        config.latent_dim,
-        config.generator_width,
-        config.compute_precision,
-        config.generator_depth,
-        synchronized=True,
-        num_classes=config.num_classes,
-    )
-    ema_generator = model.generator_for(
-        config.arch,
-        config.latent_dim,
-        config.generator_width,
-        depth=config.generator_depth,
-        num_classes=config.num_classes,
-    )
-    ema_generator.set_weights(generator.get_weights())
-    discriminator = model.discriminator_for(
-        config.arch,
-        config.discriminator_width,
-        config.compute_precision,
-        config.discriminator_depth,
-        synchronized=True,
-        num_classes=config.num_classes,
-        projection=config.projection,
-    )
-    optimizers = []
-    for net, rate in (
-        (generator, config.learning_rate),
-        (discriminator, config.discriminator_learning_rate),
-    ):
-        optimizer = tf.keras.optimizers.Adam(rate, beta_1=config.beta1)
-        optimizer.build(net.trainable_variables)
-        optimizers.append(optimizer)
-    return TrainState(
-        generator=generator,
-        discriminator=discriminator,
-        ema_generator=ema_generator,
-        g_optimizer=optimizers[0],
-        d_optimizer=optimizers[1],
-        step=tf.Variable(0, dtype=tf.int64, trainable=False, name="step"),
-        epoch=tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch"),
-        batch_in_epoch=tf.Variable(0, dtype=tf.int64, trainable=False, name="batch_in_epoch"),
-        noise=tf.random.Generator.from_seed(config.seed),
-    )
-
-
-def restore_or_initialize(state: TrainState, config: TrainConfig):
-    """Resumes from the newest readable checkpoint or prepares a fresh folder; the one
-    path for both.
-
-    Takes the folder's lock before reading or deleting anything in it; the caller
-    releases it with `release` when the run ends (process exit releases it too).
-
-    Returns:
-      The tf.train.CheckpointManager that saves `state` into config.checkpoint_dir.
-
-    Raises:
-      TrainerError: another run holds the folder; resuming with no readable checkpoint
-        or another architecture; or starting fresh over existing checkpoints without
-        --overwrite.
-    """
-    directory = config.checkpoint_dir
-    if config.continue_train and not tf.io.gfile.isdir(directory):
-        _raise_nothing_to_resume(directory)
-    ensure_writable_dir(directory, "--checkpoint-dir")
-    lock.acquire(directory)  # first: a live run's folder is refused as in use
-    try:
-        if config.continue_train:
-            if not checkpoint_prefixes(directory):
-                _raise_nothing_to_resume(directory)
-            check_resumable(load_saved_config(directory), dataclasses.asdict(config))
-        else:
-            _refuse_or_delete(directory, config.overwrite)
-        manager = tf.train.CheckpointManager(state.checkpoint(), directory, max_to_keep=MAX_TO_KEEP)
-        if config.continue_train:
-            restored = restore_newest(manager.checkpoint, directory)
-            logging.info(
-                "resumed from step %d (epoch %d) of %s",
-                int(state.step.numpy()),
-                int(state.epoch.numpy()) + 1,
-                restored,
-            )
-        save_config(config, directory)
-    except Exception:
-        lock.release(directory)  # this run will not start: let others have the folder
-        raise
-    return manager
-
-
-def _raise_nothing_to_resume(directory):
-    raise TrainerError(
-        f"--continue-train: no checkpoint in {directory!r} to resume; "
-        "drop --continue-train to start fresh, or pass the "
-        "--checkpoint-dir of the run to resume"
-    )
-
-
-def release(manager: tf.train.CheckpointManager) -> None:
-    """Ends the run's hold on its checkpoint folder, so another run may write it."""
-    lock.release(manager.directory)
+from trainer.train_config import CONFIG_FILENAME
 
 
 def save(manager: tf.train.CheckpointManager, step: int) -> str:
@@ -310,7 +163,7 @@ def _data_files(prefix):
     return paths.matching(os.path.dirname(prefix), os.path.basename(prefix) + ".data-*")
 
 
-def _refuse_or_delete(directory, overwrite):
+def refuse_or_delete(directory, overwrite):
     """Refuses to start fresh over checkpoints, or deletes them with --overwrite."""
     found = _checkpoint_files(directory)
     if found and not overwrite:
@@ -335,112 +188,3 @@ def _delete_checkpoints(directory):
             tf.io.gfile.rmtree(path)
         elif tf.io.gfile.exists(path):
             tf.io.gfile.remove(path)
-
-
-def load_sampler(checkpoint_dir: str):
-    """The generator of the newest readable checkpoint in `checkpoint_dir`, for sampling,
-    with batch-norm statistics measured for its own weights
-    (model.set_standing_statistics).
-
-    Reads without taking the folder's lock, so a live run can be sampled.
-
-    Returns:
-      (generator, config): the averaged generator when the run kept one, and the
-      run's saved config.
-
-    Raises:
-      TrainerError: no checkpoint there, none that reads, or one this config cannot
-        rebuild.
-    """
-    generator, config, _ = load_sampler_with_step(checkpoint_dir)
-    return generator, config
-
-
-def load_sampler_with_step(checkpoint_dir: str):
-    """load_sampler, and the step of the checkpoint it read (an export names its version
-    after it).
-
-    Returns:
-      (generator, config, step): step is the int optimizer step saved in that same
-      checkpoint, so a damaged newest checkpoint skipped does not lend its number.
-    """
-    step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-    generator, config = _load_network(
-        checkpoint_dir,
-        "ema_generator",
-        lambda config: model.generator_for(
-            config.arch,
-            config.latent_dim,
-            config.generator_width,
-            depth=config.generator_depth,
-            num_classes=config.num_classes,
-        ),
-        step=step,
-    )
-    model.set_standing_statistics(
-        generator, latent.standing_batch(config.latent_dim, config.latent_distribution)
-    )
-    return generator, config, int(step.numpy())
-
-
-def load_discriminator(checkpoint_dir: str):
-    """(discriminator, config) of the newest readable checkpoint, as load_sampler."""
-    return _load_network(
-        checkpoint_dir,
-        "discriminator",
-        lambda config: model.discriminator_for(
-            config.arch,
-            config.discriminator_width,
-            depth=config.discriminator_depth,
-            num_classes=config.num_classes,
-            projection=config.projection,
-        ),
-    )
-
-
-def _load_network(checkpoint_dir, name, build, **also):
-    """(network, config) of the newest readable checkpoint; `also` names more of the
-    checkpoint's objects (e.g. step=tf.Variable) to restore alongside it."""
-    if not checkpoint_prefixes(checkpoint_dir):
-        raise TrainerError(
-            f"no checkpoint in {checkpoint_dir!r}: train one with `python -m trainer.task "
-            "--data-dir DIR`, or pass --checkpoint-dir with a trained model's folder"
-        )
-    config = load_saved_config(checkpoint_dir)
-    network = build(config)
-    restore_newest(tf.train.Checkpoint(**{name: network}, **also), checkpoint_dir, partial=True)
-    return network, config
-
-
-def restore_for_worker(state: TrainState, config: TrainConfig, own_dir: str):
-    """restore_or_initialize for a worker other than the chief of a multi-worker run: it
-    reads the run's checkpoints in config.checkpoint_dir (the chief's, which it never
-    writes) and saves its own copies into `own_dir`, a folder it throws away.
-
-    Returns:
-      The tf.train.CheckpointManager that saves `state` into own_dir.
-
-    Raises:
-      TrainerError: as restore_or_initialize would for the chief's folder, so a worker
-        refuses what the chief refuses instead of waiting for it.
-    """
-    real = config.checkpoint_dir
-    if config.continue_train:
-        if not checkpoint_prefixes(real):
-            _raise_nothing_to_resume(real)
-        check_resumable(load_saved_config(real), dataclasses.asdict(config))
-    elif checkpoint_prefixes(real) and not config.overwrite:
-        _refuse_or_delete(real, overwrite=False)  # raises: the chief will refuse too
-    manager = restore_or_initialize(
-        state,
-        dataclasses.replace(config, checkpoint_dir=own_dir, continue_train=False, overwrite=False),
-    )
-    if config.continue_train:
-        restored = restore_newest(manager.checkpoint, real)
-        logging.info(
-            "resumed from step %d (epoch %d) of %s",
-            int(state.step.numpy()),
-            int(state.epoch.numpy()) + 1,
-            restored,
-        )
-    return manager

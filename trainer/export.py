@@ -27,7 +27,7 @@ import uuid
 
 import tensorflow as tf
 
-from trainer import checkpoints, model, paths
+from trainer import loaders, model, paths
 from trainer.errors import TrainerError
 
 CARD_FILENAME = "model.json"
@@ -109,7 +109,7 @@ def export(
       TrainerError: no checkpoint; export_dir not writable; the version already there
         without `overwrite`; or a write failed (nothing of this export left behind).
     """
-    generator, config, step = checkpoints.load_sampler_with_step(checkpoint_dir)
+    generator, config, step = loaders.load_sampler_with_step(checkpoint_dir)
     paths.ensure_writable_dir(export_dir, "--export")
     version = os.path.join(export_dir, str(step))
     if _occupied(version) and not overwrite:

@@ -22,7 +22,7 @@ import os
 
 import numpy as np
 
-from trainer import animation, checkpoints, latent, model, sample
+from trainer import animation, generation, latent, loaders, model, sample
 from trainer import images as image_utils
 from trainer.paths import ensure_writable_dir
 
@@ -148,10 +148,10 @@ def write_walks(
     """
     if count < 1:
         raise ValueError(f"--interpolate must be a positive number of walks, got {count}")
-    sample.check_digit(digit)
+    generation.check_digit(digit)
     ensure_writable_dir(sample_dir, "--sample-dir")
-    generator, config = checkpoints.load_sampler(checkpoint_dir)
-    sample.check_digit_applies(generator, digit, checkpoint_dir)
+    generator, config = loaders.load_sampler(checkpoint_dir)
+    generation.check_digit_applies(generator, digit, checkpoint_dir)
     starts, ends = endpoints(count, config.latent_dim, seed, config.latent_distribution)
     z = walks(starts, ends, spherical)  # (K, STEPS, latent_dim)
     runs = {WALKS_NAME: (z, None)}

@@ -6,41 +6,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from trainer import checkpoints, latent, model
 from trainer import images as image_utils
-from trainer.errors import TrainerError
+from trainer import loaders
+from trainer.generation import check_digit, generate, labels_for
 from trainer.paths import ensure_writable_dir
 
 GRID_COLUMNS = 10
 WRITE_FIX = "free space or pass another --sample-dir"  # said when a PNG cannot be written
-
-
-def generate(
-    generator,
-    count: int,
-    latent_dim: int,
-    seed: int,
-    distribution: str = "normal",
-    labels=None,
-):
-    """Yields uint8 (b, 28, 28) batches, `count` images in all, reproducible by `seed`;
-    z is drawn from `distribution` (see trainer.latent). A conditional generator draws
-    digit labels[i] for image i (int (count,)); None gives it balanced_labels(count)."""
-    if labels is None and model.num_classes(generator):
-        labels = balanced_labels(count)
-    rng = np.random.default_rng(seed)
-    for start in range(0, count, image_utils.INFERENCE_BATCH):
-        size = min(image_utils.INFERENCE_BATCH, count - start)
-        z = latent.draw(rng, size, latent_dim, distribution)
-        asked = None if labels is None else labels[start : start + size]
-        yield image_utils.to_uint8(generator(model.inputs(z, asked), training=False))
-
-
-def balanced_labels(count: int, num_classes: int = model.NUM_CLASSES) -> np.ndarray:
-    """int32 (count,): every digit as often as `count` allows (the first count mod 10
-    digits once more), in blocks of one digit, 0 first."""
-    shares = [count // num_classes + (digit < count % num_classes) for digit in range(num_classes)]
-    return np.repeat(np.arange(num_classes, dtype=np.int32), shares)
 
 
 def write_samples(
@@ -64,7 +36,7 @@ def write_samples(
     if count <= 0:
         raise ValueError(f"--sample must be a positive number of images, got {count}")
     check_digit(digit)
-    generator, config = checkpoints.load_sampler(checkpoint_dir)
+    generator, config = loaders.load_sampler(checkpoint_dir)
     labels = labels_for(generator, count, digit, checkpoint_dir)
     return write_images(
         generator,
@@ -75,37 +47,6 @@ def write_samples(
         config.latent_distribution,
         labels,
     )
-
-
-def check_digit(digit) -> None:
-    """Raises ValueError unless `digit` is None or one of 0-9."""
-    if digit is not None and digit not in range(model.NUM_CLASSES):
-        raise ValueError(f"--digit must be one of 0-9, got {digit}")
-
-
-def labels_for(generator, count: int, digit, checkpoint_dir: str):
-    """The digits a generator is asked for: None (unconditional), `count` times
-    `digit`, or balanced_labels(count).
-
-    Raises:
-      TrainerError: `digit` given for an unconditional generator.
-    """
-    check_digit_applies(generator, digit, checkpoint_dir)
-    if not model.num_classes(generator):
-        return None
-    if digit is not None:
-        return np.full(count, digit, dtype=np.int32)
-    return balanced_labels(count)
-
-
-def check_digit_applies(generator, digit, checkpoint_dir: str) -> None:
-    """Raises TrainerError when a digit is asked of an unconditional generator."""
-    if digit is not None and not model.num_classes(generator):
-        raise TrainerError(
-            f"--digit {digit}: the model in {checkpoint_dir!r} is unconditional (it "
-            "cannot choose the digit); sample the shipped conditional model (leave out "
-            f"--checkpoint-dir) or one trained with --conditional"
-        )
 
 
 def write_images(

@@ -11,7 +11,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from trainer import animation, checkpoints, data, distribute, latent, model
+from trainer import animation, checkpoints, data, distribute, latent, model, train_state
 from trainer import images as image_utils
 from trainer.errors import TrainerError
 from trainer.evaluation import quality
@@ -33,7 +33,7 @@ LOGGED = (
 
 
 def make_train_step(
-    state: checkpoints.TrainState,
+    state: train_state.TrainState,
     config: TrainConfig,
     strategy: tf.distribute.Strategy = None,
     pair_bounds=None,
@@ -273,11 +273,11 @@ def run(
             raise ValueError("a conditional run needs the labels of its images")
         per_epoch = data.steps_per_epoch(len(images), config.batch_size)
         with strategy.scope():  # every variable, and the checkpoint of them, mirrored
-            state = checkpoints.build_state(config)
+            state = train_state.build_state(config)
             if chief:
-                manager = checkpoints.restore_or_initialize(state, config)  # the lock
+                manager = train_state.restore_or_initialize(state, config)  # the lock
             else:
-                manager = checkpoints.restore_for_worker(state, config, own.checkpoint_dir)
+                manager = train_state.restore_for_worker(state, config, own.checkpoint_dir)
         try:
             return _train(
                 own,
@@ -289,7 +289,7 @@ def run(
                 chief,
             )
         finally:
-            checkpoints.release(manager)
+            train_state.release(manager)
 
 
 def pair_bounds_for(config: TrainConfig, images, labels=None):

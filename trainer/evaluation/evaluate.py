@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import UnidentifiedImageError
 
-from trainer import checkpoints, data, model, paths, sample
+from trainer import data, generation, loaders, model, paths
 from trainer import images as image_utils
 from trainer.errors import TrainerError
 from trainer.evaluation import memorization, metrics, quality
@@ -121,12 +121,12 @@ def generated_images(checkpoint_dir: str, count: int, seed: int):
 
     Returns:
       (images uint8 (count, 28, 28), digits): digits is int32 (count,), the digit each
-      image was asked to be, for a conditional generator (sample.balanced_labels, the
+      image was asked to be, for a conditional generator (generation.balanced_labels, the
       order quality.draw asks for them in), else None.
     """
-    generator, config = checkpoints.load_sampler(checkpoint_dir)
+    generator, config = loaders.load_sampler(checkpoint_dir)
     images = quality.draw(generator, count, config.latent_dim, seed, config.latent_distribution)
-    digits = sample.balanced_labels(count) if model.num_classes(generator) else None
+    digits = generation.balanced_labels(count) if model.num_classes(generator) else None
     return images, digits
 
 

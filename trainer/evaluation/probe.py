@@ -10,7 +10,7 @@ same classifier on raw pixels is the baseline.
 import numpy as np
 import tensorflow as tf
 
-from trainer import checkpoints, data, model
+from trainer import data, loaders, model
 from trainer import images as image_utils
 
 LABELS = (100, 1000)  # labelled training images, balanced across the digits
@@ -113,7 +113,7 @@ def run(checkpoint_dir: str, data_dir) -> dict:
     Returns:
       {"discriminator": {labels: [accuracy per draw]}, "pixels": {...}, "features": F}.
     """
-    discriminator, _ = checkpoints.load_discriminator(checkpoint_dir)
+    discriminator, _ = loaders.load_discriminator(checkpoint_dir)
     features_of = feature_model(discriminator)
     train_images, train_labels = data.load_mnist(data_dir, "train")
     test_images, test_labels = data.load_mnist(data_dir, "test")

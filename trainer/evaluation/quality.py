@@ -5,7 +5,7 @@ import logging
 
 import numpy as np
 
-from trainer import data, model, sample
+from trainer import data, generation, model
 from trainer.errors import TrainerError
 from trainer.evaluation import classifier, metrics
 
@@ -13,8 +13,10 @@ from trainer.evaluation import classifier, metrics
 def draw(
     generator, count: int, latent_dim: int, seed: int, distribution: str = "normal"
 ) -> np.ndarray:
-    """All of sample.generate's batches as one uint8 (count, 28, 28) array."""
-    return np.concatenate(list(sample.generate(generator, count, latent_dim, seed, distribution)))
+    """All of generation.generate's batches as one uint8 (count, 28, 28) array."""
+    return np.concatenate(
+        list(generation.generate(generator, count, latent_dim, seed, distribution))
+    )
 
 
 class QualityProbe:
@@ -50,7 +52,7 @@ class QualityProbe:
             "classifier_score": metrics.classifier_score(probs),
         }
         if model.num_classes(generator):
-            asked = sample.balanced_labels(self._count)
+            asked = generation.balanced_labels(self._count)
             figures["labelled_as_asked"] = float(
                 min(
                     np.mean(np.argmax(probs[asked == digit], axis=1) == digit)

@@ -21,7 +21,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from trainer import checkpoints, cli, data, hardware, sample, train
+from trainer import cli, data, hardware, loaders, sample, train, train_state
 from trainer.errors import TrainerError
 from trainer.tools import time_to_quality
 from trainer.tools.child import data_flag, run_child
@@ -57,7 +57,7 @@ def throughput_timer(
     """Builds and compiles the training step of `config`; returns a function that
     trains `cycles` R1 cycles and gives their images/s. `labels`, the images' digits,
     for a conditional config."""
-    state = checkpoints.build_state(config)
+    state = train_state.build_state(config)
     labels = labels if config.conditional else None
     step = train.make_train_step(
         state, config, pair_bounds=train.pair_bounds_for(config, images, labels)
@@ -93,7 +93,7 @@ def sampling_images_per_sec(checkpoint_dir: str, count: int = None) -> dict:
     """--sample's throughput once the model is loaded: generation plus PNG writing of
     `count` (default SAMPLE_COUNT) images."""
     count = count or SAMPLE_COUNT
-    generator, config = checkpoints.load_sampler(checkpoint_dir)
+    generator, config = loaders.load_sampler(checkpoint_dir)
     with tempfile.TemporaryDirectory() as folder:
         start = time.perf_counter()
         sample.write_images(generator, config.latent_dim, folder, count, seed=0)
