@@ -9,7 +9,7 @@ import tensorflow as tf
 from helpers import replace, slow
 from tensorboard.backend.event_processing import event_accumulator
 
-from trainer import data, generation, latent, loaders, model, sample, train, train_state
+from trainer import data, generation, latent, loaders, losses, model, sample, train, train_state
 from trainer import images as image_utils
 from trainer.errors import TrainerError
 
@@ -133,9 +133,9 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(
 ):
     train.run(replace(tiny_config, train_steps=4), images=blob_images)
     poisoned = tf.Variable(False)
-    real_loss = model.discriminator_loss
+    real_loss = losses.discriminator_loss
     monkeypatch.setattr(
-        model,
+        losses,
         "discriminator_loss",
         lambda *args: real_loss(*args) * tf.where(poisoned, np.float32("nan"), np.float32(1.0)),
     )
@@ -499,7 +499,7 @@ def test_the_mode_seeking_term_spreads_one_digits_images_apart(tiny_config):
         drawn, paired = (
             state.generator(model.inputs(noise, ones), training=True) for noise in (z, paired_z)
         )
-        terms.append(float(tf.reduce_mean(model.mode_seeking_loss(drawn, paired, z, paired_z))))
+        terms.append(float(tf.reduce_mean(losses.mode_seeking_loss(drawn, paired, z, paired_z))))
     assert terms[1] < 0.8 * terms[0], terms
 
 

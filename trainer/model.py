@@ -1,4 +1,4 @@
-"""The DCGAN networks and losses, at MNIST's native 28x28. Pure: no I/O, flags or seeds.
+"""The DCGAN networks, at MNIST's native 28x28. Pure: no I/O, flags or seeds.
 
 Radford et al. 2015 (DCGAN): all-convolutional nets, batch norm everywhere but the
 generator's output and the discriminator's input, LeakyReLU(0.2), tanh output, weights
@@ -273,86 +273,6 @@ def set_standing_statistics(generator: keras.Model, z, labels=None) -> None:
     finally:
         for layer, momentum in zip(norms, momenta):
             layer.momentum = momentum
-
-
-def discriminator_loss(
-    real_logits: tf.Tensor, fake_logits: tf.Tensor, label_smoothing: float = 0.0
-) -> tf.Tensor:
-    """Cross-entropy of D on real (label 1 - label_smoothing) plus on generated (label 0)
-    images; smoothing only the real side is Salimans et al. 2016's one-sided smoothing.
-
-    softplus(-l) = -log(sigmoid(l)) and softplus(l) = -log(1 - sigmoid(l)), computed
-    stably on logits. Zero logits give ln 2 + ln 2.
-
-    Args:
-      real_logits, fake_logits: float32 (B, 1), D's logits on B real and B generated
-        images.
-
-    Returns:
-      float32 (B,): the loss of each (real, generated) pair; their mean is the batch's
-      loss (the train step averages over the global batch, tf.nn.compute_average_loss).
-    """
-    target = 1.0 - label_smoothing
-    real_loss = target * tf.nn.softplus(-real_logits) + (1 - target) * tf.nn.softplus(real_logits)
-    return real_loss[:, 0] + tf.nn.softplus(fake_logits)[:, 0]
-
-
-def generator_loss(fake_logits: tf.Tensor) -> tf.Tensor:
-    """Non-saturating loss -log D(G(z)) (Goodfellow et al. 2014): strong gradients
-    early, when D rejects every sample. Zero logits give ln 2.
-
-    Returns:
-      float32 (B,) from logits (B, 1): each generated image's loss.
-    """
-    return tf.nn.softplus(-fake_logits)[:, 0]
-
-
-def mode_seeking_loss(
-    images: tf.Tensor,
-    paired_images: tf.Tensor,
-    z: tf.Tensor,
-    paired_z: tf.Tensor,
-    bound: tf.Tensor = None,
-) -> tf.Tensor:
-    """Mode-seeking term (Mao et al. 2019, MSGAN): the generator lowers it by drawing
-    different images from different noise for the same digit, against the collapse of
-    a conditional generator onto one image per digit. Per pair, 1 / (d_image / d_z +
-    1e-5), d the mean absolute difference; two identical images give 1e5.
-
-    With `bound`, d_image counts only up to it (the diversity-sensitive GAN's cap, Yang
-    et al. 2019): a pair already as different as the bound is not pushed further apart.
-
-    Args:
-      images, paired_images: float32 (B, 28, 28, 1), the generator's images of z and
-        of paired_z for the same digits.
-      z, paired_z: float32 (B, latent_dim), the noise they were drawn from.
-      bound: float32 (B,), each pair's cap on d_image; (1,), one for every pair; or
-        None for none.
-
-    Returns:
-      float32 (B,): each pair's term.
-    """
-    d_images = tf.reduce_mean(tf.abs(images - paired_images), axis=[1, 2, 3])
-    if bound is not None:
-        d_images = tf.minimum(d_images, bound)
-    d_z = tf.reduce_mean(tf.abs(z - paired_z), axis=1)
-    return 1.0 / (d_images / d_z + 1e-5)
-
-
-def r1_penalty(
-    discriminator: keras.Model, real_images: tf.Tensor, labels: tf.Tensor = None
-) -> tf.Tensor:
-    """Squared gradient norm of D's logit at each real image (Mescheder et al. 2018);
-    `labels`, the images' digits as `inputs` takes them, for a conditional one.
-
-    Returns:
-      float32 (B,), ||grad_x D(x)||^2 per image; the loss adds gamma / 2 times the mean.
-    """
-    with tf.GradientTape() as tape:
-        tape.watch(real_images)
-        logits = discriminator(inputs(real_images, labels), training=True)
-    grads = tape.gradient(logits, real_images)  # logits are per-image: d logit_i / d x_i
-    return tf.reduce_sum(tf.square(grads), axis=[1, 2, 3])
 
 
 def build_mlp_generator(

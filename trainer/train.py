@@ -11,7 +11,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from trainer import animation, checkpoints, data, distribute, latent, model, train_state
+from trainer import animation, checkpoints, data, distribute, latent, losses, model, train_state
 from trainer import images as image_utils
 from trainer.errors import TrainerError
 from trainer.evaluation import quality
@@ -41,145 +41,75 @@ def make_train_step(
     """Builds the compiled step that updates both networks on one global batch.
 
     Both networks see the same generated batch and are updated simultaneously from one
-    forward pass. `state.noise` (a tf.random.Generator) draws z for the global batch,
-    so its state, saved in the checkpoint, makes a resumed run draw the same z. Under
-    a strategy of N replicas each trains on its 1/N share of the images and of z, its
-    losses averaged over the global batch (tf.nn.compute_average_loss) and the
-    optimizers summing the replicas' gradients: the step one device would take.
+    forward pass, each by its loss terms (trainer.losses) weighted by the config.
+    `state.noise` (a tf.random.Generator) draws z for the global batch, so its state,
+    saved in the checkpoint, makes a resumed run draw the same z. Under a strategy of N
+    replicas each trains on its 1/N share of the images and of z, its losses averaged
+    over the global batch (tf.nn.compute_average_loss) and the optimizers summing the
+    replicas' gradients: the step one device would take.
 
     A conditional run's generator draws, for each image of the batch, that image's
-    digit: the generated batch has the real batch's digits. With config.mismatch its
-    discriminator also judges the real images with a wrong digit each (the digit plus a
-    random 1 to 9, modulo 10), whose target is fake.
-
-    pair_bounds, float32 (10,) indexed by digit or (1,) for an unconditional run
-    (data.pair_distances), caps the mode-seeking term's image distance per pair
-    (model.mode_seeking_loss); None leaves it uncapped.
+    class. pair_bounds, float32 (num_classes,) or (1,) for an unconditional run
+    (data.pair_distances), caps the mode-seeking term per pair; None leaves it uncapped.
 
     Returns:
       A tf.function (real_images, regularize, stop=None, labels=None) -> metrics.
-      real_images: float32 (B, 28, 28, 1) in [-1, 1], or each replica's share of them
-      (distribute_batch); regularize: Python bool, True adds the R1 penalty weighted by
-      config.r1_interval (the loop passes True every r1_interval steps; each value
-      compiles once); stop: float32 scalar, 1 where this process was asked to stop;
-      labels: int32 (B,) digits of real_images (shared like them), for a conditional
-      run only.
-      Metrics: float32 scalars d_loss, g_loss (the adversarial part), d_real and
-      d_fake (mean sigmoid outputs), mode_seeking (its term, where config.mode_seeking
-      is on), d_mismatch (mean sigmoid output on real images with wrong digits, where
-      config.mismatch is on), pixels/{generated,real}_{mean,std}, stop (the sum of
-      every replica's stop, so every worker stops at the same step), and the float32
-      (B,) vectors d_real_probs and d_fake_probs, D's sigmoid outputs.
+      real_images: float32 (B, H, W, C) in [-1, 1], or each replica's share of them
+      (distribute_batch); regularize: Python bool, True adds the R1 term (the loop
+      passes True every r1_interval steps; each value compiles once); stop: float32
+      scalar, 1 where this process was asked to stop; labels: int32 (B,) classes of
+      real_images (shared like them), for a conditional run only.
+      Metrics: float32 scalars, each loss term's mean but R1's (g_loss and d_loss are
+      the adversarial parts), d_real, d_fake and d_mismatch (D's mean sigmoid outputs),
+      pixels/{generated,real}_{mean,std}, stop (the sum of every replica's stop, so every
+      worker stops at the same step), and the float32 (B,) vectors d_real_probs and
+      d_fake_probs.
     """
     strategy = strategy or tf.distribute.get_strategy()
-    generator, discriminator = state.generator, state.discriminator
-    # The average's batch-norm statistics are measured for its own weights where it is
-    # used (model.set_standing_statistics), not copied from the raw generator's.
-    ema_pairs = list(zip(state.ema_generator.trainable_variables, generator.trainable_variables))
-    r1_weight = 0.5 * config.r1_gamma * config.r1_interval
-    if pair_bounds is not None:
-        pair_bounds = tf.constant(pair_bounds, tf.float32)
+    term_weights = losses.weights(config)
+    bounds = None if pair_bounds is None else tf.constant(pair_bounds, tf.float32)
     global_batch = config.batch_size
     local_batch = distribute.check_batch(global_batch, strategy.num_replicas_in_sync)
 
     def average(per_image):  # this replica's share of the mean over the global batch
         return tf.nn.compute_average_loss(per_image, global_batch_size=global_batch)
 
-    def replica_step(real_images, labels, z, paired_z, shifts, regularize, stop):
-        context = tf.distribute.get_replica_context()
-        first = context.replica_id_in_sync_group * local_batch
-        z = z[first : first + local_batch]  # this replica's rows of the global batch's z
-        extra, probs = {}, {}
+    def replica_step(images, labels, noise, regularize, stop):
+        first = tf.distribute.get_replica_context().replica_id_in_sync_group * local_batch
+        noise = {name: rows[first : first + local_batch] for name, rows in noise.items()}
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
-            fake_images = generator(model.inputs(z, labels), training=True)
-            real_logits = discriminator(model.inputs(real_images, labels), training=True)
-            fake_logits = discriminator(model.inputs(fake_images, labels), training=True)
-            g_loss = average(model.generator_loss(fake_logits))
-            g_total = g_loss
-            if config.mode_seeking > 0:  # the same digits from a second noise batch
-                paired_z = paired_z[first : first + local_batch]
-                paired = generator(model.inputs(paired_z, labels), training=True)
-                bound = pair_bounds  # one for every pair, or each pair's digit's:
-                if pair_bounds is not None and labels is not None:
-                    bound = tf.gather(pair_bounds, labels)
-                extra["mode_seeking"] = average(
-                    model.mode_seeking_loss(fake_images, paired, z, paired_z, bound)
-                )
-                g_total += config.mode_seeking * extra["mode_seeking"]
-            d_loss = average(
-                model.discriminator_loss(real_logits, fake_logits, config.label_smoothing)
-            )
-            d_total = d_loss
-            if config.mismatch > 0:  # real images with wrong digits are fake too
-                wrong = (labels + shifts[first : first + local_batch]) % model.NUM_CLASSES
-                mismatched = discriminator(model.inputs(real_images, wrong), training=True)
-                d_total += config.mismatch * average(tf.nn.softplus(mismatched)[:, 0])
-                probs["d_mismatch"] = tf.sigmoid(mismatched[:, 0])
-            if regularize and config.r1_gamma > 0:
-                d_total += r1_weight * average(model.r1_penalty(discriminator, real_images, labels))
-        # Keras optimizers sum the replicas' gradients before applying them.
-        state.g_optimizer.apply_gradients(
-            zip(
-                g_tape.gradient(g_total, generator.trainable_variables),
-                generator.trainable_variables,
-            )
+            forward = _forward(state, config, images, labels, noise, bounds)
+            g_terms = losses.generator_terms(forward, config)
+            g_loss, g_means = losses.total(g_terms, term_weights, average)
+            d_terms = losses.discriminator_terms(forward, config, regularize)
+            d_loss, d_means = losses.total(d_terms, term_weights, average)
+        _apply(
+            state.g_optimizer,
+            g_tape.gradient(g_loss, state.generator.trainable_variables),
+            state.generator,
         )
-        state.d_optimizer.apply_gradients(
-            zip(
-                d_tape.gradient(d_total, discriminator.trainable_variables),
-                discriminator.trainable_variables,
-            )
+        _apply(
+            state.d_optimizer,
+            d_tape.gradient(d_loss, state.discriminator.trainable_variables),
+            state.discriminator,
         )
-        real_probs, fake_probs = (
-            tf.sigmoid(real_logits[:, 0]),
-            tf.sigmoid(fake_logits[:, 0]),
-        )
-        probs.update(d_real=real_probs, d_fake=fake_probs)
-        shares = {
-            "d_loss": d_loss,
-            "g_loss": g_loss,
-            **extra,
-            **{name: average(value) for name, value in probs.items()},
-        }
-        # Pixel statistics: a generator drifting off MNIST's ink/background balance
-        # shows here before it shows in the grids.
-        for name, pixels in (("generated", fake_images), ("real", real_images)):
-            shares[f"pixels/{name}_mean"] = average(tf.reduce_mean(pixels, [1, 2, 3]))
-            shares[f"pixels/{name}_square"] = average(tf.reduce_mean(tf.square(pixels), [1, 2, 3]))
-        return shares, real_probs, fake_probs, tf.identity(stop)  # one per replica
+        d_means.pop("r1", None)  # taken on some steps only: no curve to draw
+        probs = _probabilities(forward)
+        shares = {**g_means, **d_means, **_pixel_moments(forward, average)}
+        shares.update({name: average(value) for name, value in probs.items()})
+        return shares, probs["d_real"], probs["d_fake"], tf.identity(stop)  # one per replica
 
     @tf.function(jit_compile=config.xla)
     def train_step(real_images, regularize, stop=None, labels=None):
         if config.conditional and labels is None:
             raise ValueError("a conditional run's step needs the batch's labels")
         stop = tf.zeros([]) if stop is None else stop
-        shape = [global_batch, config.latent_dim]
-        z = latent.draw_tf(state.noise, shape, config.latent_distribution)
-        paired_z = (
-            latent.draw_tf(state.noise, shape, config.latent_distribution)
-            if config.mode_seeking > 0
-            else None
-        )
-        shifts = (
-            state.noise.uniform([global_batch], 1, model.NUM_CLASSES, tf.int32)
-            if config.mismatch > 0
-            else None
-        )  # each wrong digit's offset
+        noise = _draw_noise(state.noise, config)
         shares, real_probs, fake_probs, stop = strategy.run(
-            replica_step, args=(real_images, labels, z, paired_z, shifts, regularize, stop)
+            replica_step, args=(real_images, labels, noise, regularize, stop)
         )
-        metrics = {
-            name: strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
-            for name, value in shares.items()
-        }
-        for name in ("generated", "real"):
-            square = metrics.pop(f"pixels/{name}_square")
-            metrics[f"pixels/{name}_std"] = tf.sqrt(
-                tf.maximum(square - tf.square(metrics[f"pixels/{name}_mean"]), 0.0)
-            )
-        decay = ema_decay_at(state.step, config.ema_decay)
-        for average_weight, weight in ema_pairs:  # the same update on every replica
-            average_weight.assign(decay * average_weight + (1.0 - decay) * weight)
+        metrics = _reduce(strategy, shares)
+        _update_average(state, config)
         return {
             **metrics,  # reduce and gather reach every worker's replicas
             "stop": strategy.reduce(tf.distribute.ReduceOp.SUM, stop, axis=None),
@@ -188,6 +118,94 @@ def make_train_step(
         }
 
     return train_step
+
+
+def _draw_noise(noise: tf.random.Generator, config: TrainConfig) -> dict:
+    """The global batch's random draws: z; with the mode-seeking term a second z for the
+    same classes; with the mismatch term each real image's wrong-class offset (1 to
+    num_classes - 1). Drawn in this order, so a seed gives the same draws."""
+    shape = [config.batch_size, config.latent_dim]
+    draws = {"z": latent.draw_tf(noise, shape, config.latent_distribution)}
+    if config.mode_seeking > 0:
+        draws["paired_z"] = latent.draw_tf(noise, shape, config.latent_distribution)
+    if config.mismatch > 0:
+        draws["shifts"] = noise.uniform([config.batch_size], 1, config.num_classes, tf.int32)
+    return draws
+
+
+def _forward(state, config, images, labels, noise, bounds) -> losses.Forward:
+    """The networks on this replica's batch: what the loss terms read (losses.Forward).
+    Batch norm's moving statistics update in call order, which stays fixed."""
+    generator, discriminator = state.generator, state.discriminator
+    fake = generator(model.inputs(noise["z"], labels), training=True)
+    extra = {}
+    if "paired_z" in noise:  # the same classes from a second noise batch
+        extra["paired"] = generator(model.inputs(noise["paired_z"], labels), training=True)
+        extra["bound"] = bounds  # one for every pair, or each pair's class's:
+        if bounds is not None and labels is not None:
+            extra["bound"] = tf.gather(bounds, labels)
+    if "shifts" in noise:  # real images with wrong classes are fake too
+        wrong = (labels + noise["shifts"]) % config.num_classes
+        extra["mismatched_logits"] = discriminator(model.inputs(images, wrong), training=True)
+    return losses.Forward(
+        images=images,
+        labels=labels,
+        fake=fake,
+        real_logits=discriminator(model.inputs(images, labels), training=True),
+        fake_logits=discriminator(model.inputs(fake, labels), training=True),
+        discriminator=discriminator,
+        z=noise["z"],
+        paired_z=noise.get("paired_z"),
+        **extra,
+    )
+
+
+def _apply(optimizer, gradients, network) -> None:
+    # Keras optimizers sum the replicas' gradients before applying them.
+    optimizer.apply_gradients(zip(gradients, network.trainable_variables))
+
+
+def _probabilities(forward: losses.Forward) -> dict:
+    """D's sigmoid outputs, float32 (B,) each: on real, generated and (where the
+    mismatch term is on) mismatched images."""
+    logits = {"d_real": forward.real_logits, "d_fake": forward.fake_logits}
+    if forward.mismatched_logits is not None:
+        logits["d_mismatch"] = forward.mismatched_logits
+    return {name: tf.sigmoid(value[:, 0]) for name, value in logits.items()}
+
+
+def _pixel_moments(forward: losses.Forward, average) -> dict:
+    """Mean and mean square of generated and real pixels: a generator drifting off the
+    data's ink/background balance shows here before it shows in the grids."""
+    moments = {}
+    for name, pixels in (("generated", forward.fake), ("real", forward.images)):
+        moments[f"pixels/{name}_mean"] = average(tf.reduce_mean(pixels, [1, 2, 3]))
+        moments[f"pixels/{name}_square"] = average(tf.reduce_mean(tf.square(pixels), [1, 2, 3]))
+    return moments
+
+
+def _reduce(strategy, shares: dict) -> dict:
+    """The replicas' shares summed into the global batch's means; pixel mean squares
+    turned into standard deviations."""
+    metrics = {
+        name: strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
+        for name, value in shares.items()
+    }
+    for name in ("generated", "real"):
+        square = metrics.pop(f"pixels/{name}_square")
+        mean = metrics[f"pixels/{name}_mean"]
+        metrics[f"pixels/{name}_std"] = tf.sqrt(tf.maximum(square - tf.square(mean), 0.0))
+    return metrics
+
+
+def _update_average(state, config) -> None:
+    """One step of the generator's weight average, the same on every replica. Its
+    batch-norm statistics are measured for its own weights where it is used
+    (model.set_standing_statistics), not copied from the raw generator's."""
+    decay = ema_decay_at(state.step, config.ema_decay)
+    pairs = zip(state.ema_generator.trainable_variables, state.generator.trainable_variables)
+    for average_weight, weight in pairs:
+        average_weight.assign(decay * average_weight + (1.0 - decay) * weight)
 
 
 def distribute_batch(strategy: tf.distribute.Strategy, batch: tf.Tensor):
