@@ -163,7 +163,8 @@ def test_two_mirrored_replicas_train_as_one_device(tmp_path, kind):
     assert result["max_difference"] < 1e-5
 
 
-# Two localhost workers started from the command line, as the README shows.
+# Two localhost workers started from the command line, as docs/distributed.md's
+# 'Several workers' shows.
 
 # Compared at 20 steps, as the parity test is: by step 24 one Adam update of these
 # 4-channel nets turns a rounding difference in a near-zero gradient into 4e-5 (seen

@@ -434,14 +434,10 @@ SAMPLE_SCORES = {
     "classifier_score": 9.449,
     "confident_share": 0.940,
 }
-# Run-to-run noise of 10,000 samples of the shipped model on the evaluator (measured on
-# the 2-core EPYC): --sample with seeds 0 to 5 gave Frechet distances 0.649, 0.728, 0.723,
-# 0.598, 0.725, 0.899 (standard deviation 0.10) and classifier scores 9.409 to 9.449; the
-# export's generate with five sets of seeds gave 0.711 to 0.835 and 9.413 to 9.441. Two
-# draws of one generator differed by up to 0.30 in distance (40%: a 5% bound would fail
-# on noise alone), 0.04 in score and 0.007 in confident share. The bounds are those
-# spreads with a little room, still far below what a wrong noise distribution or image
-# range does.
+# The run-to-run spread of 10,000 samples of one generator (docs/results.md, 'The shipped
+# model': up to 0.30 in distance, 40%, so a 5% bound would fail on noise alone; 0.04 in
+# score; 0.007 in confident share) with a little room: still far below what a wrong
+# noise distribution or image range does.
 TOLERANCES = {"frechet_distance": 0.35, "classifier_score": 0.05, "confident_share": 0.02}
 
 

@@ -75,7 +75,7 @@ def test_fresh_clone_samples_64_digits_or_64_sevens_with_no_data(tmp_path):
             check=True,
             capture_output=True,
         )
-    # --sample alone: the unconditional model, as before the conditional one shipped.
+    # --sample alone still samples the unconditional model; only --digit picks the other.
     assert sorted(os.listdir(tmp_path / "any")) == ["grid.png"] + [
         f"sample_{i:05d}.png" for i in range(64)
     ]

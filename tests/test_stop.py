@@ -1,5 +1,5 @@
-"""SIGINT / SIGTERM at the moments that stress the save: inside a checkpoint write, at an
-epoch boundary, and with the CPU under load. Each must save the step it reports and
+"""SIGINT / SIGTERM at the moments that stress the save: inside a checkpoint write and at
+an epoch boundary. Each must exit with the signal's code, save the step it reports and
 resume from it. (trainer.tools.stop_latency measures the seconds at the default size.)"""
 
 import os

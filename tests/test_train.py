@@ -569,7 +569,7 @@ def test_a_conditional_run_needs_the_labels_of_its_images(tiny_config, blob_imag
 def test_a_conditional_run_resumes_exactly_and_grids_a_row_per_digit(tiny_config, tmp_path):
     images, labels = two_classes()
     # deterministic: bit-identical weights are what --deterministic promises; without it
-    # a suite run under load once read them 1e-5 apart (oneDNN's op order varies).
+    # oneDNN's op order can vary under load and move them by about 1e-5.
     config = replace(
         tiny_config,
         conditional=True,

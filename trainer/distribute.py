@@ -60,8 +60,8 @@ def pick(name: str, tf_config: str, gpus: int) -> str:
     if name == "multi-worker" and workers < 1:
         raise TrainerError(
             "--strategy multi-worker needs TF_CONFIG naming the cluster "
-            "and this task (see the README's 'More than one device or "
-            "machine'); without it use --strategy auto"
+            "and this task (see docs/distributed.md, 'Several workers'); "
+            "without it use --strategy auto"
         )
     if name != "auto":
         return name

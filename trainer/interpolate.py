@@ -13,8 +13,8 @@ loop's jump from the last step back to the first reads as a restart.
 A conditional model's walks between noise vectors keep one digit each (walk k draws
 digit k mod 10, or --digit's), and it also writes interpolation_digits.png (and .gif):
 K walks at a fixed z from one digit to another, the one-hot labels mixed linearly, which
-mixes the digits' batch-norm scales and shifts (trainer.model): the handwriting held,
-the digit changing.
+mixes the digits' learned embeddings that the generator joins to z (trainer.model): the
+handwriting held, the digit changing.
 """
 
 import math
