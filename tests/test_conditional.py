@@ -80,7 +80,7 @@ def test_without_digit_every_digit_gets_an_equal_share_and_a_grid_row(trained, t
 
 def test_balanced_labels_share_every_count_out_as_evenly_as_possible():
     for count in (1, 9, 10, 64, 1000, 1003):
-        labels = generation.balanced_labels(count)
+        labels = generation.balanced_labels(count, 10)
         shares = np.bincount(labels, minlength=10)
         assert len(labels) == count and shares.max() - shares.min() <= (count % 10 > 0)
         assert (np.diff(labels) >= 0).all()
@@ -94,9 +94,18 @@ def test_a_digit_of_an_unconditional_model_is_one_clear_error(unconditional, tmp
 
 
 @pytest.mark.parametrize("digit", [-1, 10, 2.5])
-def test_a_digit_outside_0_to_9_is_refused(trained, tmp_path, digit):
-    with pytest.raises(ValueError, match="--digit must be one of 0-9"):
+def test_a_digit_outside_the_models_classes_is_refused(trained, tmp_path, digit):
+    with pytest.raises(TrainerError, match="--digit must be one of 0-9 for the model in"):
         sample.write_samples(trained.checkpoint_dir, str(tmp_path), 3, 0, digit=digit)
+    with pytest.raises(TrainerError, match="--digit must be one of 0-9 for the model in"):
+        interpolate.write_walks(trained.checkpoint_dir, str(tmp_path), 2, 0, digit=digit)
+
+
+def test_cli_digit_outside_the_models_classes_is_one_line(trained, tmp_path, capsys):
+    argv = ["--sample", "3", "--digit", "10", "--checkpoint-dir", trained.checkpoint_dir]
+    assert task.main(argv + ["--sample-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--digit must be one of 0-9 for the model in" in err[0], err
 
 
 def test_cli_digit_on_an_unconditional_model_is_one_line(unconditional, tmp_path, capsys):

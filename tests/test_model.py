@@ -1,4 +1,8 @@
+import dataclasses
+
+import helpers
 import numpy as np
+import pytest
 import tensorflow as tf
 from helpers import needs_bfloat16_kernels
 
@@ -133,9 +137,18 @@ def test_mlp_baseline_follows_the_tutorials_layer_sizes():
     assert "BatchNormalization" not in _layer_types(discriminator)
 
 
-def test_arch_picks_the_networks():
-    assert model.generator_for("mlp", 16, 8).name == "mlp_generator"
-    assert model.discriminator_for("dcgan", 8).name == "discriminator"
+def test_build_makes_the_configs_networks(tmp_path):
+    mlp = dataclasses.replace(helpers.tiny_config(tmp_path), arch="mlp")
+    assert model.build(mlp, "generator").name == "mlp_generator"
+    dcgan = dataclasses.replace(mlp, arch="dcgan", conditional=True, projection=True)
+    discriminator = model.build(dcgan, "discriminator")
+    assert discriminator.name == "conditional_discriminator"
+    assert (
+        discriminator.count_params()
+        == model.build_discriminator(4, num_classes=10, projection=True).count_params()
+    )
+    with pytest.raises(ValueError, match="network must be one of generator, discriminator"):
+        model.build(dcgan, "critic")
 
 
 def test_standing_statistics_are_the_batchs_own():
@@ -264,7 +277,7 @@ def test_the_projection_adds_the_digits_embedding_dotted_with_the_summed_feature
     d = model.build_discriminator(8, depth=1, num_classes=10, projection=True)
     assert d.count_params() == plain.count_params() + 10 * 2 * 8  # 2w values a digit
     assert (
-        model.discriminator_for("dcgan", 8, depth=1, num_classes=10, projection=True).count_params()
+        model.build_discriminator(8, depth=1, num_classes=10, projection=True).count_params()
         == d.count_params()
     )
     (table,) = [

@@ -99,14 +99,15 @@ def write_progress_gif(log_dir: str) -> str:
 
 
 def write_gif(frames, path: str, durations, fix: str) -> None:
-    """Writes uint8 (H, W) grayscale frames as a GIF that loops forever.
+    """Writes uint8 (H, W) grey or (H, W, 3) colour frames as a GIF that loops forever.
 
     Written under a temporary name and renamed, so a failed write leaves any previous
     GIF at `path` whole. Pillow merges a frame identical to the one before it into that
     one (adding its duration), so a GIF of repeated frames holds fewer.
 
     Args:
-      frames: a sequence of uint8 (H, W) arrays in [0, 255], all the same shape.
+      frames: a sequence of uint8 (H, W) or (H, W, 3) arrays in [0, 255], all the same
+        shape.
       path: the .gif to write.
       durations: milliseconds on screen, one int for every frame or one per frame.
       fix: what the user should do if the write fails, for the error message.
@@ -133,7 +134,8 @@ def write_gif(frames, path: str, durations, fix: str) -> None:
 def _read_grid(path: str) -> np.ndarray:
     try:
         with image_utils.open_image(path) as image:
-            return np.asarray(image.convert("L"))
+            # Grey grids stay grey; colour ones keep their colour.
+            return np.asarray(image.convert("L" if image.mode in ("L", "LA", "1") else "RGB"))
     except (OSError, UnidentifiedImageError, tf.errors.OpError) as err:
         raise TrainerError(
             f"{path}: not a readable PNG ({paths.reason(err)}); delete it "

@@ -1,4 +1,4 @@
-"""MNIST files -> uint8 arrays -> batches of float32 in [-1, 1], shape (28, 28, 1).
+"""MNIST files -> uint8 arrays of image_spec.MNIST -> batches of float32 in [-1, 1].
 
 Reads the four IDX files (`.gz` or raw; `train-images-idx3-ubyte` or
 `train-images.idx3-ubyte` spellings) or a Keras `mnist.npz`, from a local folder, gs://
@@ -21,6 +21,7 @@ import tensorflow as tf
 from trainer import images as image_utils
 from trainer import paths
 from trainer.errors import TrainerError
+from trainer.image_spec import MNIST
 
 KERAS_MNIST_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
 # SHA-256 Keras publishes for mnist.npz (keras.datasets.mnist.load_data).
@@ -36,10 +37,10 @@ _STEMS = {"train": ("train-images", "train-labels"), "test": ("t10k-images", "t1
 
 
 def read_idx(path: str) -> np.ndarray:
-    """Reads one IDX file of MNIST images (N, 28, 28) or labels (N,), uint8.
+    """Reads one IDX file of MNIST images (N, H, W) or labels (N,), uint8.
 
     Raises:
-      TrainerError: naming the file, if it is missing, not IDX, not 28x28 uint8,
+      TrainerError: naming the file, if it is missing, not IDX, not MNIST's size,
         truncated or longer than its header says.
     """
     try:
@@ -50,9 +51,10 @@ def read_idx(path: str) -> np.ndarray:
             magic = int.from_bytes(header, "big")
             if magic == IMAGE_MAGIC:
                 shape = _read_dims(f, path, 3)
-                if shape[1:] != (28, 28):
+                if shape[1:] != (MNIST.height, MNIST.width):
                     raise TrainerError(
-                        f"{path}: images are {shape[1]}x{shape[2]}, expected MNIST's 28x28"
+                        f"{path}: images are {shape[1]}x{shape[2]}, expected MNIST's "
+                        f"{MNIST.height}x{MNIST.width}"
                     )
             elif magic == LABEL_MAGIC:
                 shape = _read_dims(f, path, 1)
@@ -126,7 +128,7 @@ def _find_idx(data_dir, stem, kind):
 
 
 def read_npz(path: str, split: str):
-    """Reads x_{split} (N, 28, 28) and y_{split} (N,) uint8 from a Keras mnist.npz.
+    """Reads x_{split} (N, H, W) and y_{split} (N,) uint8 from a Keras mnist.npz.
 
     Reads the zip members itself rather than through np.load, whose npz reader sizes
     its buffer from the .npy header before reading and returns raw bytes for a member
@@ -155,9 +157,11 @@ def read_npz(path: str, split: str):
         raise TrainerError(
             f"{path}: cannot read ({paths.reason(err)}); re-download the file"
         ) from err
-    if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (28, 28):
+    expected = (MNIST.height, MNIST.width)
+    if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != expected:
         raise TrainerError(
-            f"{path}: x_{split} is {images.dtype} {images.shape}, expected uint8 (N, 28, 28)"
+            f"{path}: x_{split} is {images.dtype} {images.shape}, expected uint8 (N, "
+            f"{expected[0]}, {expected[1]})"
         )
     return images, _check_labels(path, labels, len(images))
 
@@ -177,7 +181,7 @@ def _read_npy_member(archive, name, path):
         if dtype.kind not in "iu" or any(dim < 0 for dim in shape):
             raise TrainerError(f"{path}: {name} is {dtype} {shape}, expected integers")
         size = math.prod(shape) * dtype.itemsize
-        if size > MAX_RECORDS * 28 * 28:
+        if size > MAX_RECORDS * MNIST.height * MNIST.width:
             raise TrainerError(
                 f"{path}: {name} claims {shape}, more than MNIST could hold; the file is corrupt"
             )
@@ -212,7 +216,8 @@ def load_mnist(data_dir=None, split="train"):
       split: "train" (60,000 images) or "test" (10,000).
 
     Returns:
-      (images, labels): uint8 (N, 28, 28) in [0, 255] and uint8 (N,) in [0, 9].
+      (images, labels): uint8 (N, H, W) of image_spec.MNIST in [0, 255] and uint8 (N,)
+      in [0, 9].
 
     Raises:
       TrainerError: the files are missing, corrupt, or cannot be downloaded.
@@ -276,7 +281,7 @@ def epoch_batches(
     seconds at some epoch ends while training ran, for no gain in speed.
 
     Args:
-      images: uint8 (N, 28, 28) array, held in memory.
+      images: uint8 (N, H, W[, C]) array, held in memory.
       batch_size: images per batch; the last partial batch is dropped.
       seed: the run's seed.
       epoch: index of this epoch, 0-based.
@@ -284,7 +289,7 @@ def epoch_batches(
       labels: uint8 (N,) digits of `images`, for a conditional run; None without.
 
     Yields:
-      (images, digits): float32 tf.Tensor (batch_size, 28, 28, 1) in [-1, 1], and the
+      (images, digits): float32 tf.Tensor (batch_size, H, W, C) in [-1, 1], and the
       int32 (batch_size,) digits of the same images, or None without `labels`.
     """
     images = np.asarray(images)
@@ -310,7 +315,7 @@ def pair_distances(images, labels=None, pairs: int = 2000, seed: int = 0) -> np.
     networks' [-1, 1] range, over `pairs` random pairs.
 
     Args:
-      images: uint8 (N, 28, 28) in [0, 255].
+      images: uint8 (N, H, W[, C]) in [0, 255].
       labels: uint8 (N,) digits of images, or None.
       pairs: pairs drawn (per digit with labels).
       seed: the draw's seed, so a resumed run measures what the fresh one did.

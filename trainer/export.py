@@ -8,12 +8,13 @@ project, in TensorFlow Serving's layout of numbered versions:
                                             image range, step, training hyperparameters
     DIR/<step>/generator.tflite             with --tflite: serving_default for LiteRT
 
-Signatures (both give float32 images, 0 background and 1 ink):
-  serving_default  z: float32 (batch, latent_dim) -> images: (batch, 28, 28, 1) in [0, 1]
-  generate         count: int32 scalar, seed: int64 scalar -> images: (count, 28, 28, 1),
+Signatures (both give float32 images of the run's image spec, H x W x C, in [0, 1]; for
+MNIST 0 is background and 1 ink):
+  serving_default  z: float32 (batch, latent_dim) -> images: (batch, H, W, C) in [0, 1]
+  generate         count: int32 scalar, seed: int64 scalar -> images: (count, H, W, C),
                    the noise drawn inside from (count, seed), so a client needs none.
-A conditional model's signatures also take the digits: serving_default `digits` int32
-(batch,) in 0-9 beside z, generate `digit` int32 scalar (count images of that digit).
+A conditional model's signatures also take the classes: serving_default `digits` int32
+(batch,) beside z, generate `digit` int32 scalar (count images of that class).
 
 The version is written into a temporary sibling folder and renamed into place, so a
 failed export leaves nothing half-written where TF Serving looks.
@@ -44,7 +45,7 @@ class ServingGenerator(tf.Module):
     def __init__(self, generator: tf.keras.Model, latent_dim: int, distribution: str):
         """Args:
         generator: maps float32 (batch, latent_dim) z (and for a conditional one the
-          digits) to float32 (batch, 28, 28, 1) images in [-1, 1], batch norm in
+          digits) to float32 (batch, H, W, C) images in [-1, 1], batch norm in
           inference mode.
         latent_dim: length of z.
         distribution: "normal" N(0, 1) or "uniform" U(-1, 1) (trainer.latent), what
@@ -61,9 +62,9 @@ class ServingGenerator(tf.Module):
 
         def serve(z, digits=None):
             images = generator(
-                model.inputs(z, digits, classes or model.NUM_CLASSES), training=False
-            )  # (B, 28, 28, 1) in [-1, 1]
-            return {"images": (images + 1.0) / 2.0}  # (B, 28, 28, 1) in [0, 1]
+                model.inputs(z, digits, classes or None), training=False
+            )  # (B, H, W, C) in [-1, 1]
+            return {"images": (images + 1.0) / 2.0}  # (B, H, W, C) in [0, 1]
 
         def generate(count, seed, digit=None):
             shape = tf.stack([count, latent_dim])
@@ -163,17 +164,20 @@ def write_version(module: ServingGenerator, folder: str, card: dict, tflite: boo
 
 def _card(config, step: int, tflite: bool) -> dict:
     """model.json: what a client needs to call the export without this project."""
-    images = (
-        f"float32 (batch, 28, 28, 1) in [{IMAGE_RANGE[0]:g}, {IMAGE_RANGE[1]:g}], "
-        "0 background, 1 ink"
-    )
+    spec = config.image
+    shape = ", ".join(str(size) for size in spec.shape)
+    images = f"float32 (batch, {shape}) in [{IMAGE_RANGE[0]:g}, {IMAGE_RANGE[1]:g}]"
+    if spec.channels == 1:
+        images += ", 0 background, 1 ink"
     serve_inputs = {"z": f"float32 (batch, {config.latent_dim})"}
     generate_inputs = {"count": "int32 scalar", "seed": "int64 scalar"}
     if config.conditional:
-        serve_inputs["digits"] = "int32 (batch,), the digit 0-9 each image draws"
-        generate_inputs["digit"] = "int32 scalar, the digit 0-9 every image draws"
+        last = spec.num_classes - 1
+        serve_inputs["digits"] = f"int32 (batch,), the class 0-{last} each image draws"
+        generate_inputs["digit"] = f"int32 scalar, the class 0-{last} every image draws"
     return {
-        "model": "DCGAN generator of 28x28 MNIST digits (python -m trainer.task --export)",
+        "model": f"DCGAN generator of {spec.height}x{spec.width} images "
+        "(python -m trainer.task --export)",
         "step": step,
         "latent_dim": config.latent_dim,
         "latent_distribution": config.latent_distribution,
@@ -181,7 +185,8 @@ def _card(config, step: int, tflite: bool) -> dict:
             "normal": "N(0, 1) per coordinate",
             "uniform": "U(-1, 1) per coordinate",
         }[config.latent_distribution],
-        "image_shape": [28, 28, 1],
+        "image_shape": list(spec.shape),
+        "image_spec": spec.to_dict(),
         "image_dtype": "float32",
         "image_range": list(IMAGE_RANGE),
         "conditional": config.conditional,

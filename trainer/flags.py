@@ -416,8 +416,6 @@ def check_modes(args: argparse.Namespace) -> None:
             raise ValueError(
                 f"{_flag(flag)} only applies with " + " or ".join(map(_flag, options_modes))
             )
-    if given.get("digit", 0) not in range(10):
-        raise ValueError(f"--digit must be one of 0-9, got {given['digit']}")
     for mode in modes:
         for flag in given:
             if flag == mode or flag in MODES[mode]:

@@ -1,4 +1,4 @@
-"""Pixels in and out of the networks: uint8 digits <-> model range, batched inference,
+"""Pixels in and out of the networks: uint8 images <-> model range, batched inference,
 grids, and PNG files a person can look at (local, gs:// or ram://: Pillow encodes and
 decodes in memory, tf.io.gfile moves the bytes)."""
 
@@ -15,20 +15,31 @@ INFERENCE_BATCH = 500  # images per network call outside training: memory stays 
 
 
 def to_model_range(pixels) -> np.ndarray:
-    """uint8 (N, 28, 28[, 1]) in [0, 255] -> float32 (N, 28, 28, 1) in [-1, 1], what the
-    networks read (the generator's tanh range)."""
+    """uint8 (N, H, W) grey or (N, H, W, C) in [0, 255] -> float32 (N, H, W, C) in
+    [-1, 1], what the networks read (the generator's tanh range)."""
     pixels = np.asarray(pixels)
-    return (pixels.astype(np.float32) / 127.5 - 1.0).reshape(len(pixels), 28, 28, 1)
+    if pixels.ndim == 3:  # grey images without their channel axis
+        pixels = pixels[..., None]
+    return pixels.astype(np.float32) / 127.5 - 1.0
 
 
 def to_uint8(images) -> np.ndarray:
-    """float images in [-1, 1], shape (N, 28, 28[, 1]) -> uint8 (N, 28, 28) in [0, 255]."""
-    images = np.asarray(images, dtype=np.float32).reshape(len(images), 28, 28)
+    """float images (N, H, W, C) in [-1, 1] -> uint8 in [0, 255]: (N, H, W) for grey
+    images (C = 1), as Pillow and the evaluator take them, else (N, H, W, C)."""
+    images = np.asarray(images, dtype=np.float32)
+    if images.ndim == 4 and images.shape[-1] == 1:
+        images = images[..., 0]
     return np.round((np.clip(images, -1.0, 1.0) + 1.0) * 127.5).astype(np.uint8)
 
 
+def blank(shape) -> np.ndarray:
+    """A white uint8 image of `shape` ((H, W) or (H, W, C)), for an empty grid cell."""
+    return np.full(shape, 255, np.uint8)
+
+
 def unit_pixels(pixels) -> np.ndarray:
-    """uint8 (N, 28, 28) in [0, 255] -> float32 (N, 784) in [0, 1]: pixels as vectors."""
+    """uint8 (N, H, W[, C]) in [0, 255] -> float32 (N, H * W * C) in [0, 1]: pixels as
+    vectors."""
     pixels = np.asarray(pixels)
     return pixels.reshape(len(pixels), -1).astype(np.float32) / np.float32(255)
 
@@ -49,14 +60,14 @@ def in_batches(function, *inputs, batch: int = INFERENCE_BATCH):
 
 
 def grid(images: np.ndarray, columns: int, padding: int = 2) -> np.ndarray:
-    """Tiles uint8 (N, H, W) images into one uint8 (rows * (H + p) + p, ...) picture,
-    row by row, on a white background so digits stand apart."""
-    count, height, width = images.shape
+    """Tiles uint8 (N, H, W) grey or (N, H, W, C) colour images into one uint8
+    (rows * (H + p) + p, columns * (W + p) + p[, C]) picture, row by row, on a white
+    background so the images stand apart."""
+    count, height, width = images.shape[:3]
     rows = -(-count // columns)
-    canvas = np.full(
-        (rows * (height + padding) + padding, columns * (width + padding) + padding),
-        255,
-        dtype=np.uint8,
+    canvas = blank(
+        (rows * (height + padding) + padding, columns * (width + padding) + padding)
+        + images.shape[3:]
     )
     for index, image in enumerate(images):
         top = padding + (index // columns) * (height + padding)
@@ -68,7 +79,7 @@ def grid(images: np.ndarray, columns: int, padding: int = 2) -> np.ndarray:
 def save_png(
     pixels: np.ndarray, path: str, fix: str = "free space or write to another folder"
 ) -> None:
-    """Writes a uint8 (H, W) array as a grayscale PNG.
+    """Writes a uint8 (H, W) array as a grayscale PNG, or (H, W, 3) as a colour one.
 
     Raises:
       TrainerError: the file cannot be written, naming it, the reason and `fix` (what the
@@ -76,7 +87,7 @@ def save_png(
     """
     encoded = io.BytesIO()
     try:
-        Image.fromarray(pixels, mode="L").save(encoded, format="PNG")
+        Image.fromarray(pixels, mode="L" if pixels.ndim == 2 else "RGB").save(encoded, format="PNG")
         with tf.io.gfile.GFile(path, "wb") as f:
             f.write(encoded.getvalue())
     except (OSError, tf.errors.OpError) as err:

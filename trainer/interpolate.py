@@ -24,6 +24,7 @@ import numpy as np
 
 from trainer import animation, generation, latent, loaders, model, sample
 from trainer import images as image_utils
+from trainer.image_spec import MNIST
 from trainer.paths import ensure_writable_dir
 
 STEPS = 10  # images per walk, both endpoints included
@@ -103,21 +104,20 @@ def walks(starts, ends, spherical: bool = False, steps: int = STEPS) -> np.ndarr
 
 def render(generator, z, labels=None) -> np.ndarray:
     """z float32 (K, T, D), and for a conditional generator labels float32
-    (K, T, num_classes) -> uint8 (K, T, 28, 28) digits."""
+    (K, T, num_classes) -> uint8 (K, T, H, W[, C]) images (images.to_uint8)."""
     rows = [array.reshape(-1, array.shape[-1]) for array in (z, labels) if array is not None]
     pixels = image_utils.in_batches(
         lambda *batch: image_utils.to_uint8(generator(model.inputs(*batch), training=False)),
         *rows,
     )
-    return pixels.reshape(z.shape[:2] + (28, 28))
+    return pixels.reshape(z.shape[:2] + pixels.shape[1:])
 
 
-def walk_digits(count: int, seed: int, digit: int = None):
-    """The digits of a conditional model's walks: int (count,) for the walks between
-    noise vectors (k mod 10, or all `digit`), and (starts, ends) int (count,) pairs of
-    different digits for the walks between digits (random by `seed`; all starting at
-    `digit` when given)."""
-    classes = model.NUM_CLASSES
+def walk_digits(count: int, seed: int, digit: int = None, classes: int = MNIST.num_classes):
+    """The classes of a conditional model's walks: int (count,) for the walks between
+    noise vectors (k mod classes, or all `digit`), and (starts, ends) int (count,) pairs
+    of different classes for the walks between classes (random by `seed`; all starting
+    at `digit` when given)."""
     fixed = np.full(count, digit) if digit is not None else np.arange(count) % classes
     rng = np.random.default_rng([seed, 1])  # apart from the noise's generator
     starts = fixed if digit is not None else rng.integers(0, classes, count)
@@ -148,7 +148,6 @@ def write_walks(
     """
     if count < 1:
         raise ValueError(f"--interpolate must be a positive number of walks, got {count}")
-    generation.check_digit(digit)
     ensure_writable_dir(sample_dir, "--sample-dir")
     generator, config = loaders.load_sampler(checkpoint_dir)
     generation.check_digit_applies(generator, digit, checkpoint_dir)
@@ -156,8 +155,9 @@ def write_walks(
     z = walks(starts, ends, spherical)  # (K, STEPS, latent_dim)
     runs = {WALKS_NAME: (z, None)}
     if model.num_classes(generator):
-        fixed, (first, last) = walk_digits(count, seed, digit)
-        one_hot = np.eye(model.NUM_CLASSES, dtype=np.float32)
+        classes = model.num_classes(generator)
+        fixed, (first, last) = walk_digits(count, seed, digit, classes)
+        one_hot = np.eye(classes, dtype=np.float32)
         runs[WALKS_NAME] = (z, np.repeat(one_hot[fixed][:, None], STEPS, axis=1))
         runs[DIGITS_NAME] = (
             np.repeat(starts[:, None], STEPS, axis=1),
@@ -165,10 +165,12 @@ def write_walks(
         )
     pngs, gifs = [], []
     for name, (noise, labels) in runs.items():
-        digits = render(generator, noise, labels)  # (K, STEPS, 28, 28)
+        digits = render(generator, noise, labels)  # (K, STEPS, H, W[, C])
         pngs.append(os.path.join(sample_dir, name + ".png"))
         image_utils.save_png(
-            image_utils.grid(digits.reshape(-1, 28, 28), STEPS), pngs[-1], sample.WRITE_FIX
+            image_utils.grid(digits.reshape((-1,) + digits.shape[2:]), STEPS),
+            pngs[-1],
+            sample.WRITE_FIX,
         )
         if gif:
             gifs.append(os.path.join(sample_dir, name + ".gif"))

@@ -44,13 +44,7 @@ def load_sampler_with_step(checkpoint_dir: str):
     generator, config = _load_network(
         checkpoint_dir,
         "ema_generator",
-        lambda config: model.generator_for(
-            config.arch,
-            config.latent_dim,
-            config.generator_width,
-            depth=config.generator_depth,
-            num_classes=config.num_classes,
-        ),
+        lambda config: model.build(config, "generator"),
         step=step,
     )
     model.set_standing_statistics(
@@ -64,13 +58,7 @@ def load_discriminator(checkpoint_dir: str):
     return _load_network(
         checkpoint_dir,
         "discriminator",
-        lambda config: model.discriminator_for(
-            config.arch,
-            config.discriminator_width,
-            depth=config.discriminator_depth,
-            num_classes=config.num_classes,
-            projection=config.projection,
-        ),
+        lambda config: model.build(config, "discriminator"),
     )
 
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from trainer import images as image_utils
 from trainer import loaders
-from trainer.generation import check_digit, generate, labels_for
+from trainer.generation import generate, labels_for
 from trainer.paths import ensure_writable_dir
 
 GRID_COLUMNS = 10
@@ -35,7 +35,6 @@ def write_samples(
     """
     if count <= 0:
         raise ValueError(f"--sample must be a positive number of images, got {count}")
-    check_digit(digit)
     generator, config = loaders.load_sampler(checkpoint_dir)
     labels = labels_for(generator, count, digit, checkpoint_dir)
     return write_images(
@@ -75,7 +74,7 @@ def write_images(
                 shown[index] = pixels
         if len(paths) % 5000 == 0 or len(paths) == count:
             logging.info("wrote %d/%d samples", len(paths), count)
-    blank = np.full((28, 28), 255, np.uint8)
+    blank = image_utils.blank(next(iter(shown.values())).shape)
     picture = image_utils.grid(np.stack([shown.get(i, blank) for i in cells]), columns)
     image_utils.save_png(picture, os.path.join(sample_dir, "grid.png"), WRITE_FIX)
     return paths

@@ -25,11 +25,12 @@ class Summaries:
                 tf.summary.histogram(name, value)
 
     def grid(self, step: int, tag: str, pixels: np.ndarray, columns: int = 8) -> np.ndarray:
-        """Logs uint8 (N, 28, 28) images as one tiled picture, and returns that uint8
-        (H, W) picture."""
+        """Logs uint8 (N, H, W) grey or (N, H, W, C) colour images as one tiled picture,
+        and returns that uint8 picture, (H', W') or (H', W', C)."""
         picture = image_utils.grid(pixels, columns)
+        image = picture if picture.ndim == 3 else picture[:, :, None]
         with self._writer.as_default(step=step):
-            tf.summary.image(tag, picture[None, :, :, None])
+            tf.summary.image(tag, image[None])
         return picture
 
     def text(self, step: int, tag: str, text: str) -> None:

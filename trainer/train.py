@@ -257,7 +257,7 @@ def run(
 
     Args:
       config: the resolved configuration.
-      images: uint8 (N, 28, 28) training images; None loads them from config.data_dir.
+      images: uint8 (N, H, W[, C]) training images; None loads them from config.data_dir.
       strategy: the tf.distribute strategy to train under (trainer.distribute); None
         is the default strategy, one device.
       labels: uint8 (N,) digits of `images`, which a conditional run needs; loaded
@@ -289,6 +289,7 @@ def run(
             images, labels = data.load_mnist(config.data_dir, "train")
         if config.conditional and labels is None:
             raise ValueError("a conditional run needs the labels of its images")
+        _check_images(images, config.image)
         per_epoch = data.steps_per_epoch(len(images), config.batch_size)
         with strategy.scope():  # every variable, and the checkpoint of them, mirrored
             state = train_state.build_state(config)
@@ -310,10 +311,23 @@ def run(
             train_state.release(manager)
 
 
+def _check_images(images, spec) -> None:
+    """Raises TrainerError unless `images` are uint8 images of `spec`, as the networks
+    built from the config expect."""
+    shape = tuple(images.shape[1:])
+    if spec.channels == 1 and len(shape) == 2:
+        shape += (1,)
+    if shape != spec.shape:
+        raise TrainerError(
+            f"the training images are {images.shape[1:]}, but the run's image spec is "
+            f"{spec.shape} (height, width, channels); train on data of that spec"
+        )
+
+
 def pair_bounds_for(config: TrainConfig, images, labels=None):
     """The mode-seeking term's caps (make_train_step's pair_bounds) for a run whose
     config.mode_seeking_bound is "real": how much two real images of a digit differ on
-    average, measured on its training images (uint8 (N, 28, 28), and labels (N,) for a
+    average, measured on its training images (uint8 (N, H, W[, C]), and labels (N,) for a
     conditional run); else None."""
     if not (config.mode_seeking > 0 and config.mode_seeking_bound == "real"):
         return None

@@ -12,6 +12,7 @@ from typing import Optional
 
 from trainer import latent
 from trainer.errors import TrainerError
+from trainer.image_spec import MNIST, ImageSpec
 
 CONFIG_FILENAME = "config.json"
 PRECISIONS = ("auto", "bfloat16", "float32")
@@ -33,6 +34,7 @@ ADDED_FIELDS = {
     "mismatch": 0.0,
     "mode_seeking_bound": "none",
     "projection": False,
+    "image": MNIST,
 }
 
 # Fields of the machine and the invocation, not of the run: config.json leaves them out
@@ -60,6 +62,7 @@ RESUME_LOCKED_FIELDS = (
     "generator_depth",
     "discriminator_depth",
     "batch_size",
+    "image",
 )
 
 
@@ -116,6 +119,9 @@ class TrainConfig:
     # (a projection discriminator, Miyato and Koyama 2018) beside the digit's planes at
     # its input.
     projection: bool = False
+    # What the run's images are (trainer.image_spec): their size, channels and classes.
+    # The data sets it; config.json records it, so a checkpoint says what it generates.
+    image: ImageSpec = MNIST
     # Length of the standard-normal noise vector z.
     latent_dim: int = 100
     # Distribution of z: "normal", N(0, 1), or "uniform", U(-1, 1) as in the DCGAN paper.
@@ -181,6 +187,13 @@ class TrainConfig:
     checkpoint_freq: int = 1000
 
     def __post_init__(self):
+        # config.json holds the spec as an object: read it back as one.
+        object.__setattr__(self, "image", ImageSpec.from_dict(self.image))
+        if self.conditional and self.image.num_classes < 2:
+            raise ValueError(
+                f"conditional needs images of two classes or more, got "
+                f"{self.image.num_classes}; drop --conditional"
+            )
         for name in (
             "num_epochs",
             "batch_size",
@@ -289,8 +302,9 @@ class TrainConfig:
 
     @property
     def num_classes(self) -> int:
-        """Digits the networks are conditioned on: 10, or 0 for an unconditional run."""
-        return 10 if self.conditional else 0
+        """Classes the networks are conditioned on: the images', or 0 for an
+        unconditional run."""
+        return self.image.num_classes if self.conditional else 0
 
     @property
     def discriminator_learning_rate(self) -> float:
@@ -426,9 +440,13 @@ def resolve_resume(saved: TrainConfig, overrides: dict) -> TrainConfig:
     return dataclasses.replace(saved, **overrides)
 
 
-def check_resumable(saved: TrainConfig, values: dict) -> None:
-    """Raises TrainerError naming each RESUME_LOCKED_FIELDS entry where `values` (field ->
-    value, possibly partial) differs from the saved config."""
+def check_resumable(saved: TrainConfig, values) -> None:
+    """Raises TrainerError naming each RESUME_LOCKED_FIELDS entry where `values` (a
+    TrainConfig, or field -> value, possibly partial) differs from the saved config."""
+    if isinstance(values, TrainConfig):
+        values = {field.name: getattr(values, field.name) for field in dataclasses.fields(values)}
+    if "image" in values:
+        values = {**values, "image": ImageSpec.from_dict(values["image"])}
     differing = [
         f"{name} (checkpoint {getattr(saved, name)}, flags {values[name]})"
         for name in RESUME_LOCKED_FIELDS

@@ -59,31 +59,11 @@ def build_state(config: TrainConfig) -> TrainState:
     (keras-team/keras#23085). The trained networks' batch norm is synchronized: over
     every replica's share of the batch, and on one device the same arithmetic, so N
     replicas train as one device does (on one device it measured no slower)."""
-    generator = model.generator_for(
-        config.arch,
-        config.latent_dim,
-        config.generator_width,
-        config.compute_precision,
-        config.generator_depth,
-        synchronized=True,
-        num_classes=config.num_classes,
-    )
-    ema_generator = model.generator_for(
-        config.arch,
-        config.latent_dim,
-        config.generator_width,
-        depth=config.generator_depth,
-        num_classes=config.num_classes,
-    )
+    generator = model.build(config, "generator", config.compute_precision, synchronized=True)
+    ema_generator = model.build(config, "generator")
     ema_generator.set_weights(generator.get_weights())
-    discriminator = model.discriminator_for(
-        config.arch,
-        config.discriminator_width,
-        config.compute_precision,
-        config.discriminator_depth,
-        synchronized=True,
-        num_classes=config.num_classes,
-        projection=config.projection,
+    discriminator = model.build(
+        config, "discriminator", config.compute_precision, synchronized=True
     )
     optimizers = []
     for net, rate in (
@@ -130,7 +110,7 @@ def restore_or_initialize(state: TrainState, config: TrainConfig):
         if config.continue_train:
             if not checkpoint_prefixes(directory):
                 _raise_nothing_to_resume(directory)
-            check_resumable(load_saved_config(directory), dataclasses.asdict(config))
+            check_resumable(load_saved_config(directory), config)
         else:
             refuse_or_delete(directory, config.overwrite)
         manager = tf.train.CheckpointManager(state.checkpoint(), directory, max_to_keep=MAX_TO_KEEP)
@@ -178,7 +158,7 @@ def restore_for_worker(state: TrainState, config: TrainConfig, own_dir: str):
     if config.continue_train:
         if not checkpoint_prefixes(real):
             _raise_nothing_to_resume(real)
-        check_resumable(load_saved_config(real), dataclasses.asdict(config))
+        check_resumable(load_saved_config(real), config)
     elif checkpoint_prefixes(real) and not config.overwrite:
         refuse_or_delete(real, overwrite=False)  # raises: the chief will refuse too
     manager = restore_or_initialize(

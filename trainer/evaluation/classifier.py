@@ -18,6 +18,7 @@ import tensorflow as tf
 from trainer import cli, data
 from trainer import images as image_utils
 from trainer.errors import TrainerError
+from trainer.image_spec import MNIST, ImageSpec
 
 WEIGHTS_PATH = os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "mnist_classifier.weights.h5"
@@ -25,27 +26,28 @@ WEIGHTS_PATH = os.path.join(
 FEATURES = 64
 
 
-def build_classifier():
-    """A small CNN, images float32 (B, 28, 28, 1) in [-1, 1] -> logits float32 (B, 10).
+def build_classifier(spec: ImageSpec = MNIST):
+    """A small CNN, images float32 (B, H, W, C) of `spec` in [-1, 1] -> logits float32
+    (B, spec.num_classes).
 
     The layer named "features" gives the 64 penultimate activations.
     """
     layers = tf.keras.layers
     return tf.keras.Sequential(
         [
-            tf.keras.Input((28, 28, 1)),
+            tf.keras.Input(spec.shape),
             layers.RandomTranslation(0.08, 0.08, fill_mode="constant", fill_value=-1.0),
             layers.Conv2D(32, 3, padding="same", activation="relu"),
             layers.Conv2D(32, 3, padding="same", activation="relu"),
-            layers.MaxPooling2D(),  # (B, 14, 14, 32)
+            layers.MaxPooling2D(),  # (B, H/2, W/2, 32)
             layers.Conv2D(64, 3, padding="same", activation="relu"),
             layers.Conv2D(64, 3, padding="same", activation="relu"),
-            layers.MaxPooling2D(),  # (B, 7, 7, 64)
+            layers.MaxPooling2D(),  # (B, H/4, W/4, 64)
             layers.Flatten(),
             layers.Dropout(0.3),
             layers.Dense(FEATURES, activation="relu", name="features"),
             layers.Dropout(0.3),
-            layers.Dense(10),
+            layers.Dense(spec.num_classes),
         ],
         name="mnist_classifier",
     )
@@ -62,15 +64,17 @@ class Judge:
         self._call = tf.function(lambda x: self._model(x, training=False))
 
     def __call__(self, images):
-        """images: float32 (N, 28, 28[, 1]) in [-1, 1], or uint8 (N, 28, 28) in [0, 255].
+        """images: float32 (N, H, W[, C]) in [-1, 1], or uint8 (N, H, W[, C]) in
+        [0, 255], of the classifier's image spec.
 
         Returns:
-          (features float32 (N, 64), probs float32 (N, 10)).
+          (features float32 (N, 64), probs float32 (N, num_classes)).
         """
         images = np.asarray(images)
         if images.dtype == np.uint8:
             images = image_utils.to_model_range(images)
-        images = images.reshape(-1, 28, 28, 1).astype(np.float32)
+        shape = tuple(self._model.inputs[0].shape[1:])
+        images = images.reshape((-1,) + shape).astype(np.float32)
         return image_utils.in_batches(self._call, images)
 
 

@@ -28,6 +28,7 @@ from trainer import images as image_utils
 from trainer.errors import TrainerError
 from trainer.evaluation import memorization, metrics, quality
 from trainer.evaluation.classifier import load_judge
+from trainer.image_spec import MNIST
 
 FLOOR_IMAGES = 10_000
 
@@ -47,11 +48,11 @@ _DIGIT_NAME = re.compile(r"_digit(\d+)\.png$")
 
 
 def load_png_folder(folder: str) -> np.ndarray:
-    """Every 28x28 PNG in `folder` (local, gs:// or ram://) but grid.png, as uint8
-    (N, 28, 28).
+    """Every PNG in `folder` (local, gs:// or ram://) but grid.png, as uint8 (N, H, W)
+    of image_spec.MNIST, the images the MNIST classifier judges.
 
     Raises:
-      TrainerError: no such PNGs, or one that is not a 28x28 image (named).
+      TrainerError: no such PNGs, or one that is not of MNIST's size (named).
     """
     return load_labelled_png_folder(folder)[0]
 
@@ -60,7 +61,7 @@ def load_labelled_png_folder(folder: str):
     """load_png_folder, and the digit each PNG was asked to be when its name says so.
 
     Returns:
-      (images uint8 (N, 28, 28), digits): digits is int32 (N,) when every PNG is named
+      (images uint8 (N, H, W), digits): digits is int32 (N,) when every PNG is named
       ..._digitD.png (a conditional model's --sample), None when none is.
 
     Raises:
@@ -73,7 +74,7 @@ def load_labelled_png_folder(folder: str):
             "`python -m trainer.task --sample 10000`"
         )
     digits = _digits_in_names(folder, pngs)
-    images = np.empty((len(pngs), 28, 28), dtype=np.uint8)
+    images = np.empty((len(pngs), MNIST.height, MNIST.width), dtype=np.uint8)
     for index, path in enumerate(pngs):
         images[index] = _read_digit_png(path)
     return images, digits
@@ -94,22 +95,23 @@ def _digits_in_names(folder: str, pngs: list):
             "move the others to another folder"
         )
     digits = np.array([int(match.group(1)) for match in found], dtype=np.int32)
-    if digits.max() >= model.NUM_CLASSES:
+    if digits.max() >= MNIST.num_classes:
         bad = pngs[int(digits.argmax())]
         raise TrainerError(
             f"{bad}: digit {digits.max()} is not an MNIST digit (0 to "
-            f"{model.NUM_CLASSES - 1}); rename or remove it"
+            f"{MNIST.num_classes - 1}); rename or remove it"
         )
     return digits
 
 
 def _read_digit_png(path: str) -> np.ndarray:
-    """One 28x28 PNG as uint8 (28, 28), or TrainerError naming the file."""
+    """One PNG of MNIST's size as uint8 (H, W), or TrainerError naming the file."""
     try:
         with image_utils.open_image(path) as image:
-            if image.size != (28, 28):
+            if image.size != (MNIST.width, MNIST.height):
                 raise TrainerError(
-                    f"{path} is {image.size[0]}x{image.size[1]}, expected a 28x28 digit"
+                    f"{path} is {image.size[0]}x{image.size[1]}, expected a "
+                    f"{MNIST.width}x{MNIST.height} digit"
                 )
             return np.asarray(image.convert("L"))
     except (OSError, UnidentifiedImageError, tf.errors.OpError) as err:
@@ -120,13 +122,14 @@ def generated_images(checkpoint_dir: str, count: int, seed: int):
     """`count` samples of the latest checkpoint, as --sample writes them.
 
     Returns:
-      (images uint8 (count, 28, 28), digits): digits is int32 (count,), the digit each
+      (images uint8 (count, H, W), digits): digits is int32 (count,), the digit each
       image was asked to be, for a conditional generator (generation.balanced_labels, the
       order quality.draw asks for them in), else None.
     """
     generator, config = loaders.load_sampler(checkpoint_dir)
     images = quality.draw(generator, count, config.latent_dim, seed, config.latent_distribution)
-    digits = generation.balanced_labels(count) if model.num_classes(generator) else None
+    classes = model.num_classes(generator)
+    digits = generation.balanced_labels(count, classes) if classes else None
     return images, digits
 
 
@@ -137,8 +140,8 @@ def judge_against_test_set(
     digits_by_name: dict = None,
     test_labels: np.ndarray = None,
 ) -> dict:
-    """Scores each uint8 (N, 28, 28) image set against `test_images`, the MNIST test set
-    as uint8 (N, 28, 28).
+    """Scores each uint8 (N, H, W) image set against `test_images`, the MNIST test set
+    as uint8 (N, H, W).
 
     Args:
       digits_by_name: optional name -> int (N,), the digit each of that set's images was
@@ -264,12 +267,12 @@ def memorization_check(
     """Nearest-training-image pixel distances of the samples, beside as many test images.
 
     Args:
-      generated, test_images, train_images: uint8 (N, 28, 28) in [0, 255]; up to
+      generated, test_images, train_images: uint8 (N, H, W) in [0, 255]; up to
         len(generated) test images, picked by `seed`, are the reference.
 
     Returns:
       memorization.memorization's dict, its "held_out" entry renamed "test": distances are
-      Euclidean over the 784 pixels scaled to [0, 1].
+      Euclidean over the pixels scaled to [0, 1].
     """
     pick = np.random.default_rng(seed).choice(
         len(test_images), min(len(generated), len(test_images)), replace=False

@@ -79,7 +79,7 @@ def memorization(
     for a model that makes new images like the held-out ones, and 1.0 for one that copies.
 
     Args:
-      generated: float (N, D) images, e.g. uint8 pixels / 255 flattened to D = 784.
+      generated: float (N, D) images, e.g. uint8 pixels / 255 flattened (images.unit_pixels).
       held_out: float (H, D) real images not in `train`, e.g. the MNIST test set.
       train: float (M, D) the training images.
       percentile: the held-out distance percentile the share is counted below, in (0, 100).

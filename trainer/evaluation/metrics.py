@@ -250,6 +250,23 @@ def summarize(real_features, fake_features, fake_probs, k: int = 3) -> dict:
     }
 
 
+def labelled_as_asked(probs, asked) -> dict:
+    """class -> the share of the images asked for it whose most likely class is it.
+
+    Args:
+      probs: float (N, num_classes), the classifier's probabilities of N images.
+      asked: int (N,), the class each image was asked to be.
+
+    Returns:
+      {class: float in [0, 1]} for each class in `asked`.
+    """
+    probs, asked = np.asarray(probs), np.asarray(asked)
+    return {
+        int(label): float(np.mean(probs[asked == label].argmax(axis=1) == label))
+        for label in np.unique(asked)
+    }
+
+
 def per_digit(features, probs, asked, test_features, test_labels, num_classes: int = 10) -> dict:
     """How well each digit asked for comes out: a class-conditional generator's figures.
 
@@ -292,6 +309,8 @@ def per_digit(features, probs, asked, test_features, test_labels, num_classes: i
     counts = np.bincount(asked, minlength=num_classes)
     asked_for = [digit for digit in range(num_classes) if counts[digit]]
     shares, distances = [None] * num_classes, [None] * num_classes
+    for digit, share in labelled_as_asked(probs, asked).items():
+        shares[digit] = share
     for digit in asked_for:
         mine, theirs = asked == digit, test_labels == digit
         for name, rows in (("asked", counts[digit]), ("test_labels", theirs.sum())):
@@ -300,7 +319,6 @@ def per_digit(features, probs, asked, test_features, test_labels, num_classes: i
                     f"digit {digit} has {rows} row(s) in {name}; each digit "
                     "asked for needs at least 2 for its Frechet distance"
                 )
-        shares[digit] = float(np.mean(probs[mine].argmax(axis=1) == digit))
         distances[digit] = frechet_distance_from_stats(
             *gaussian_stats(features[mine]), *gaussian_stats(test_features[theirs])
         )

@@ -21,7 +21,7 @@ POOLED = 4  # each hidden layer is max-pooled to POOLED x POOLED
 
 
 def feature_model(discriminator):
-    """Maps images float32 (B, 28, 28, 1) in [-1, 1] to float32 (B, F): every
+    """Maps images float32 (B, H, W, C) in [-1, 1] to float32 (B, F): every
     LeakyReLU output of `discriminator`, max-pooled to 4x4 and flattened (a dense
     layer's output as it is), concatenated. A conditional discriminator, which takes
     the digit beside the image, is told none: every digit's share is 1/10, so the
@@ -61,7 +61,7 @@ def feature_model(discriminator):
 def extract(
     features_of, images: np.ndarray, batch: int = image_utils.INFERENCE_BATCH
 ) -> np.ndarray:
-    """float32 (N, F) features of uint8 (N, 28, 28) images."""
+    """float32 (N, F) features of uint8 (N, H, W[, C]) images."""
     return image_utils.in_batches(
         lambda pixels: features_of(image_utils.to_model_range(pixels), training=False),
         images,

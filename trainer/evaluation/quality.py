@@ -13,7 +13,7 @@ from trainer.evaluation import classifier, metrics
 def draw(
     generator, count: int, latent_dim: int, seed: int, distribution: str = "normal"
 ) -> np.ndarray:
-    """All of generation.generate's batches as one uint8 (count, 28, 28) array."""
+    """All of generation.generate's batches as one uint8 (count, H, W[, C]) array."""
     return np.concatenate(
         list(generation.generate(generator, count, latent_dim, seed, distribution))
     )
@@ -51,14 +51,10 @@ class QualityProbe:
             ),
             "classifier_score": metrics.classifier_score(probs),
         }
-        if model.num_classes(generator):
-            asked = generation.balanced_labels(self._count)
-            figures["labelled_as_asked"] = float(
-                min(
-                    np.mean(np.argmax(probs[asked == digit], axis=1) == digit)
-                    for digit in np.unique(asked)
-                )
-            )
+        classes = model.num_classes(generator)
+        if classes:
+            asked = generation.balanced_labels(self._count, classes)
+            figures["labelled_as_asked"] = min(metrics.labelled_as_asked(probs, asked).values())
         return figures
 
 

@@ -53,19 +53,8 @@ def train_flops_per_image(config: TrainConfig) -> dict:
       R1 every r1_interval steps: D forward, input gradient, and the backward of
         that gradient (twice the first), about          4 F_D / r1_interval
     """
-    g = layer_flops(
-        model.generator_for(
-            config.arch,
-            config.latent_dim,
-            config.generator_width,
-            depth=config.generator_depth,
-        )
-    )
-    d = layer_flops(
-        model.discriminator_for(
-            config.arch, config.discriminator_width, depth=config.discriminator_depth
-        )
-    )
+    g = layer_flops(model.build(config, "generator"))
+    d = layer_flops(model.build(config, "discriminator"))
     r1 = 4 * d / config.r1_interval if config.r1_gamma > 0 else 0
     return {
         "generator_forward": g,

@@ -28,21 +28,7 @@ REPEATS = 3  # timings per figure, the best kept
 def profile(config: TrainConfig, steps: int = 10) -> list:
     """One row per conv/dense layer of `config`'s networks: {"layer", "shape",
     "forward_ms", "train_ms", "forward_gflops", "train_gflops"} at config.batch_size."""
-    nets = [
-        model.generator_for(
-            config.arch,
-            config.latent_dim,
-            config.generator_width,
-            config.compute_precision,
-            config.generator_depth,
-        ),
-        model.discriminator_for(
-            config.arch,
-            config.discriminator_width,
-            config.compute_precision,
-            config.discriminator_depth,
-        ),
-    ]
+    nets = [model.build(config, name, config.compute_precision) for name in model.NETWORKS]
     rows = []
     for net in nets:
         for layer in net.layers:
