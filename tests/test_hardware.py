@@ -150,7 +150,10 @@ def test_config_json_keeps_what_was_asked_and_what_was_resolved(
     ]
     assert task.main(argv) == 0
     saved = json.loads((tmp_path / "ckpt" / "config.json").read_text())
-    assert (saved["precision"], saved["resolved_precision"]) == ("auto", resolved)
+    assert (saved["training"]["precision"], saved["training"]["resolved_precision"]) == (
+        "auto",
+        resolved,
+    )
 
 
 @slow
@@ -195,5 +198,5 @@ def test_a_resume_resolves_precision_again_on_the_machine_it_runs_on(
         )
         == 0
     )
-    saved = json.loads((folder / "config.json").read_text())
+    saved = json.loads((folder / "config.json").read_text())["training"]
     assert (saved["precision"], saved["resolved_precision"]) == ("auto", "float32")

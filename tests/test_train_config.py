@@ -2,11 +2,14 @@ import dataclasses
 import json
 
 import pytest
+from helpers import flat_config
 
 from trainer.errors import TrainerError
 from trainer.train_config import (
     ENVIRONMENT_FIELDS,
+    ModelConfig,
     TrainConfig,
+    TrainingConfig,
     defaults,
     load_saved_config,
     resolve_resume,
@@ -92,15 +95,16 @@ def test_json_round_trip_keeps_the_run_and_leaves_the_folders_out(tmp_path):
     )
     save_config(dataclasses.replace(config, **machine), str(tmp_path))
     written = json.loads((tmp_path / "config.json").read_text())
-    assert sorted(written) == sorted(
-        f.name for f in dataclasses.fields(TrainConfig) if f.name not in machine
-    )
+    assert sorted(written) == ["model", "training"]  # the parts; no folders
+    assert sorted(written["model"]) == sorted(f.name for f in dataclasses.fields(ModelConfig))
+    assert sorted(written["training"]) == sorted(f.name for f in dataclasses.fields(TrainingConfig))
+    assert written["training"]["train_steps"] == 10 and written["model"]["image"]["height"] == 28
     assert load_saved_config(str(tmp_path)) == config
 
 
 def test_a_config_json_with_folders_loads_and_ignores_them(tmp_path):
     # As every config.json before the folders were left out, the shipped one included.
-    old = dataclasses.asdict(
+    old = flat_config(
         TrainConfig(
             data_dir="../shared/mnist",
             checkpoint_dir="x/ckpt",
@@ -118,7 +122,7 @@ def test_a_config_json_with_folders_loads_and_ignores_them(tmp_path):
 
 
 def test_a_config_written_before_the_depth_and_decay_fields_rebuilds_its_run(tmp_path):
-    old = dataclasses.asdict(TrainConfig(generator_width=96))
+    old = flat_config(TrainConfig(generator_width=96))
     for field in ("generator_depth", "discriminator_depth", "lr_decay_epochs"):
         del old[field]
     (tmp_path / "config.json").write_text(json.dumps(old))
@@ -178,20 +182,21 @@ def test_conditional_needs_the_convolutional_networks_and_is_locked_on_resume():
 
 
 def test_a_config_written_before_conditional_runs_existed_is_unconditional():
-    values = json.loads(TrainConfig().to_json())
+    values = flat_config(TrainConfig())
     del values["conditional"]
     assert TrainConfig.from_json(json.dumps(values)).conditional is False
 
 
 def test_a_config_written_before_the_mode_seeking_term_trains_without_it():
-    values = json.loads(TrainConfig(mode_seeking=1.0).to_json())
+    values = flat_config(TrainConfig(mode_seeking=1.0))
     del values["mode_seeking"]
     assert TrainConfig.from_json(json.dumps(values)).mode_seeking == 0.0
 
 
 def test_a_config_written_before_the_bound_keeps_the_mode_seeking_term_uncapped():
-    values = json.loads(defaults(conditional=True).to_json())
-    assert values["mode_seeking_bound"] == "real"  # what a fresh conditional run writes
+    written = json.loads(defaults(conditional=True).to_json())
+    assert written["training"]["mode_seeking_bound"] == "real"  # what a fresh run writes
+    values = flat_config(defaults(conditional=True))
     del values["mode_seeking_bound"]
     assert TrainConfig.from_json(json.dumps(values)).mode_seeking_bound == "none"
 
@@ -200,7 +205,7 @@ def test_the_mismatch_term_needs_a_conditional_run_and_old_configs_train_without
     with pytest.raises(ValueError, match="mismatch .* needs --conditional"):
         TrainConfig(mismatch=1.0)
     assert TrainConfig(conditional=True, mismatch=1.0).mismatch == 1.0
-    values = json.loads(TrainConfig(conditional=True, mismatch=1.0).to_json())
+    values = flat_config(TrainConfig(conditional=True, mismatch=1.0))
     del values["mismatch"]
     assert TrainConfig.from_json(json.dumps(values)).mismatch == 0.0
 
@@ -211,7 +216,7 @@ def test_the_projection_needs_a_conditional_run_is_locked_and_old_configs_lack_i
     projected = TrainConfig(conditional=True, projection=True)
     with pytest.raises(TrainerError, match=r"projection \(checkpoint True, flags False\)"):
         resolve_resume(projected, {"projection": False})
-    values = json.loads(projected.to_json())
-    assert values["projection"] is True
+    assert json.loads(projected.to_json())["model"]["projection"] is True
+    values = flat_config(projected)
     del values["projection"]
     assert TrainConfig.from_json(json.dumps(values)).projection is False

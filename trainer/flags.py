@@ -14,21 +14,20 @@ os.environ to `resolve`; nothing else reads the environment.
 import argparse
 import dataclasses
 import os
+import typing
 
 from trainer.train_config import (
-    ARCHS,
-    LATENT_DISTRIBUTIONS,
-    MODE_SEEKING_BOUNDS,
-    PRECISIONS,
     STRATEGIES,
+    ModelConfig,
+    RunConfig,
     TrainConfig,
+    TrainingConfig,
     defaults,
     load_saved_config,
     resolve_resume,
 )
 
 DEFAULTS = TrainConfig()
-CONDITIONAL = defaults(conditional=True)
 # Each mode and the flags that apply to it (what task.py passes it); it refuses every
 # other flag, so nothing given is silently ignored. Without a mode, the command trains.
 MODES = {
@@ -81,25 +80,81 @@ def parse_bool(text: str) -> bool:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The parser: the mode flags, then one flag per config field, its help and choices
+    taken from the field's option (trainer.options), grouped by the config's parts."""
     parser = argparse.ArgumentParser(
         prog="python -m trainer.task",
         argument_default=argparse.SUPPRESS,
-        description="Train a DCGAN on MNIST, resume it, or sample digits from it.",
+        description="Train a DCGAN, resume it, or sample, evaluate and export it.",
     )
-    add = parser.add_argument
-    add(
-        "--data-dir",
-        help="folder with the four MNIST IDX files (.gz or raw) or mnist.npz "
-        "(default: ~/.keras/datasets/mnist.npz, downloaded if missing)",
+    _add_mode_flags(parser.add_argument_group("modes (without one, the command trains)"))
+    parts = (
+        ("where to read and write", RunConfig),
+        ("the model (kept on resume)", ModelConfig),
+        ("training", TrainingConfig),
     )
-    add("--checkpoint-dir", help=f"checkpoint folder (default: {DEFAULTS.checkpoint_dir})")
-    add("--log-dir", help=f"TensorBoard folder (default: {DEFAULTS.log_dir})")
-    add("--sample-dir", help=f"folder for --sample PNGs (default: {DEFAULTS.sample_dir})")
-    add(
-        "--job-dir",
-        help="Cloud ML Engine job folder: checkpoints, summaries and samples "
-        "default to its checkpoints/, summary/ and samples/",
-    )
+    for title, part in parts:
+        group = parser.add_argument_group(title)
+        if part is RunConfig:
+            group.add_argument(
+                "--job-dir",
+                help="a job folder (a cloud job's, e.g. gs://bucket/run): checkpoints, "
+                "summaries and samples default to its checkpoints/, summary/ and samples/",
+            )
+        for field in dataclasses.fields(part):
+            if field.metadata.get("flag"):
+                _add_field_flag(group, field)
+        if part is TrainingConfig:
+            group.add_argument(
+                "--strategy",
+                choices=STRATEGIES,
+                help="tf.distribute strategy: auto takes multi-worker when TF_CONFIG names "
+                "several workers, mirrored when several GPUs are visible, else one device; "
+                "--batch-size stays the global batch (default: auto)",
+            )
+    return parser
+
+
+def _add_field_flag(group, field) -> None:
+    """--field-name for a config field: its type, choices and help from its option, and
+    its default (and conditional runs' default) appended."""
+    meta = field.metadata
+    kwargs = {"help": meta["help"] + _default_text(field)}
+    kind = _value_type(field)
+    if meta["choices"]:
+        kwargs["choices"] = meta["choices"]
+    elif meta["metavar"] or kind is not bool:
+        kwargs["metavar"] = meta["metavar"] or _METAVARS.get(kind, "TEXT")
+        if field.name.endswith("_dir"):
+            kwargs["metavar"] = "DIR"
+    if kind is bool and meta["metavar"] == "BOOL":  # --continue-train True, or bare
+        kwargs.update(type=parse_bool, nargs="?", const=True)
+    elif kind is bool:
+        kwargs["action"] = "store_true"
+    else:
+        kwargs["type"] = kind
+    group.add_argument("--" + field.name.replace("_", "-"), **kwargs)
+
+
+_METAVARS = {int: "N", float: "X"}
+
+
+def _default_text(field) -> str:
+    if field.default is None or field.default is False:
+        return ""
+    text = f" (default: {field.default}"
+    if "conditional" in field.metadata:
+        text += f"; with --conditional, {field.metadata['conditional']}"
+    return text + ")"
+
+
+def _value_type(field):
+    """int, float, str or bool: a field's type, Optional[...] unwrapped."""
+    return next(t for t in typing.get_args(field.type) or (field.type,) if t is not type(None))
+
+
+def _add_mode_flags(group) -> None:
+    add = group.add_argument
     add(
         "--sample",
         type=int,
@@ -175,192 +230,6 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="samples --evaluate draws from the checkpoint (default: 10000)",
     )
-    add(
-        "--continue-train",
-        type=parse_bool,
-        nargs="?",
-        const=True,
-        metavar="BOOL",
-        help="resume the run in --checkpoint-dir at its exact step (True/False)",
-    )
-    add(
-        "--overwrite",
-        action="store_true",
-        help="let a fresh run delete the checkpoints "
-        "already in --checkpoint-dir; with --export, replace an export of the same step",
-    )
-    add(
-        "--num-epochs",
-        type=int,
-        help=f"epochs to train (default: {DEFAULTS.num_epochs}; "
-        f"with --conditional, {CONDITIONAL.num_epochs})",
-    )
-    add("--train-steps", type=int, help="total optimizer steps; overrides --num-epochs")
-    add("--batch-size", type=int, help=f"images per step (default: {DEFAULTS.batch_size})")
-    add(
-        "--learning-rate",
-        type=float,
-        help=f"the generator's Adam learning rate (default: {DEFAULTS.learning_rate})",
-    )
-    add(
-        "--d-learning-rate",
-        type=float,
-        help=f"the discriminator's Adam learning rate (default: {DEFAULTS.d_learning_rate})",
-    )
-    add(
-        "--lr-decay-epochs",
-        type=int,
-        metavar="N",
-        help=f"both learning rates fall "
-        f"linearly to zero over the last N epochs of the budget (all of a shorter run), "
-        f"0 constant (default: {DEFAULTS.lr_decay_epochs}; with --conditional, "
-        f"{CONDITIONAL.lr_decay_epochs})",
-    )
-    add("--beta1", type=float, help=f"Adam beta1 (default: {DEFAULTS.beta1})")
-    add(
-        "--arch",
-        choices=ARCHS,
-        help=f"dcgan, or mlp: the fully connected GAN of the "
-        f"tutorials, as a baseline (default: {DEFAULTS.arch})",
-    )
-    add(
-        "--conditional",
-        action="store_true",
-        help="train on the digits' labels too, so "
-        "--sample --digit D draws the digit asked for (needs the labels files beside the "
-        "images)",
-    )
-    add(
-        "--projection",
-        type=parse_bool,
-        metavar="BOOL",
-        help=f"with --conditional, the "
-        f"discriminator also reads the digit out of its last features (a projection "
-        f"discriminator) beside the digit's planes at its input (default: "
-        f"{CONDITIONAL.projection})",
-    )
-    add("--latent-dim", type=int, help=f"noise length (default: {DEFAULTS.latent_dim})")
-    add(
-        "--latent-distribution",
-        choices=LATENT_DISTRIBUTIONS,
-        help=f"distribution of the "
-        f"noise: normal N(0, 1) or uniform U(-1, 1) (default: "
-        f"{DEFAULTS.latent_distribution})",
-    )
-    add(
-        "--generator-width",
-        type=int,
-        help=f"generator channels at 14x14 (default: {DEFAULTS.generator_width})",
-    )
-    add(
-        "--discriminator-width",
-        type=int,
-        help=f"discriminator channels at 14x14 (default: {DEFAULTS.discriminator_width})",
-    )
-    add(
-        "--generator-depth",
-        type=int,
-        help=f"3x3 convolutions added at each of the "
-        f"generator's hidden resolutions (default: {DEFAULTS.generator_depth})",
-    )
-    add(
-        "--discriminator-depth",
-        type=int,
-        help=f"3x3 convolutions added at each of the "
-        f"discriminator's hidden resolutions (default: {DEFAULTS.discriminator_depth})",
-    )
-    add(
-        "--r1-gamma",
-        type=float,
-        help=f"R1 penalty weight on real images, 0 off (default: {DEFAULTS.r1_gamma})",
-    )
-    add(
-        "--r1-interval",
-        type=int,
-        help=f"steps between R1 penalties, each weighted by "
-        f"as many (default: {DEFAULTS.r1_interval})",
-    )
-    add(
-        "--mode-seeking",
-        type=float,
-        help=f"weight of the mode-seeking term (MSGAN), "
-        f"which rewards different digits from different noise, 0 off (default: "
-        f"{DEFAULTS.mode_seeking}; with --conditional, {CONDITIONAL.mode_seeking})",
-    )
-    add(
-        "--mode-seeking-bound",
-        choices=MODE_SEEKING_BOUNDS,
-        help=f"real: a pair's "
-        f"images count as different only up to how much two real images of their digit "
-        f"differ, so no digit varies more than real ones; none: uncapped (default: "
-        f"{DEFAULTS.mode_seeking_bound}; with --conditional, "
-        f"{CONDITIONAL.mode_seeking_bound})",
-    )
-    add(
-        "--mismatch",
-        type=float,
-        help=f"with --conditional, weight of the "
-        f"mismatched-digit term: the discriminator also learns that real images with a "
-        f"wrong digit are fake, 0 off (default: {CONDITIONAL.mismatch})",
-    )
-    add(
-        "--label-smoothing",
-        type=float,
-        help=f"real images' target is 1 minus this (default: {DEFAULTS.label_smoothing})",
-    )
-    add(
-        "--precision",
-        choices=PRECISIONS,
-        help=f"auto: bfloat16 where the hardware "
-        f"computes it natively (AVX512-BF16 or AMX CPUs, GPUs of compute capability 8.0+), "
-        f"float32 elsewhere; bfloat16: mixed precision with float32 weights; float32 "
-        f"(default: {DEFAULTS.precision})",
-    )
-    add(
-        "--strategy",
-        choices=STRATEGIES,
-        help="tf.distribute strategy: auto takes "
-        "multi-worker when TF_CONFIG names several workers, mirrored when several GPUs "
-        "are visible, else one device; --batch-size stays the global batch (default: "
-        "auto)",
-    )
-    add(
-        "--xla",
-        action="store_true",
-        help="compile the train step with XLA (half the "
-        "speed on an AMX Xeon, 1.17x on an AVX2 EPYC: measure yours with python -m "
-        "trainer.tools.bench --variants)",
-    )
-    add(
-        "--ema-decay",
-        type=float,
-        help=f"decay of the generator average sampled from, 0 off (default: {DEFAULTS.ema_decay})",
-    )
-    add(
-        "--eval-samples",
-        type=int,
-        help=f"samples judged at each epoch end for the "
-        f"Frechet distance and classifier score in TensorBoard, 0 off (default: "
-        f"{DEFAULTS.eval_samples})",
-    )
-    add("--seed", type=int, help=f"random seed (default: {DEFAULTS.seed})")
-    add(
-        "--deterministic",
-        action="store_true",
-        help="op determinism: bit-identical reruns and resumes, somewhat slower",
-    )
-    add(
-        "--log-freq",
-        type=int,
-        help=f"steps between log lines and scalar summaries (default: {DEFAULTS.log_freq})",
-    )
-    add(
-        "--checkpoint-freq",
-        type=int,
-        help=f"steps between checkpoints, besides each "
-        f"epoch end and the end (default: {DEFAULTS.checkpoint_freq})",
-    )
-    return parser
 
 
 def resolve(args: argparse.Namespace, environ=None) -> TrainConfig:
