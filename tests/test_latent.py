@@ -45,3 +45,17 @@ def test_uniform_latent_run_samples_with_uniform_noise(tiny_config, blob_images,
     monkeypatch.setattr(latent, "draw", lambda *a: seen.append(a[3]) or real_draw(*a))
     sample.write_samples(config.checkpoint_dir, str(config.sample_dir), 3, seed=0)
     assert seen and set(seen) == {"uniform"}  # the standing batch and the samples
+
+
+def test_stateless_draws_depend_on_the_seeds_alone_and_have_the_named_distribution():
+    seeds = tf.constant([7, 0], tf.int64)
+    uniform = latent.draw_stateless([2000, 10], seeds, "uniform").numpy()
+    np.testing.assert_array_equal(uniform, latent.draw_stateless([2000, 10], seeds, "uniform"))
+    assert uniform.min() >= -1 and uniform.max() <= 1
+    assert abs(uniform.std() - 1 / np.sqrt(3)) < 0.01
+    normal = latent.draw_stateless([2000, 10], seeds, "normal").numpy()
+    assert abs(normal.std() - 1) < 0.02
+    other = latent.draw_stateless([2000, 10], tf.constant([8, 0], tf.int64), "normal")
+    assert not np.allclose(normal, other)
+    with pytest.raises(ValueError, match="got 'gaussian'"):
+        latent.draw_stateless([2, 3], seeds, "gaussian")

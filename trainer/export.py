@@ -28,7 +28,7 @@ import uuid
 
 import tensorflow as tf
 
-from trainer import loaders, model, paths
+from trainer import latent, loaders, model, paths
 from trainer.errors import TrainerError
 
 CARD_FILENAME = "model.json"
@@ -67,14 +67,10 @@ class ServingGenerator(tf.Module):
             return {"images": (images + 1.0) / 2.0}  # (B, H, W, C) in [0, 1]
 
         def generate(count, seed, digit=None):
-            shape = tf.stack([count, latent_dim])
             seeds = tf.stack([seed, tf.constant(0, tf.int64)])  # stateless ops take 2 ints
-            if distribution == "uniform":
-                z = tf.random.stateless_uniform(
-                    shape, seeds, minval=-1.0, maxval=1.0, alg=NOISE_ALGORITHM
-                )
-            else:
-                z = tf.random.stateless_normal(shape, seeds, alg=NOISE_ALGORITHM)
+            z = latent.draw_stateless(
+                tf.stack([count, latent_dim]), seeds, distribution, NOISE_ALGORITHM
+            )
             return serve(z, None if digit is None else tf.fill([count], digit))
 
         digit_specs = [tf.TensorSpec((None,), tf.int32, name="digits")] if classes else []

@@ -141,13 +141,12 @@ def write_walks(
     Returns:
       The paths written, PNGs before GIFs.
 
+    `count`, at least 1, is checked where the command line reads --interpolate.
+
     Raises:
-      ValueError: count below 1, or digit outside 0-9.
-      TrainerError: no readable checkpoint, `digit` asked of an unconditional model, or
+      TrainerError: no readable checkpoint, a `digit` the model cannot draw, or
         sample_dir or a file cannot be written.
     """
-    if count < 1:
-        raise ValueError(f"--interpolate must be a positive number of walks, got {count}")
     ensure_writable_dir(sample_dir, "--sample-dir")
     generator, config = loaders.load_sampler(checkpoint_dir)
     generation.check_digit_applies(generator, digit, checkpoint_dir)

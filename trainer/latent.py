@@ -42,3 +42,14 @@ def draw_tf(noise, shape, distribution: str = "normal"):
     if distribution == "uniform":
         return noise.uniform(shape, minval=-1.0, maxval=1.0)
     return noise.normal(shape)
+
+
+def draw_stateless(shape, seeds, distribution: str = "normal", algorithm: str = "philox"):
+    """float32 noise of `shape` that depends only on `seeds` (int64 (2,)) and the named
+    algorithm: the same draws on any device (tf.random.stateless_*)."""
+    import tensorflow as tf  # here: the config imports this module, and --help needs no TF
+
+    check_distribution(distribution)
+    if distribution == "uniform":
+        return tf.random.stateless_uniform(shape, seeds, minval=-1.0, maxval=1.0, alg=algorithm)
+    return tf.random.stateless_normal(shape, seeds, alg=algorithm)

@@ -28,13 +28,13 @@ def write_samples(
     Returns:
       The paths of the `count` single-digit PNGs, in order.
 
+    Args:
+      count: images to write, at least 1 (the command line checks --sample).
+
     Raises:
-      ValueError: count below 1 or digit outside 0-9.
-      TrainerError: no readable checkpoint, a digit asked of an unconditional model, or
-        a file that cannot be written.
+      TrainerError: no readable checkpoint, a digit the model cannot draw, or a file
+        that cannot be written.
     """
-    if count <= 0:
-        raise ValueError(f"--sample must be a positive number of images, got {count}")
     generator, config = loaders.load_sampler(checkpoint_dir)
     labels = labels_for(generator, count, digit, checkpoint_dir)
     return write_images(
