@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from helpers import MNIST_DIR, REPO, needs_mnist, slow
 
-from trainer import data, train
+from trainer import data, train_step
 from trainer.hardware import Hardware
 from trainer.tools import bench, child, flops, time_to_quality
 from trainer.train_config import TrainConfig
@@ -26,7 +26,7 @@ class FakeClock:
 def test_train_throughput_times_whole_r1_cycles_of_the_real_step(monkeypatch, blob_images):
     config = TrainConfig(generator_width=4, discriminator_width=4, batch_size=8, r1_interval=2)
     calls = []
-    real_factory = train.make_train_step
+    real_factory = train_step.make_train_step
 
     def counting_factory(state, config, pair_bounds=None):
         step = real_factory(state, config, pair_bounds=pair_bounds)
@@ -37,7 +37,7 @@ def test_train_throughput_times_whole_r1_cycles_of_the_real_step(monkeypatch, bl
 
         return counted
 
-    monkeypatch.setattr(train, "make_train_step", counting_factory)
+    monkeypatch.setattr(train_step, "make_train_step", counting_factory)
     timed = bench.throughput_timer(config, blob_images, cycles=3)
     warm_up = len(calls)
     monkeypatch.setattr(bench.time, "perf_counter", FakeClock(0.5))
@@ -59,7 +59,7 @@ def test_a_conditional_configs_timer_trains_on_the_images_digits(monkeypatch, bl
         mode_seeking_bound="real",
     )
     digits, bounds = [], []
-    real_factory = train.make_train_step
+    real_factory = train_step.make_train_step
 
     def recording_factory(state, config, pair_bounds=None):
         bounds.append(pair_bounds)
@@ -71,7 +71,7 @@ def test_a_conditional_configs_timer_trains_on_the_images_digits(monkeypatch, bl
 
         return recorded
 
-    monkeypatch.setattr(train, "make_train_step", recording_factory)
+    monkeypatch.setattr(train_step, "make_train_step", recording_factory)
     labels = (np.arange(len(blob_images)) % 10).astype(np.uint8)
     assert bench.throughput_timer(config, blob_images, 1, labels)() > 0
     order = np.random.default_rng([config.seed, 0]).permutation(len(blob_images))

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from trainer import images as image_utils
-from trainer import losses, train, train_state
+from trainer import losses, train_state, train_step
 
 
 def test_losses_at_zero_logits_are_ln2_per_image():
@@ -174,7 +174,7 @@ def test_the_first_steps_losses_are_pinned(kind, tmp_path):
     config = dataclasses.replace(helpers.tiny_config(tmp_path), **changes)
     tf.keras.utils.set_random_seed(config.seed)
     state = train_state.build_state(config)
-    step = train.make_train_step(state, config)
+    step = train_step.make_train_step(state, config)
     images = tf.constant(image_utils.to_model_range(helpers.blob_images()[:16]))
     labels = tf.constant(np.arange(16) % 10, tf.int32) if config.conditional else None
     seen = []

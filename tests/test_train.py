@@ -9,7 +9,18 @@ import tensorflow as tf
 from helpers import replace, slow
 from tensorboard.backend.event_processing import event_accumulator
 
-from trainer import data, generation, latent, loaders, losses, model, sample, train, train_state
+from trainer import (
+    data,
+    generation,
+    latent,
+    loaders,
+    losses,
+    model,
+    sample,
+    train,
+    train_state,
+    train_step,
+)
 from trainer import images as image_utils
 from trainer.errors import TrainerError
 
@@ -154,15 +165,15 @@ def test_unwritable_log_dir_is_named(tiny_config, blob_images, tmp_path):
 
 
 def test_weight_average_ramps_up_then_holds_its_decay():
-    assert float(train.ema_decay_at(0, 0.999)) == pytest.approx(0.1)  # (1 + 0) / (10 + 0)
-    assert float(train.ema_decay_at(90, 0.999)) == pytest.approx(91 / 100)
-    assert float(train.ema_decay_at(10**6, 0.999)) == pytest.approx(0.999)
+    assert float(train_step.ema_decay_at(0, 0.999)) == pytest.approx(0.1)  # (1 + 0) / (10 + 0)
+    assert float(train_step.ema_decay_at(90, 0.999)) == pytest.approx(91 / 100)
+    assert float(train_step.ema_decay_at(10**6, 0.999)) == pytest.approx(0.999)
 
 
 def test_first_step_moves_the_average_nine_tenths_toward_the_new_weights(tiny_config, blob_images):
     state = train_state.build_state(tiny_config)
     before = [w.numpy() for w in state.ema_generator.trainable_variables]
-    step = train.make_train_step(state, tiny_config)
+    step = train_step.make_train_step(state, tiny_config)
     step(tf.convert_to_tensor(blob_images[:16, :, :, None] / 127.5 - 1, tf.float32), True)
     for old, new, average in zip(
         before, state.generator.trainable_variables, state.ema_generator.trainable_variables
@@ -180,7 +191,7 @@ def test_lazy_r1_penalizes_only_when_asked(tiny_config, blob_images):
         config = replace(tiny_config, r1_gamma=gamma, precision="float32")
         tf.keras.utils.set_random_seed(0)
         state = train_state.build_state(config)
-        train.make_train_step(state, config)(real, regularize)
+        train_step.make_train_step(state, config)(real, regularize)
         return [w.numpy() for w in state.discriminator.trainable_variables]
 
     def same(a, b):
@@ -232,7 +243,7 @@ def test_deeper_nets_train_resume_and_load_with_their_depths(tiny_config, blob_i
 def test_pixel_statistics_and_d_outputs_match_the_batch(tiny_config, blob_images):
     state = train_state.build_state(tiny_config)
     real = tf.convert_to_tensor(blob_images[:16, :, :, None] / 127.5 - 1, tf.float32)
-    out = train.make_train_step(state, tiny_config)(real, False)
+    out = train_step.make_train_step(state, tiny_config)(real, False)
     assert float(out["pixels/real_mean"]) == pytest.approx(float(tf.reduce_mean(real)), 1e-5)
     assert float(out["pixels/real_std"]) == pytest.approx(float(tf.math.reduce_std(real)), 1e-5)
     assert -1 <= float(out["pixels/generated_mean"]) <= 1
@@ -261,7 +272,7 @@ def test_xla_compiled_step_matches_the_plain_step(tiny_config, blob_images, monk
     initial = plain.generator.get_weights()
     losses = {}
     for state, xla in ((plain, False), (compiled, True)):
-        step = train.make_train_step(state, replace(config, xla=xla))
+        step = train_step.make_train_step(state, replace(config, xla=xla))
         attrs = step.get_concrete_function(batches[0], True).function_def.attr
         assert attrs["_XlaMustCompile"].b is xla
         losses[xla] = []
@@ -435,7 +446,7 @@ def conditional_steps(config, steps):
     images, labels = two_classes()
     tf.keras.utils.set_random_seed(config.seed)  # the same initial weights every call
     state = train_state.build_state(config)
-    step = train.make_train_step(state, config)
+    step = train_step.make_train_step(state, config)
     for real, digits in itertools.islice(
         itertools.cycle(data.epoch_batches(images, config.batch_size, 0, 0, labels=labels)),
         steps,
@@ -517,7 +528,7 @@ def test_each_pairs_bound_is_its_digits(tiny_config, conditional):
         if conditional
         else np.array([1e-3], np.float32)
     )
-    step = train.make_train_step(state, config, pair_bounds=bounds)
+    step = train_step.make_train_step(state, config, pair_bounds=bounds)
     real = tf.zeros([config.batch_size, 28, 28, 1])
     cases = ((0, 1128 / 1.0113), (1, 112.8 / 1.0011)) if conditional else ((0, 1115),)
     for digit, expected in cases:
@@ -561,7 +572,7 @@ def test_a_conditional_run_needs_the_labels_of_its_images(tiny_config, blob_imag
     with pytest.raises(ValueError, match="needs the labels"):
         train.run(replace(tiny_config, conditional=True), images=blob_images)
     state = train_state.build_state(replace(tiny_config, conditional=True))
-    step = train.make_train_step(state, replace(tiny_config, conditional=True))
+    step = train_step.make_train_step(state, replace(tiny_config, conditional=True))
     with pytest.raises(ValueError, match="needs the batch's labels"):
         step(tf.zeros([16, 28, 28, 1]), False)
 

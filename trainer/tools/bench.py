@@ -21,7 +21,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from trainer import cli, data, hardware, loaders, sample, train, train_state
+from trainer import cli, data, hardware, loaders, sample, train, train_state, train_step
 from trainer.errors import TrainerError
 from trainer.tools import time_to_quality
 from trainer.tools.child import data_flag, run_child
@@ -59,7 +59,7 @@ def throughput_timer(
     for a conditional config."""
     state = train_state.build_state(config)
     labels = labels if config.conditional else None
-    step = train.make_train_step(
+    step = train_step.make_train_step(
         state, config, pair_bounds=train.pair_bounds_for(config, images, labels)
     )
     interval = config.r1_interval
