@@ -13,7 +13,7 @@ setup(
     version="0.1.0",
     description="Train, resume, monitor and sample a DCGAN on MNIST from the command line.",
     packages=find_packages(include=["trainer", "trainer.*"]),
-    package_data={"trainer.evaluation": ["mnist_classifier.weights.h5"]},  # the shipped evaluator
+    package_data={"trainer.evaluation": ["*.weights.h5"]},  # the shipped classifiers
     python_requires=">=3.9",
     install_requires=REQUIREMENTS,
     extras_require={"test": ["pytest>=7", "pytest-xdist>=3", "hypothesis>=6", "ruff==0.17.6"]},

@@ -15,6 +15,11 @@ HAVE_MNIST = os.path.exists(os.path.join(MNIST_DIR, "train-images-idx3-ubyte.gz"
 needs_mnist = pytest.mark.skipif(
     not HAVE_MNIST, reason=f"MNIST files not found at {MNIST_DIR} (see shared/README.md)"
 )
+FASHION_DIR = os.path.join(REPO, "..", "shared", "fashion-mnist")
+needs_fashion = pytest.mark.skipif(
+    not os.path.exists(os.path.join(FASHION_DIR, "train-images-idx3-ubyte.gz")),
+    reason=f"Fashion-MNIST files not found at {FASHION_DIR} (see shared/README.md)",
+)
 # System tests (kills, signals, a full disk, full-size benchmarks, the shipped model on
 # 10,000 samples) and whole train-resume-sample runs, seconds to minutes each on a 2-core
 # AVX2 CPU: `python -m pytest -q -m "not slow"` leaves them out while you work.

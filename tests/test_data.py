@@ -3,7 +3,7 @@ import gzip
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import MNIST_DIR, idx_bytes, needs_mnist
+from helpers import FASHION_DIR, MNIST_DIR, idx_bytes, needs_fashion, needs_mnist
 
 from trainer import data
 from trainer.errors import TrainerError
@@ -240,3 +240,64 @@ def test_pair_distances_per_digit_and_pooled():
     np.testing.assert_array_equal(per_digit, data.pair_distances(images, labels, seed=0))
     pooled = data.pair_distances(images)
     assert pooled.shape == (1,) and 0.3 < pooled[0] < 1.0, pooled
+
+
+def write_split(folder, split, labels):
+    """Blank images with these labels as one split's IDX files (gz: a few KB)."""
+    stem = {"train": "train", "test": "t10k"}[split]
+    images = np.zeros((len(labels), 28, 28), np.uint8)
+    write(folder / f"{stem}-images-idx3-ubyte.gz", idx_bytes(images), gz=True)
+    write(folder / f"{stem}-labels-idx1-ubyte.gz", idx_bytes(np.asarray(labels, np.uint8)), gz=True)
+
+
+def published_labels(dataset, split):
+    return np.repeat(np.arange(10), data.LABEL_COUNTS[(dataset, split)]).astype(np.uint8)
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_each_sets_files_are_known_by_their_label_counts(split):
+    for dataset in ("mnist", "fashion-mnist"):
+        assert data.identify(published_labels(dataset, split), split) == dataset
+    assert data.identify(np.arange(100) % 10, split) is None  # a subset: no verdict
+
+
+def test_fashion_files_under_the_mnist_names_are_not_trained_on_as_mnist(tmp_path):
+    write_split(tmp_path, "test", published_labels("fashion-mnist", "test"))
+    with pytest.raises(TrainerError) as error:
+        data.load("mnist", str(tmp_path), "test")
+    assert "holds fashion-mnist's test files, not mnist's" in str(error.value)
+    assert "--dataset fashion-mnist" in str(error.value)
+    images, labels = data.load("fashion-mnist", str(tmp_path), "test")
+    assert images.shape == (10_000, 28, 28) and np.bincount(labels).tolist() == [1000] * 10
+
+
+def test_mnist_files_are_not_read_as_fashion(tmp_path):
+    write_split(tmp_path, "test", published_labels("mnist", "test"))
+    with pytest.raises(TrainerError, match="holds mnist's test files, not fashion-mnist's"):
+        data.load("fashion-mnist", str(tmp_path), "test")
+
+
+def test_a_subset_loads_as_the_set_named(tmp_path):
+    write_split(tmp_path, "train", np.arange(50) % 10)
+    assert len(data.load("fashion-mnist", str(tmp_path), "train")[0]) == 50
+    with pytest.raises(ValueError, match="dataset must be one of mnist, fashion-mnist"):
+        data.load("cifar", str(tmp_path), "train")
+
+
+def test_fashion_offline_without_cache_says_where_to_put_the_files(monkeypatch, tmp_path):
+    monkeypatch.setattr(data, "KERAS_FASHION_CACHE", str(tmp_path / "fashion-mnist"))
+
+    def offline(*args, **kwargs):
+        raise Exception("URL fetch failure: no network")
+
+    monkeypatch.setattr(tf.keras.utils, "get_file", offline)
+    with pytest.raises(TrainerError, match="could not download Fashion-MNIST .* --data-dir"):
+        data.load("fashion-mnist", None, "train")
+
+
+@needs_fashion
+def test_shared_fashion_mnist_loads_and_is_refused_as_mnist():
+    images, labels = data.load("fashion-mnist", FASHION_DIR, "train")
+    assert images.shape == (60_000, 28, 28) and np.bincount(labels).tolist() == [6000] * 10
+    with pytest.raises(TrainerError, match="holds fashion-mnist's train files"):
+        data.load("mnist", FASHION_DIR, "train")

@@ -205,7 +205,7 @@ def fake_mnist(monkeypatch):
             labels[split].astype(np.uint8),
         ),
     )
-    monkeypatch.setattr(evaluate, "load_judge", lambda: digit_judge)
+    monkeypatch.setattr(evaluate, "load_judge", lambda *dataset: digit_judge)
 
 
 def test_png_folder_named_with_digits_is_read_with_its_digits(tmp_path):

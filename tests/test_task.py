@@ -14,6 +14,7 @@ from helpers import REPO, TINY_FLAGS, assert_usage_error, flat_config, slow
 
 from trainer import flags as cli_flags
 from trainer import task
+from trainer.errors import TrainerError
 from trainer.train_config import ENVIRONMENT_FIELDS, TrainConfig
 
 SHIPPED = os.path.join(REPO, "MNIST-trained-model")
@@ -307,9 +308,7 @@ def test_runtime_errors_exit_1_with_one_line(case, message, tmp_path, idx_dir, c
         "corrupt data": ["--data-dir", str(corrupt)],
         "resume nothing": flags(tmp_path, "--continue-train", "True"),
         "sample nothing": ["--sample", "3", "--checkpoint-dir", str(tmp_path / "ckpt")],
-        "unwritable": flags(
-            tmp_path, "--data-dir", str(corrupt), "--log-dir", str(tmp_path / "file/x")
-        ),
+        "unwritable": flags(tmp_path, "--data-dir", idx_dir, "--log-dir", str(tmp_path / "file/x")),
         "unwritable checkpoints": flags(
             tmp_path, "--data-dir", idx_dir, "--checkpoint-dir", str(tmp_path / "file/x")
         ),
@@ -534,12 +533,20 @@ MODE_ARGV = {
 }
 # What task.py hands each mode; every other flag is refused with it.
 MODE_USES = {
-    "--sample": {"--checkpoint-dir", "--sample-dir", "--seed", "--digit", "--job-dir"},
+    "--sample": {
+        "--checkpoint-dir",
+        "--sample-dir",
+        "--seed",
+        "--digit",
+        "--dataset",
+        "--job-dir",
+    },
     "--evaluate": {
         "--checkpoint-dir",
         "--data-dir",
         "--seed",
         "--num-eval-samples",
+        "--dataset",
         "--job-dir",
     },
     "--interpolate": {
@@ -549,6 +556,7 @@ MODE_USES = {
         "--slerp",
         "--gif",
         "--digit",
+        "--dataset",
         "--job-dir",
     },
     "--progress-gif": {"--log-dir", "--job-dir"},
@@ -612,3 +620,28 @@ def test_two_modes_are_a_usage_error_naming_both(first, second, capsys):
         task.main(MODE_ARGV[first] + MODE_ARGV[second])
     assert exit_info.value.code == 2
     assert f"error: {first} and {second} are separate modes" in capsys.readouterr().err
+
+
+def test_dataset_picks_its_shipped_model_and_a_model_of_another_set_is_refused(
+    tmp_path, capsys, monkeypatch
+):
+    def resolve(*argv):
+        return cli_flags.resolve(cli_flags.build_parser().parse_args(list(argv)))
+
+    assert resolve("--dataset", "fashion-mnist").dataset == "fashion-mnist"  # a training run
+    folder = tmp_path / "mnist-model"
+    folder.mkdir()
+    (folder / "config.json").write_text(TrainConfig().to_json())  # an MNIST model's
+    cli_flags.check_dataset(str(folder), "mnist")
+    with pytest.raises(TrainerError, match="was trained on mnist, not fashion-mnist"):
+        cli_flags.check_dataset(str(folder), "fashion-mnist")
+    argv = ["--interpolate", "2", "--dataset", "fashion-mnist", "--checkpoint-dir", str(folder)]
+    assert task.main(argv) == 1
+    assert "was trained on mnist, not fashion-mnist" in capsys.readouterr().err
+    monkeypatch.chdir(tmp_path)  # where the shipped models' folders are relative to
+    shipped = tmp_path / "MNIST-trained-model" / "fashion-mnist"
+    shipped.mkdir(parents=True)
+    (shipped / "config.json").write_text(TrainConfig(dataset="fashion-mnist").to_json())
+    config = resolve("--sample", "4", "--dataset", "fashion-mnist")
+    assert config.checkpoint_dir == os.path.join("MNIST-trained-model", "fashion-mnist")
+    assert resolve("--sample", "4").checkpoint_dir == "MNIST-trained-model"

@@ -3,6 +3,7 @@ import itertools
 import os
 import signal
 
+import helpers
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -606,3 +607,14 @@ def test_a_conditional_run_resumes_exactly_and_grids_a_row_per_digit(tiny_config
     from PIL import Image
 
     assert Image.open(grid).size == (10 * 30 + 2, 10 * 30 + 2)
+
+
+def test_bad_data_is_refused_before_anything_is_written(tmp_path, monkeypatch):
+    def corrupt(*args):
+        raise TrainerError("corrupt data")
+
+    monkeypatch.setattr(data, "load", corrupt)
+    config = helpers.tiny_config(tmp_path / "run")
+    with pytest.raises(TrainerError, match="corrupt data"):
+        train.run(config)
+    assert not (tmp_path / "run").exists()  # no log, checkpoint or lock folder

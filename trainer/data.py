@@ -1,6 +1,9 @@
-"""MNIST files -> uint8 arrays of image_spec.MNIST -> batches of float32 in [-1, 1].
+"""A named data set (MNIST, Fashion-MNIST) -> uint8 arrays of its image spec -> batches
+of float32 in [-1, 1].
 
-Reads the four IDX files (`.gz` or raw; `train-images-idx3-ubyte` or
+Both sets come as the same four IDX files under the same names; `load` tells them apart
+by their label counts, so one is never trained on, or judged, as the other. Reads the
+four IDX files (`.gz` or raw; `train-images-idx3-ubyte` or
 `train-images.idx3-ubyte` spellings) or a Keras `mnist.npz`, from a local folder, gs://
 or ram:// (through tf.io.gfile). Headers are checked before anything is allocated, so a
 corrupt or truncated file is one clear error naming it.
@@ -21,12 +24,29 @@ import tensorflow as tf
 from trainer import images as image_utils
 from trainer import paths
 from trainer.errors import TrainerError
-from trainer.image_spec import MNIST
+from trainer.image_spec import DATASET_SPECS, MNIST
 
 KERAS_MNIST_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
 # SHA-256 Keras publishes for mnist.npz (keras.datasets.mnist.load_data).
 KERAS_MNIST_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
 KERAS_CACHE = os.path.join("~", ".keras", "datasets", "mnist.npz")
+# Where Keras keeps Fashion-MNIST (keras.datasets.fashion_mnist): its four IDX files.
+KERAS_FASHION_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
+KERAS_FASHION_CACHE = os.path.join("~", ".keras", "datasets", "fashion-mnist")
+_FASHION_FILES = (
+    "train-labels-idx1-ubyte.gz",
+    "train-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+)
+# Each set's label counts, class 0 first, in its published files: what tells the two
+# sets apart, since Fashion-MNIST's files carry MNIST's names.
+LABEL_COUNTS = {
+    ("mnist", "train"): (5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949),
+    ("mnist", "test"): (980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009),
+    ("fashion-mnist", "train"): (6000,) * 10,
+    ("fashion-mnist", "test"): (1000,) * 10,
+}
 
 IMAGE_MAGIC = 0x00000803  # unsigned byte, 3 dimensions
 LABEL_MAGIC = 0x00000801  # unsigned byte, 1 dimension
@@ -207,6 +227,49 @@ def _check_labels(path, labels, count):
     return labels.astype(np.uint8)
 
 
+def load(dataset: str, data_dir=None, split: str = "train"):
+    """One split of a named data set.
+
+    Args:
+      dataset: a key of image_spec.DATASET_SPECS ("mnist" or "fashion-mnist").
+      data_dir: folder with the set's IDX files (or, for MNIST, mnist.npz); None uses
+        the Keras cache, downloading the files there if they are missing.
+      split: "train" or "test".
+
+    Returns:
+      (images, labels): uint8 (N, H, W) of the set's spec and uint8 (N,) classes.
+
+    Raises:
+      TrainerError: the files are missing, corrupt, cannot be downloaded, or hold the
+        other data set.
+    """
+    if dataset not in DATASET_SPECS:
+        raise ValueError(f"dataset must be one of {', '.join(DATASET_SPECS)}, got {dataset!r}")
+    if dataset == "mnist":
+        images, labels = load_mnist(data_dir, split)
+    else:
+        images, labels = load_mnist(data_dir or _keras_fashion_dir(), split)
+    found = identify(labels, split)
+    if found is not None and found != dataset:
+        where = f"--data-dir {data_dir!r}" if data_dir else "the Keras cache"
+        raise TrainerError(
+            f"{where} holds {found}'s {split} files, not {dataset}'s (their label counts "
+            f"are {found}'s); pass --dataset {found}, or point --data-dir at {dataset}'s "
+            "files"
+        )
+    return images, labels
+
+
+def identify(labels, split: str):
+    """The named set whose published `split` has exactly these label counts, or None
+    (a subset, or another set in the same format)."""
+    counts = tuple(int(n) for n in np.bincount(np.asarray(labels), minlength=10))
+    return next(
+        (name for (name, part), known in LABEL_COUNTS.items() if part == split and known == counts),
+        None,
+    )
+
+
 def load_mnist(data_dir=None, split="train"):
     """Loads one MNIST split.
 
@@ -267,6 +330,25 @@ def _keras_mnist_npz():
             f"{os.path.dirname(cached)}/ or pass --data-dir DIR with the four MNIST IDX "
             "files (train-images-idx3-ubyte.gz, ...)"
         ) from err
+
+
+def _keras_fashion_dir():
+    # Keras's own cache, as keras.datasets.fashion_mnist keeps it: four IDX files.
+    folder = os.path.expanduser(KERAS_FASHION_CACHE)
+    if all(os.path.exists(os.path.join(folder, name)) for name in _FASHION_FILES):
+        return folder
+    logging.info("downloading Fashion-MNIST to %s", folder)
+    try:
+        for name in _FASHION_FILES:
+            tf.keras.utils.get_file(
+                name, origin=KERAS_FASHION_URL + name, cache_subdir="datasets/fashion-mnist"
+            )
+    except Exception as err:  # get_file raises bare Exception on network failures.
+        raise TrainerError(
+            f"could not download Fashion-MNIST ({err}); offline, put its four IDX files "
+            f"in {folder}/ or pass --data-dir DIR with them"
+        ) from err
+    return folder
 
 
 def epoch_batches(

@@ -16,6 +16,7 @@ import dataclasses
 import os
 import typing
 
+from trainer.errors import TrainerError
 from trainer.train_config import (
     STRATEGIES,
     ModelConfig,
@@ -31,8 +32,15 @@ DEFAULTS = TrainConfig()
 # Each mode and the flags that apply to it (what task.py passes it); it refuses every
 # other flag, so nothing given is silently ignored. Without a mode, the command trains.
 MODES = {
-    "sample": ("checkpoint_dir", "sample_dir", "seed", "digit", "job_dir"),
-    "evaluate": ("checkpoint_dir", "data_dir", "seed", "num_eval_samples", "job_dir"),
+    "sample": ("checkpoint_dir", "sample_dir", "seed", "digit", "dataset", "job_dir"),
+    "evaluate": (
+        "checkpoint_dir",
+        "data_dir",
+        "seed",
+        "num_eval_samples",
+        "dataset",
+        "job_dir",
+    ),
     "interpolate": (
         "checkpoint_dir",
         "sample_dir",
@@ -40,6 +48,7 @@ MODES = {
         "slerp",
         "gif",
         "digit",
+        "dataset",
         "job_dir",
     ),
     "progress_gif": ("log_dir", "job_dir"),
@@ -62,9 +71,13 @@ MODE_MINIMUMS = {
     "interpolate": 1,
 }
 _TRUE, _FALSE = {"true", "1", "yes", "y", "on"}, {"false", "0", "no", "n", "off"}
-# The config field each environment variable of Vertex AI custom training sets.
 # The shipped class-conditional model, which --digit samples when no folder is named.
 CONDITIONAL_MODEL_DIR = os.path.join(DEFAULTS.checkpoint_dir, "conditional")
+# The shipped models of the other data sets, which --sample, --interpolate and
+# --evaluate read with --dataset when no folder is named.
+DATASET_MODEL_DIRS = {"fashion-mnist": os.path.join(DEFAULTS.checkpoint_dir, "fashion-mnist")}
+SAMPLING_MODES = ("sample", "interpolate", "evaluate")
+# The config field each environment variable of Vertex AI custom training sets.
 VERTEX_FOLDERS = {
     "checkpoint_dir": "AIP_CHECKPOINT_DIR",
     "log_dir": "AIP_TENSORBOARD_LOG_DIR",
@@ -254,10 +267,24 @@ def resolve(args: argparse.Namespace, environ=None) -> TrainConfig:
             overrides.setdefault(field, environ[variable])
     if "digit" in vars(args):  # only a conditional model draws a chosen digit
         overrides.setdefault("checkpoint_dir", CONDITIONAL_MODEL_DIR)
+    if any(mode in vars(args) for mode in SAMPLING_MODES):  # the data set's shipped model
+        shipped = DATASET_MODEL_DIRS.get(overrides.get("dataset"))
+        if shipped:
+            overrides.setdefault("checkpoint_dir", shipped)
     if overrides.get("continue_train"):
         saved_dir = overrides.get("checkpoint_dir", DEFAULTS.checkpoint_dir)
         return resolve_resume(load_saved_config(saved_dir), overrides)
     return dataclasses.replace(defaults(bool(overrides.get("conditional"))), **overrides)
+
+
+def check_dataset(checkpoint_dir: str, dataset: str) -> None:
+    """Raises TrainerError unless the model in checkpoint_dir was trained on `dataset`."""
+    trained_on = load_saved_config(checkpoint_dir).dataset
+    if trained_on != dataset:
+        raise TrainerError(
+            f"the model in {checkpoint_dir!r} was trained on {trained_on}, not {dataset}; "
+            f"drop --dataset, or pass the --checkpoint-dir of a {dataset} model"
+        )
 
 
 def as_flag(message: str) -> str:

@@ -67,3 +67,22 @@ class ImageSpec:
 
 # MNIST's handwritten digits (LeCun et al.): 28x28 grey, ten classes named by their digit.
 MNIST = ImageSpec(height=28, width=28, channels=1, class_names=tuple("0123456789"))
+# Fashion-MNIST (Xiao, Rasul and Vollgraf 2017): MNIST's size and format, ten kinds of
+# clothing in the order of its labels.
+FASHION_MNIST = dataclasses.replace(
+    MNIST,
+    class_names=(
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    ),
+)
+# The data sets the trainer knows by name (--dataset), and their images.
+DATASET_SPECS = {"mnist": MNIST, "fashion-mnist": FASHION_MNIST}

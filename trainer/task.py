@@ -33,6 +33,8 @@ def main(argv=None) -> int:
     except TrainerError as err:
         return cli.fail(err)
     try:
+        if "dataset" in vars(args) and ("sample" in vars(args) or "interpolate" in vars(args)):
+            flags.check_dataset(config.checkpoint_dir, args.dataset)
         if "sample" in vars(args):
             from trainer import sample
 
@@ -108,6 +110,7 @@ def _evaluate(args, config) -> int:
         config.seed,
         checkpoint_dir=config.checkpoint_dir,
         png_folder=args.evaluate or None,
+        dataset=vars(args).get("dataset"),
     )
     print(evaluate.format_table(results))
     print(evaluate.to_json(results))

@@ -14,6 +14,7 @@ from trainer import images as image_utils
 from trainer import stop as stop_signal
 from trainer.errors import TrainerError
 from trainer.evaluation import quality
+from trainer.image_spec import DATASET_SPECS
 from trainer.paths import ensure_writable_dir
 from trainer.progress import EpochProgress
 from trainer.summaries import Summaries
@@ -78,6 +79,12 @@ def run(
             f"--xla compiles the one-device step; drop it to train on {replicas} replicas"
         )
     chief = distribute.is_chief(strategy)
+    if images is None:  # first: bad data is refused before anything is written
+        images, labels = data.load(config.dataset, config.data_dir, "train")
+        config = dataclasses.replace(config, image=DATASET_SPECS[config.dataset])
+    if config.conditional and labels is None:
+        raise ValueError("a conditional run needs the labels of its images")
+    _check_images(images, config.image)
     with distribute.WorkerFolders(chief) as folders:
         # A worker other than the chief writes its copies where they are thrown away.
         own = dataclasses.replace(
@@ -85,12 +92,7 @@ def run(
             checkpoint_dir=folders.path(config.checkpoint_dir, "checkpoints"),
             log_dir=folders.path(config.log_dir, "summary"),
         )
-        ensure_writable_dir(own.log_dir, "--log-dir")  # fail before the slow work
-        if images is None:
-            images, labels = data.load_mnist(config.data_dir, "train")
-        if config.conditional and labels is None:
-            raise ValueError("a conditional run needs the labels of its images")
-        _check_images(images, config.image)
+        ensure_writable_dir(own.log_dir, "--log-dir")  # before the networks are built
         per_epoch = data.steps_per_epoch(len(images), config.batch_size)
         with strategy.scope():  # every variable, and the checkpoint of them, mirrored
             state = train_state.build_state(config)

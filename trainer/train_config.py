@@ -20,7 +20,7 @@ from typing import Optional
 
 from trainer import latent
 from trainer.errors import TrainerError
-from trainer.image_spec import MNIST, ImageSpec
+from trainer.image_spec import DATASET_SPECS, MNIST, ImageSpec
 from trainer.options import check_fields, option
 
 CONFIG_FILENAME = "config.json"
@@ -30,6 +30,7 @@ ARCHS = ("dcgan", "mlp")
 STRATEGIES = ("auto", "one", "mirrored", "multi-worker")
 LATENT_DISTRIBUTIONS = latent.DISTRIBUTIONS
 MODE_SEEKING_BOUNDS = ("real", "none")
+DATASETS = tuple(DATASET_SPECS)
 _RATE_HINT = "try the DCGAN paper's 2e-4"
 
 
@@ -37,6 +38,13 @@ _RATE_HINT = "try the DCGAN paper's 2e-4"
 class ModelConfig:
     """What shapes the saved variables: locked on resume."""
 
+    dataset: str = option(
+        "mnist",
+        "the images to train on: mnist (handwritten digits) or fashion-mnist (clothing), "
+        "from --data-dir or the Keras cache; a checkpoint generates its data set's images",
+        choices=DATASETS,
+        absent="mnist",
+    )
     arch: str = option(
         "dcgan",
         "dcgan: the all-convolutional networks; mlp: the fully connected GAN of the "
@@ -62,8 +70,8 @@ class ModelConfig:
     )
     image: ImageSpec = option(
         MNIST,
-        "what the images are (trainer.image_spec): size, channels, classes; set by the "
-        "data, so a checkpoint says what it generates",
+        "what the images are (trainer.image_spec): size, channels, classes; set from the "
+        "data when it is read, so a checkpoint says what it generates",
         flag=False,
     )
     latent_dim: int = option(100, "length of the noise vector z", "positive")
@@ -252,8 +260,8 @@ class RunConfig:
 
     data_dir: Optional[str] = option(
         None,
-        "folder with the four MNIST IDX files (.gz or raw) or mnist.npz (default: "
-        "~/.keras/datasets/mnist.npz, downloaded if missing)",
+        "folder with the data set's four IDX files (.gz or raw), or MNIST's mnist.npz "
+        "(default: the Keras cache, ~/.keras/datasets, downloaded if missing)",
         "text",
         optional=True,
     )

@@ -1,9 +1,13 @@
-"""The MNIST classifier that judges generated digits, and the command that trains it.
+"""The classifiers that judge generated images, one a data set, and the command that
+trains them.
 
     python -m trainer.evaluation.classifier --data-dir ../shared/mnist
+    python -m trainer.evaluation.classifier --dataset fashion-mnist \
+        --data-dir ../shared/fashion-mnist
 
-trains it and writes its weights into the package (`mnist_classifier.weights.h5`, about
-1 MB), where `load_classifier` finds them offline. Its 64 penultimate features give the
+trains one and writes its weights into the package (`mnist_classifier.weights.h5`,
+`fashion_mnist_classifier.weights.h5`, about 1 MB each), where `load_judge` finds them
+offline. Its 64 penultimate features give the
 Frechet distance and precision/recall, its probabilities the classifier score (TF-GAN's
 "MNIST score"): Inception features fit MNIST badly (Heusel et al. 2017).
 """
@@ -18,11 +22,15 @@ import tensorflow as tf
 from trainer import cli, data
 from trainer import images as image_utils
 from trainer.errors import TrainerError
-from trainer.image_spec import MNIST, ImageSpec
+from trainer.image_spec import DATASET_SPECS, MNIST, ImageSpec
 
-WEIGHTS_PATH = os.path.join(
-    os.path.dirname(os.path.abspath(__file__)), "mnist_classifier.weights.h5"
-)
+_HERE = os.path.dirname(os.path.abspath(__file__))
+# Each data set's shipped classifier.
+WEIGHTS = {
+    "mnist": os.path.join(_HERE, "mnist_classifier.weights.h5"),
+    "fashion-mnist": os.path.join(_HERE, "fashion_mnist_classifier.weights.h5"),
+}
+WEIGHTS_PATH = WEIGHTS["mnist"]
 FEATURES = 64
 
 
@@ -78,34 +86,38 @@ class Judge:
         return image_utils.in_batches(self._call, images)
 
 
-def load_judge(path: str = WEIGHTS_PATH) -> Judge:
-    """The shipped classifier, ready to judge images. Raises TrainerError if missing."""
+def load_judge(dataset: str = "mnist", path: str = None) -> Judge:
+    """The shipped classifier of `dataset` (or the weights at `path`), ready to judge
+    that set's images. Raises TrainerError if the weights are missing."""
+    path = path or WEIGHTS[dataset]
     if not os.path.exists(path):
         raise TrainerError(
-            f"no classifier weights at {path}; train them with "
-            "`python -m trainer.evaluation.classifier --data-dir DIR`"
+            f"no {dataset} classifier weights at {path}; train them with "
+            f"`python -m trainer.evaluation.classifier --dataset {dataset} --data-dir DIR`"
         )
-    classifier = build_classifier()
+    classifier = build_classifier(DATASET_SPECS[dataset])
     classifier.load_weights(path)
     return Judge(classifier)
 
 
 def save_weights(classifier, path: str) -> None:
     """Writes the weights alone: a compiled model would also save Adam's slots (3x)."""
-    bare = build_classifier()
+    bare = tf.keras.models.clone_model(classifier)
     bare.set_weights(classifier.get_weights())
     bare.save_weights(path)
 
 
-def train_classifier(data_dir, epochs: int = 6, seed: int = 0):
-    """Trains the classifier on the MNIST training set.
+def train_classifier(data_dir, epochs: int = 6, seed: int = 0, dataset: str = "mnist"):
+    """Trains the classifier of `dataset` on its training set.
 
     Returns:
       (classifier, test_accuracy).
     """
     tf.keras.utils.set_random_seed(seed)
-    (train_x, train_y), (test_x, test_y) = (data.load_mnist(data_dir, s) for s in ("train", "test"))
-    classifier = build_classifier()
+    (train_x, train_y), (test_x, test_y) = (
+        data.load(dataset, data_dir, split) for split in ("train", "test")
+    )
+    classifier = build_classifier(DATASET_SPECS[dataset])
     classifier.compile(
         optimizer=tf.keras.optimizers.Adam(1e-3),
         loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -132,14 +144,16 @@ def train_classifier(data_dir, epochs: int = 6, seed: int = 0):
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m trainer.evaluation.classifier",
-        description="Train the MNIST classifier that judges generated digits.",
+        description="Train the classifier that judges a data set's generated images.",
     )
-    parser.add_argument("--data-dir", help="folder with the MNIST files (as for training)")
+    parser.add_argument(
+        "--dataset", choices=tuple(DATASET_SPECS), default="mnist", help="default: mnist"
+    )
+    parser.add_argument("--data-dir", help="folder with the data set's files (as for training)")
     parser.add_argument("--epochs", type=int, default=6, help="training epochs (default 6)")
     parser.add_argument(
         "--output",
-        default=WEIGHTS_PATH,
-        help="weights file to write (default: the package's own)",
+        help="weights file to write (default: the package's own for the data set)",
     )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -147,11 +161,12 @@ def main(argv=None) -> int:
         parser.error(f"--epochs must be positive, got {args.epochs}")
     cli.setup_logging()
     try:
-        classifier, accuracy = train_classifier(args.data_dir, args.epochs, args.seed)
+        classifier, accuracy = train_classifier(args.data_dir, args.epochs, args.seed, args.dataset)
     except TrainerError as err:
         return cli.fail(err)
-    save_weights(classifier, args.output)
-    print(f"test accuracy {accuracy:.4f}; weights written to {args.output}")
+    output = args.output or WEIGHTS[args.dataset]
+    save_weights(classifier, output)
+    print(f"test accuracy {accuracy:.4f}; weights written to {output}")
     return 0
 
 

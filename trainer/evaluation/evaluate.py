@@ -122,15 +122,16 @@ def generated_images(checkpoint_dir: str, count: int, seed: int):
     """`count` samples of the latest checkpoint, as --sample writes them.
 
     Returns:
-      (images uint8 (count, H, W), digits): digits is int32 (count,), the digit each
-      image was asked to be, for a conditional generator (generation.balanced_labels, the
-      order quality.draw asks for them in), else None.
+      (images uint8 (count, H, W), digits, dataset): digits is int32 (count,), the class
+      each image was asked to be, for a conditional generator (generation.balanced_labels,
+      the order quality.draw asks for them in), else None; dataset is the set the model
+      was trained on.
     """
     generator, config = loaders.load_sampler(checkpoint_dir)
     images = quality.draw(generator, count, config.latent_dim, seed, config.latent_distribution)
     classes = model.num_classes(generator)
     digits = generation.balanced_labels(count, classes) if classes else None
-    return images, digits
+    return images, digits, config.dataset
 
 
 def judge_against_test_set(
@@ -198,10 +199,13 @@ def run(
     checkpoint_dir: str = None,
     png_folder: str = None,
     check_copies: bool = True,
+    dataset: str = None,
 ) -> dict:
-    """Evaluates a checkpoint's samples, or a folder of PNGs, beside the real-data floor;
-    `check_copies` False skips the memorization check (its nearest-neighbour search of
-    every sample among the 60,000 training images).
+    """Evaluates a checkpoint's samples, or a folder of PNGs, beside the real-data floor
+    of its data set, judged by that set's classifier; `check_copies` False skips the
+    memorization check (its nearest-neighbour search of every sample among the training
+    images). `dataset` names the set a PNG folder holds (default mnist); a checkpoint's
+    own config names its set, and a `dataset` that differs is refused.
 
     Returns:
       {"generated": scores, "real_floor": scores, "fd_over_floor": ratio,
@@ -212,10 +216,17 @@ def run(
     """
     if png_folder:
         generated, digits = load_labelled_png_folder(png_folder)
+        dataset = dataset or "mnist"
     else:
-        generated, digits = generated_images(checkpoint_dir, num_samples, seed)
-    train_images, train_labels = data.load_mnist(data_dir, "train")
-    test_images, test_labels = data.load_mnist(data_dir, "test")
+        generated, digits, trained_on = generated_images(checkpoint_dir, num_samples, seed)
+        if dataset not in (None, trained_on):
+            raise TrainerError(
+                f"the model in {checkpoint_dir!r} was trained on {trained_on}, not {dataset}; "
+                f"drop --dataset, or pass the --checkpoint-dir of a {dataset} model"
+            )
+        dataset = trained_on
+    train_images, train_labels = data.load(dataset, data_dir, "train")
+    test_images, test_labels = data.load(dataset, data_dir, "test")
     pick = floor_pick(train_labels, digits, seed)
     digits_by_name = None
     if digits is not None:
@@ -225,6 +236,7 @@ def run(
         test_images,
         digits_by_name=digits_by_name,
         test_labels=test_labels,
+        judge=load_judge(dataset),
     )
     results["fd_over_floor"] = results["generated"]["frechet_distance"] / max(
         results["real_floor"]["frechet_distance"], 1e-12

@@ -113,10 +113,10 @@ def run(checkpoint_dir: str, data_dir) -> dict:
     Returns:
       {"discriminator": {labels: [accuracy per draw]}, "pixels": {...}, "features": F}.
     """
-    discriminator, _ = loaders.load_discriminator(checkpoint_dir)
+    discriminator, config = loaders.load_discriminator(checkpoint_dir)
     features_of = feature_model(discriminator)
-    train_images, train_labels = data.load_mnist(data_dir, "train")
-    test_images, test_labels = data.load_mnist(data_dir, "test")
+    train_images, train_labels = data.load(config.dataset, data_dir, "train")
+    test_images, test_labels = data.load(config.dataset, data_dir, "test")
     test_features = extract(features_of, test_images)
     test_pixels = image_utils.unit_pixels(test_images)
     results = {"discriminator": {}, "pixels": {}, "features": test_features.shape[1]}

@@ -64,8 +64,8 @@ def probe_for(config):
     if config.eval_samples == 0:
         return None
     try:
-        judge = classifier.load_judge()
-        test_images, _ = data.load_mnist(config.data_dir, "test")
+        judge = classifier.load_judge(config.dataset)
+        test_images, _ = data.load(config.dataset, config.data_dir, "test")
     except TrainerError as err:
         logging.warning("no quality figures in TensorBoard: %s", err)
         return None
