@@ -301,3 +301,16 @@ def test_shared_fashion_mnist_loads_and_is_refused_as_mnist():
     assert images.shape == (60_000, 28, 28) and np.bincount(labels).tolist() == [6000] * 10
     with pytest.raises(TrainerError, match="holds fashion-mnist's train files"):
         data.load("mnist", FASHION_DIR, "train")
+
+
+def test_mirror_adds_every_image_flipped_left_to_right():
+    images = np.arange(4 * 2 * 3, dtype=np.uint8).reshape(4, 2, 3) * 10  # 4 distinct images
+    batches = list(data.epoch_batches(images, 2, seed=3, epoch=0, mirror=True))
+    assert len(batches) == 4  # 8 images: each one and its mirror
+    seen = np.concatenate([batch.numpy()[..., 0] for batch, _ in batches])
+    expected = data.image_utils.to_model_range(images)[..., 0]
+    mirrored = expected[:, :, ::-1]
+    for image in np.concatenate([expected, mirrored]):  # every one exactly once
+        assert sum(np.array_equal(image, other) for other in seen) == 1
+    again = list(data.epoch_batches(images, 2, seed=3, epoch=0, start_batch=2, mirror=True))
+    np.testing.assert_array_equal(again[0][0], batches[2][0])  # resumes mid-epoch

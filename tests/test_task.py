@@ -573,7 +573,7 @@ def given(flag):
     if action.nargs == 0:
         return [flag]
     if action.choices:
-        return [flag, action.choices[-1]]
+        return [flag, str(action.choices[-1])]
     if flag == "--digit":
         return [flag, "7"]
     value = {int: "20", float: "0.5", cli_flags.parse_bool: "True"}.get(action.type, "dir")

@@ -220,3 +220,16 @@ def test_the_projection_needs_a_conditional_run_is_locked_and_old_configs_lack_i
     values = flat_config(projected)
     del values["projection"]
     assert TrainConfig.from_json(json.dumps(values)).projection is False
+
+
+def test_image_size_and_channels_are_a_folders_and_kept_on_resume():
+    with pytest.raises(ValueError, match="image_size applies to --dataset folder"):
+        TrainConfig(image_size=32)
+    with pytest.raises(ValueError, match="channels applies to --dataset folder"):
+        TrainConfig(dataset="fashion-mnist", channels=3)
+    with pytest.raises(ValueError, match="image_size must be one of 32, 64, got 48"):
+        TrainConfig(dataset="folder", image_size=48)
+    folder = TrainConfig(dataset="folder", image_size=32)
+    with pytest.raises(TrainerError, match=r"image_size \(checkpoint 32, flags 64\)"):
+        resolve_resume(folder, {"image_size": 64})
+    assert resolve_resume(folder, {"mirror": True}).mirror  # a training option

@@ -260,6 +260,27 @@ def load(dataset: str, data_dir=None, split: str = "train"):
     return images, labels
 
 
+def load_training(config):
+    """The training images of config's data set, their labels, and their image spec.
+
+    Returns:
+      (images uint8 (N, H, W[, C]), possibly memory-mapped; labels (N,) or None for an
+      unlabelled folder; the ImageSpec they have).
+
+    Raises:
+      TrainerError: the data cannot be read (trainer.folders and `load` say why).
+    """
+    if config.dataset != "folder":
+        images, labels = load(config.dataset, config.data_dir, "train")
+        return images, labels, DATASET_SPECS[config.dataset]
+    if not config.data_dir:
+        raise TrainerError("--dataset folder reads the images in --data-dir: pass --data-dir DIR")
+    from trainer import folders  # here: the IDX sets need none of it
+
+    folder = folders.load(config.data_dir, config.image_size or 64, config.channels)
+    return folder.images, folder.labels, folder.spec
+
+
 def identify(labels, split: str):
     """The named set whose published `split` has exactly these label counts, or None
     (a subset, or another set in the same format)."""
@@ -352,7 +373,13 @@ def _keras_fashion_dir():
 
 
 def epoch_batches(
-    images, batch_size: int, seed: int, epoch: int, start_batch: int = 0, labels=None
+    images,
+    batch_size: int,
+    seed: int,
+    epoch: int,
+    start_batch: int = 0,
+    labels=None,
+    mirror: bool = False,
 ):
     """One epoch of shuffled training batches, resumable at any batch.
 
@@ -363,23 +390,28 @@ def epoch_batches(
     seconds at some epoch ends while training ran, for no gain in speed.
 
     Args:
-      images: uint8 (N, H, W[, C]) array, held in memory.
+      images: uint8 (N, H, W[, C]) array, in memory or memory-mapped.
       batch_size: images per batch; the last partial batch is dropped.
       seed: the run's seed.
       epoch: index of this epoch, 0-based.
       start_batch: batches of this epoch already trained on.
       labels: uint8 (N,) digits of `images`, for a conditional run; None without.
+      mirror: the epoch also holds every image flipped left to right (2N images).
 
     Yields:
       (images, digits): float32 tf.Tensor (batch_size, H, W, C) in [-1, 1], and the
       int32 (batch_size,) digits of the same images, or None without `labels`.
     """
-    images = np.asarray(images)
-    order = np.random.default_rng([seed, epoch]).permutation(len(images))
-    for batch in range(start_batch, len(images) // batch_size):
-        rows = order[batch * batch_size : (batch + 1) * batch_size]
-        pixels = tf.constant(image_utils.to_model_range(images[rows]))
-        yield pixels, None if labels is None else tf.constant(labels[rows], tf.int32)
+    count = len(images)
+    order = np.random.default_rng([seed, epoch]).permutation(count * (2 if mirror else 1))
+    for batch in range(start_batch, len(order) // batch_size):
+        rows = order[batch * batch_size : (batch + 1) * batch_size]  # >= count: mirrored
+        pixels = image_utils.to_model_range(images[rows % count])
+        pixels[rows >= count] = pixels[rows >= count, :, ::-1]
+        yield (
+            tf.constant(pixels),
+            None if labels is None else tf.constant(labels[rows % count], tf.int32),
+        )
 
 
 def steps_per_epoch(num_images: int, batch_size: int) -> int:
@@ -392,24 +424,27 @@ def steps_per_epoch(num_images: int, batch_size: int) -> int:
     return num_images // batch_size
 
 
-def pair_distances(images, labels=None, pairs: int = 2000, seed: int = 0) -> np.ndarray:
+def pair_distances(
+    images, labels=None, pairs: int = 2000, seed: int = 0, num_classes: int = 10
+) -> np.ndarray:
     """How much two real images differ: the mean absolute pixel difference, in the
     networks' [-1, 1] range, over `pairs` random pairs.
 
     Args:
       images: uint8 (N, H, W[, C]) in [0, 255].
-      labels: uint8 (N,) digits of images, or None.
-      pairs: pairs drawn (per digit with labels).
+      labels: uint8 (N,) classes of images, or None.
+      pairs: pairs drawn (per class with labels).
       seed: the draw's seed, so a resumed run measures what the fresh one did.
+      num_classes: how many classes the labels index.
 
     Returns:
-      float32 (10,), pairs of the same digit, indexed by digit, with labels; else
+      float32 (num_classes,), pairs of the same class, indexed by class, with labels; else
       float32 (1,), pairs of any two images. Infinite where there are fewer than two
       images to pair.
     """
     rng = np.random.default_rng(seed)
     groups = (
-        [np.flatnonzero(labels == digit) for digit in range(10)]
+        [np.flatnonzero(labels == digit) for digit in range(num_classes)]
         if labels is not None
         else [np.arange(len(images))]
     )

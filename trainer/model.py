@@ -345,7 +345,7 @@ def set_standing_statistics(generator: keras.Model, z, labels=None) -> None:
     try:
         for layer in norms:
             layer.momentum = 0.0  # moving statistic = this batch's statistic
-        generator(inputs(z, labels), training=True)
+        generator(inputs(z, labels, num_classes(generator)), training=True)
     finally:
         for layer, momentum in zip(norms, momenta):
             layer.momentum = momentum

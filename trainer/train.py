@@ -14,7 +14,6 @@ from trainer import images as image_utils
 from trainer import stop as stop_signal
 from trainer.errors import TrainerError
 from trainer.evaluation import quality
-from trainer.image_spec import DATASET_SPECS
 from trainer.paths import ensure_writable_dir
 from trainer.progress import EpochProgress
 from trainer.summaries import Summaries
@@ -80,8 +79,13 @@ def run(
         )
     chief = distribute.is_chief(strategy)
     if images is None:  # first: bad data is refused before anything is written
-        images, labels = data.load(config.dataset, config.data_dir, "train")
-        config = dataclasses.replace(config, image=DATASET_SPECS[config.dataset])
+        images, labels, spec = data.load_training(config)
+        if config.conditional and spec.num_classes < 2:
+            raise TrainerError(
+                f"--conditional trains on classes, and {config.data_dir!r} has none: put "
+                "its images in one subfolder per class, or drop --conditional"
+            )
+        config = dataclasses.replace(config, image=spec)
     if config.conditional and labels is None:
         raise ValueError("a conditional run needs the labels of its images")
     _check_images(images, config.image)
@@ -93,7 +97,9 @@ def run(
             log_dir=folders.path(config.log_dir, "summary"),
         )
         ensure_writable_dir(own.log_dir, "--log-dir")  # before the networks are built
-        per_epoch = data.steps_per_epoch(len(images), config.batch_size)
+        per_epoch = data.steps_per_epoch(
+            len(images) * (2 if config.mirror else 1), config.batch_size
+        )
         with strategy.scope():  # every variable, and the checkpoint of them, mirrored
             state = train_state.build_state(config)
             if chief:
@@ -134,7 +140,7 @@ def pair_bounds_for(config: TrainConfig, images, labels=None):
     conditional run); else None."""
     if not (config.mode_seeking > 0 and config.mode_seeking_bound == "real"):
         return None
-    bounds = data.pair_distances(images, labels, seed=config.seed)
+    bounds = data.pair_distances(images, labels, seed=config.seed, num_classes=config.num_classes)
     logging.info(
         "mode-seeking term capped where two images differ as much as two real "
         "ones of their digit do: %s",
@@ -255,7 +261,13 @@ def _train_epoch(run: _Run):
     progress = EpochProgress(epoch, run.num_epochs, run.per_epoch, start, config.batch_size)
     batches = itertools.islice(
         data.epoch_batches(
-            run.images, config.batch_size, config.seed, epoch, start, labels=run.labels
+            run.images,
+            config.batch_size,
+            config.seed,
+            epoch,
+            start,
+            labels=run.labels,
+            mirror=config.mirror,
         ),
         run.total - run.at(),
     )
@@ -353,7 +365,9 @@ def _epoch_end_summaries(summaries, state, config, fixed, probe):
         latent.standing_batch(config.latent_dim, config.latent_distribution),
     )
     z, labels, columns = fixed
-    pixels = image_utils.to_uint8(state.ema_generator(model.inputs(z, labels), training=False))
+    pixels = image_utils.to_uint8(
+        state.ema_generator(model.inputs(z, labels, config.num_classes), training=False)
+    )
     picture = summaries.grid(step, "generated_images", pixels, columns)
     animation.save_grid(picture, summaries.log_dir, step)
     if probe is not None:

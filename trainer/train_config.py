@@ -30,7 +30,8 @@ ARCHS = ("dcgan", "mlp")
 STRATEGIES = ("auto", "one", "mirrored", "multi-worker")
 LATENT_DISTRIBUTIONS = latent.DISTRIBUTIONS
 MODE_SEEKING_BOUNDS = ("real", "none")
-DATASETS = tuple(DATASET_SPECS)
+DATASETS = (*DATASET_SPECS, "folder")
+IMAGE_SIZES = (32, 64)
 _RATE_HINT = "try the DCGAN paper's 2e-4"
 
 
@@ -41,9 +42,25 @@ class ModelConfig:
     dataset: str = option(
         "mnist",
         "the images to train on: mnist (handwritten digits) or fashion-mnist (clothing), "
-        "from --data-dir or the Keras cache; a checkpoint generates its data set's images",
+        "from --data-dir or the Keras cache; or folder: every image below --data-dir, one "
+        "subfolder per class if you have classes; a checkpoint generates its set's images",
         choices=DATASETS,
         absent="mnist",
+    )
+    image_size: Optional[int] = option(
+        None,
+        "with --dataset folder, the side of the square training images: each image is "
+        "centre-cropped to a square and resized (default: 64)",
+        choices=IMAGE_SIZES,
+        optional=True,
+        absent=None,
+    )
+    channels: Optional[int] = option(
+        None,
+        "with --dataset folder, 1 (grey) or 3 (colour) (default: 1 if every image is grey, else 3)",
+        choices=(1, 3),
+        optional=True,
+        absent=None,
     )
     arch: str = option(
         "dcgan",
@@ -249,6 +266,13 @@ class TrainingConfig:
     checkpoint_freq: int = option(
         1000, "steps between checkpoints, besides each epoch end and the end", "positive"
     )
+    mirror: bool = option(
+        False,
+        "each epoch also trains on every image flipped left to right (StyleGAN2-ADA's "
+        "--mirror): twice the images, for sets whose mirror images are as real",
+        "bool",
+        absent=False,
+    )
 
     def __post_init__(self):
         check_fields(self)
@@ -377,6 +401,13 @@ def _check_model(config) -> None:
             f"conditional needs the dcgan networks, got arch {config.arch!r}; drop --arch "
             "or --conditional"
         )
+    for name in ("image_size", "channels"):
+        if getattr(config, name) is not None and config.dataset != "folder":
+            raise ValueError(
+                f"{name} applies to --dataset folder; {config.dataset}'s images are "
+                f"{config.image.height}x{config.image.width}x{config.image.channels}: drop "
+                f"--{name.replace('_', '-')}"
+            )
     if config.conditional and config.image.num_classes < 2:
         raise ValueError(
             f"conditional needs images of two classes or more, got "

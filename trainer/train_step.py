@@ -113,24 +113,29 @@ def _draw_noise(noise: tf.random.Generator, config: TrainConfig) -> dict:
 
 def _forward(state, config, images, labels, noise, bounds) -> losses.Forward:
     """The networks on this replica's batch: what the loss terms read (losses.Forward).
-    Batch norm's moving statistics update in call order, which stays fixed."""
+    `labels` are int classes; the networks read them one-hot. Batch norm's moving
+    statistics update in call order: G(z), D(real), D(fake), then the extra terms'."""
     generator, discriminator = state.generator, state.discriminator
-    fake = generator(model.inputs(noise["z"], labels), training=True)
+    classes = config.num_classes
+    one_hot = None if labels is None else tf.one_hot(labels, classes)
+    fake = generator(model.inputs(noise["z"], one_hot), training=True)
+    real_logits = discriminator(model.inputs(images, one_hot), training=True)
+    fake_logits = discriminator(model.inputs(fake, one_hot), training=True)
     extra = {}
     if "paired_z" in noise:  # the same classes from a second noise batch
-        extra["paired"] = generator(model.inputs(noise["paired_z"], labels), training=True)
+        extra["paired"] = generator(model.inputs(noise["paired_z"], one_hot), training=True)
         extra["bound"] = bounds  # one for every pair, or each pair's class's:
         if bounds is not None and labels is not None:
             extra["bound"] = tf.gather(bounds, labels)
     if "shifts" in noise:  # real images with wrong classes are fake too
-        wrong = (labels + noise["shifts"]) % config.num_classes
+        wrong = tf.one_hot((labels + noise["shifts"]) % classes, classes)
         extra["mismatched_logits"] = discriminator(model.inputs(images, wrong), training=True)
     return losses.Forward(
         images=images,
-        labels=labels,
+        labels=one_hot,
         fake=fake,
-        real_logits=discriminator(model.inputs(images, labels), training=True),
-        fake_logits=discriminator(model.inputs(fake, labels), training=True),
+        real_logits=real_logits,
+        fake_logits=fake_logits,
         discriminator=discriminator,
         z=noise["z"],
         paired_z=noise.get("paired_z"),

@@ -63,6 +63,12 @@ def probe_for(config):
     classifier or the test images are missing (a warning says which)."""
     if config.eval_samples == 0:
         return None
+    if config.dataset not in classifier.WEIGHTS:
+        logging.warning(
+            "no quality figures in TensorBoard: there is no classifier of %s images to judge them",
+            config.dataset,
+        )
+        return None
     try:
         judge = classifier.load_judge(config.dataset)
         test_images, _ = data.load(config.dataset, config.data_dir, "test")
