@@ -144,7 +144,7 @@ def test_cli_digit_samples_and_says_so(trained, tmp_path, capsys):
         )
         == 0
     )
-    assert f"wrote 5 samples of digit 2 and grid.png to {tmp_path}" in capsys.readouterr().out
+    assert f"wrote 5 samples of class 2 and grid.png to {tmp_path}" in capsys.readouterr().out
     assert sorted(os.listdir(tmp_path)) == ["grid.png"] + [
         f"sample_{i:05d}_digit2.png" for i in range(5)
     ]
@@ -224,3 +224,11 @@ def test_conditional_and_unconditional_sampling_share_one_path(trained):
     assert model.num_classes(generator) == 10
     assert generation.labels_for(generator, 3, None, "x").tolist() == [0, 1, 2]
     assert generation.labels_for(generator, 3, 5, "x").tolist() == [5, 5, 5]
+
+
+def test_class_by_index_or_by_a_name_of_the_models(trained, tmp_path):
+    assert flags.class_index(trained.checkpoint_dir, None) is None
+    assert flags.class_index(trained.checkpoint_dir, "7") == 7
+    assert flags.class_index(trained.checkpoint_dir, "3") == 3
+    with pytest.raises(TrainerError, match="'seven' is not one of the classes .*: 0, 1, 2"):
+        flags.class_index(trained.checkpoint_dir, "seven")

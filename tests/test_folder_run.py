@@ -79,7 +79,9 @@ def test_too_few_images_for_a_batch_is_one_clear_line(tmp_path, isolated_cache):
 
 
 @slow
-def test_a_64x64_colour_run_trains_resumes_samples_walks_and_exports(tmp_path, isolated_cache):
+def test_a_64x64_colour_run_trains_resumes_samples_walks_and_exports(
+    tmp_path, isolated_cache, capsys
+):
     images = make_folder(tmp_path / "images")
     run = ["--checkpoint-dir", str(tmp_path / "ckpt")]
     tiny = ["--batch-size", "8", "--latent-dim", "8", "--generator-width", "4"]
@@ -89,9 +91,11 @@ def test_a_64x64_colour_run_trains_resumes_samples_walks_and_exports(tmp_path, i
     assert task.main(argv + run + ["--continue-train", "True", "--train-steps", "6"]) == 0
     assert tf.train.latest_checkpoint(str(tmp_path / "ckpt")).endswith("ckpt-6")
     samples = ["--sample-dir", str(tmp_path / "samples")]
-    assert task.main(["--sample", "5", "--digit", "1"] + run + samples) == 0
+    assert task.main(["--sample", "5", "--class", "reds"] + run + samples) == 0  # class 1
     with Image.open(tmp_path / "samples" / "sample_00000_digit1.png") as image:
         assert image.size == (64, 64) and image.mode == "RGB"
+    assert task.main(["--sample", "5", "--class", "greens"] + run + samples) == 1
+    assert "--class 'greens' is not one of the classes" in capsys.readouterr().err
     assert task.main(["--interpolate", "2", "--gif"] + run + samples) == 0
     assert os.path.exists(tmp_path / "samples" / "interpolation_digits.gif")
     assert task.main(["--export", str(tmp_path / "export")] + run) == 0

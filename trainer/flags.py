@@ -194,11 +194,13 @@ def _add_mode_flags(group) -> None:
     )
     add(
         "--digit",
-        type=int,
-        metavar="D",
-        help="with --sample: N images of digit D (0-9); "
-        "with --interpolate: the walks between noise vectors all draw D. Needs a model "
-        f"trained with --conditional (default: the shipped {CONDITIONAL_MODEL_DIR})",
+        "--class",
+        dest="digit",
+        metavar="CLASS",
+        help="with --sample: N images of this class, by its index (a digit 0-9 for MNIST) "
+        "or its name (a folder's subfolder); with --interpolate: the walks between noise "
+        "vectors all draw it. Needs a model trained with --conditional (default: the "
+        f"shipped {CONDITIONAL_MODEL_DIR})",
     )
     add(
         "--slerp",
@@ -275,6 +277,28 @@ def resolve(args: argparse.Namespace, environ=None) -> TrainConfig:
         saved_dir = overrides.get("checkpoint_dir", DEFAULTS.checkpoint_dir)
         return resolve_resume(load_saved_config(saved_dir), overrides)
     return dataclasses.replace(defaults(bool(overrides.get("conditional"))), **overrides)
+
+
+def class_index(checkpoint_dir: str, asked):
+    """--digit/--class as the class index the model in checkpoint_dir draws: the
+    position of a class name among the model's, else an index as given; None stays
+    None.
+
+    Raises:
+      TrainerError: neither one of the model's class names (they are listed) nor a
+        number.
+    """
+    if asked is None:
+        return None
+    names = load_saved_config(checkpoint_dir).image.class_names
+    if asked in names:
+        return names.index(asked)
+    if asked.lstrip("-").isdigit():
+        return int(asked)
+    raise TrainerError(
+        f"--class {asked!r} is not one of the classes of the model in {checkpoint_dir!r}: "
+        + (", ".join(names) if names else "it has none")
+    )
 
 
 def check_dataset(checkpoint_dir: str, dataset: str) -> None:

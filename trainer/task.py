@@ -38,13 +38,13 @@ def main(argv=None) -> int:
         if "sample" in vars(args):
             from trainer import sample
 
-            digit = vars(args).get("digit")
+            digit = flags.class_index(config.checkpoint_dir, vars(args).get("digit"))
             paths = sample.write_samples(
                 config.checkpoint_dir, config.sample_dir, args.sample, config.seed, digit
             )
             print(
                 f"wrote {len(paths)} samples"
-                + ("" if digit is None else f" of digit {digit}")
+                + ("" if digit is None else f" of class {digit}")
                 + f" and grid.png to {config.sample_dir}"
             )
             return 0
@@ -127,7 +127,7 @@ def _interpolate(args, config) -> int:
         config.seed,
         spherical="slerp" in vars(args),
         gif="gif" in vars(args),
-        digit=vars(args).get("digit"),
+        digit=flags.class_index(config.checkpoint_dir, vars(args).get("digit")),
     )
     names = [os.path.basename(p) for p in paths]
     names = " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
