@@ -3,13 +3,14 @@ import os
 
 import numpy as np
 import pytest
-from helpers import MNIST_DIR, needs_mnist, replace, slow
+from helpers import FASHION_DIR, MNIST_DIR, needs_fashion, needs_mnist, replace, slow
 from test_train import event_tags
 
 from trainer import data, task, train
 from trainer import images as image_utils
 from trainer.errors import TrainerError
-from trainer.evaluation import classifier, evaluate
+from trainer.evaluation import classifier, evaluate, quality
+from trainer.train_config import TrainConfig
 
 needs_weights = pytest.mark.skipif(
     not os.path.exists(classifier.WEIGHTS_PATH), reason="classifier weights not trained yet"
@@ -362,3 +363,29 @@ def test_floor_is_drawn_in_the_digit_shares_the_samples_were_asked_for():
     uneven = evaluate.floor_pick(labels, np.repeat([0, 1], [30, 10]), seed=0)
     np.testing.assert_array_equal(np.bincount(labels[uneven]), [300, 300])  # capped
     assert not np.array_equal(balanced, evaluate.floor_pick(labels, np.arange(100) % 10, seed=1))
+
+
+needs_fashion_weights = pytest.mark.skipif(
+    not os.path.exists(classifier.WEIGHTS["fashion-mnist"]),
+    reason="Fashion-MNIST classifier weights not trained yet",
+)
+
+
+@needs_fashion
+@needs_fashion_weights
+def test_fashion_mnist_is_judged_by_its_own_classifier(tmp_path):
+    # The run's per-epoch check loads the judge of its data set: on Fashion-MNIST's test
+    # images it must read the clothes (the digit classifier reads them at chance).
+    config = replace(TrainConfig(), dataset="fashion-mnist", data_dir=FASHION_DIR, eval_samples=100)
+    probe = quality.probe_for(config)
+    images, labels = data.load("fashion-mnist", FASHION_DIR, "test")
+    _, probs = probe._judge(images)
+    assert probs.shape == (10_000, 10)
+    assert np.mean(probs.argmax(axis=1) == labels) >= 0.92  # the bar
+    _, digit_probs = classifier.load_judge("mnist")(images[:2000])
+    assert np.mean(digit_probs.argmax(axis=1) == labels[:2000]) < 0.5
+
+
+@needs_fashion_weights
+def test_fashion_classifier_weights_fit_in_two_megabytes():
+    assert os.path.getsize(classifier.WEIGHTS["fashion-mnist"]) <= 2 * 1024 * 1024

@@ -129,3 +129,40 @@ def test_a_conditional_folder_run_draws_each_class_in_its_colour(tmp_path, isola
     # Each class's samples lean to its own colour: more blue than red, and the reverse.
     assert means["blues"][2] > means["blues"][0] + 10, means
     assert means["reds"][0] > means["reds"][2] + 10, means
+
+
+def test_evaluating_a_folder_model_offline_says_so_and_gives_the_copy_check(
+    tmp_path, isolated_cache, monkeypatch, caplog
+):
+    from trainer.evaluation import evaluate, folder_eval
+
+    config, _ = folder_config(tmp_path, train_steps=2, image_size=32, batch_size=8)
+    train.run(config)
+
+    def offline():
+        raise Exception("URL fetch failure on inception_v3_weights: no network")
+
+    monkeypatch.setattr(folder_eval, "inception_features", offline)
+    with caplog.at_level("WARNING"):
+        results = evaluate.run(config.data_dir, 20, 0, checkpoint_dir=config.checkpoint_dir)
+    assert results["frechet_inception_distance"] is None
+    assert "no Frechet Inception distance" in caplog.text and "no network" in caplog.text
+    assert results["memorization"]["generated"]["count"] == 20
+    assert "not measured (URL fetch failure" in evaluate.format_table(results)
+
+
+def test_the_inception_distance_is_measured_against_half_the_folder(tmp_path, isolated_cache):
+    from trainer.evaluation import folder_eval
+
+    config, _ = folder_config(tmp_path, train_steps=2, image_size=32, batch_size=8)
+    train.run(config)
+
+    def mean_colour(images):  # a stand-in feature: each image's mean R, G, B
+        return np.asarray(images, np.float32).reshape(len(images), -1, 3).mean(axis=1)
+
+    results = folder_eval.run(config.checkpoint_dir, config.data_dir, 24, 0, mean_colour)
+    assert results["real_floor"] < results["frechet_inception_distance"]  # 2 steps: far off
+    assert results["fd_over_floor"] == pytest.approx(
+        results["frechet_inception_distance"] / results["real_floor"]
+    )
+    assert "Frechet Inception distance" in folder_eval.format_table(results)

@@ -26,9 +26,10 @@ from PIL import UnidentifiedImageError
 from trainer import data, generation, loaders, model, paths
 from trainer import images as image_utils
 from trainer.errors import TrainerError
-from trainer.evaluation import memorization, metrics, quality
+from trainer.evaluation import folder_eval, memorization, metrics, quality
 from trainer.evaluation.classifier import load_judge
 from trainer.image_spec import MNIST
+from trainer.train_config import load_saved_config
 
 FLOOR_IMAGES = 10_000
 
@@ -214,6 +215,8 @@ def run(
       ..., "real_floor": ...}, metrics.per_digit's dicts, the floor's training images
       asked for their own labels.
     """
+    if not png_folder and load_saved_config(checkpoint_dir).dataset == "folder":
+        return folder_eval.run(checkpoint_dir, data_dir, num_samples, seed)  # no classifier
     if png_folder:
         generated, digits = load_labelled_png_folder(png_folder)
         dataset = dataset or "mnist"
@@ -309,7 +312,9 @@ def memorization_check(
 def format_table(results: dict) -> str:
     """A two-column text table, generated vs real-data floor, then the digit shares, the
     per-digit rows of a conditional model and the memorization rows (generated vs test
-    images)."""
+    images); a folder model's figures as folder_eval gives them."""
+    if "frechet_inception_distance" in results:
+        return folder_eval.format_table(results)
     generated, floor = results["generated"], results["real_floor"]
     lines = [
         f"{'measure':<36}{'generated':>12}{'real floor':>12}",
