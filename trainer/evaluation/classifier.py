@@ -100,9 +100,10 @@ def load_judge(dataset: str = "mnist", path: str = None) -> Judge:
     return Judge(classifier)
 
 
-def save_weights(classifier, path: str) -> None:
-    """Writes the weights alone: a compiled model would also save Adam's slots (3x)."""
-    bare = tf.keras.models.clone_model(classifier)
+def save_weights(classifier, path: str, spec: ImageSpec = MNIST) -> None:
+    """Writes the weights alone, from a fresh uncompiled copy: a compiled model (or a
+    clone of one) would also save Adam's slots (3x)."""
+    bare = build_classifier(spec)
     bare.set_weights(classifier.get_weights())
     bare.save_weights(path)
 
@@ -169,7 +170,7 @@ def main(argv=None) -> int:
     except TrainerError as err:
         return cli.fail(err)
     output = args.output or WEIGHTS[args.dataset]
-    save_weights(classifier, output)
+    save_weights(classifier, output, DATASET_SPECS[args.dataset])
     print(f"test accuracy {accuracy:.4f}; weights written to {output}")
     return 0
 
