@@ -38,9 +38,9 @@ ROWS = [  # (key, label, format)
     ("classifier_score", "classifier score (10 is best)", "{:.3f}"),
     ("precision", "precision, k=3", "{:.3f}"),
     ("recall", "recall, k=3", "{:.3f}"),
-    ("class_kl", "KL(digit shares || uniform)", "{:.4f}"),
-    ("min_class_share", "rarest digit's share", "{:.3f}"),
-    ("max_class_share", "commonest digit's share", "{:.3f}"),
+    ("class_kl", "KL(class shares || uniform)", "{:.4f}"),
+    ("min_class_share", "rarest class's share", "{:.3f}"),
+    ("max_class_share", "commonest class's share", "{:.3f}"),
     ("confident_share", "share with p > 0.9", "{:.3f}"),
 ]
 
@@ -324,7 +324,7 @@ def format_table(results: dict) -> str:
         lines.append(f"{label:<36}{fmt.format(generated[key]):>12}{fmt.format(floor[key]):>12}")
     lines.append(f"{'Frechet distance / floor':<36}{results['fd_over_floor']:>12.2f}")
     shares = "  ".join(f"{d}:{s:.3f}" for d, s in enumerate(generated["class_shares"]))
-    lines.append(f"digit shares (generated)  {shares}")
+    lines.append(f"class shares (generated)  {shares}")
     if "per_digit" in results:
         lines.extend(_per_digit_lines(results["per_digit"]))
     if "memorization" in results:
