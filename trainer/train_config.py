@@ -322,8 +322,7 @@ class TrainConfig(RunConfig, TrainingConfig, ModelConfig):
     """Everything one training run needs, the three parts joined; immutable."""
 
     def __post_init__(self):
-        _check_model(self)
-        check_fields(self)
+        _check_model(self)  # every field's check, then the model's rules
         if self.mismatch > 0 and not self.conditional:
             raise ValueError(
                 f"mismatch ({self.mismatch}) weighs wrong classes, so it needs "
@@ -387,8 +386,9 @@ class TrainConfig(RunConfig, TrainingConfig, ModelConfig):
 
 
 def _check_model(config) -> None:
-    """Checks the model part's fields of `config` and the rules between them; reads
-    the image spec back from the object config.json holds."""
+    """Checks every field of `config` (a ModelConfig, or a TrainConfig and so all its
+    parts) and then the rules between the model's fields; reads the image spec back
+    from the object config.json holds."""
     object.__setattr__(config, "image", ImageSpec.from_dict(config.image))
     check_fields(config)
     if config.projection and not config.conditional:
