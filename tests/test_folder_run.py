@@ -166,3 +166,11 @@ def test_the_inception_distance_is_measured_against_half_the_folder(tmp_path, is
         results["frechet_inception_distance"] / results["real_floor"]
     )
     assert "Frechet Inception distance" in folder_eval.format_table(results)
+
+
+def test_probing_a_folder_model_is_one_clear_line(tmp_path, isolated_cache, capsys):
+    config, _ = folder_config(tmp_path, train_steps=2, image_size=32, batch_size=8)
+    train.run(config)
+    assert task.main(["--probe", "--checkpoint-dir", config.checkpoint_dir]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--probe needs a labelled test set" in err[0], err

@@ -12,6 +12,8 @@ import tensorflow as tf
 
 from trainer import data, loaders, model
 from trainer import images as image_utils
+from trainer.errors import TrainerError
+from trainer.image_spec import DATASET_SPECS
 
 LABELS = (100, 1000)  # labelled training images, balanced across the digits
 DRAWS = 5  # labelled subsets drawn per size; the table gives their mean and spread
@@ -114,6 +116,11 @@ def run(checkpoint_dir: str, data_dir) -> dict:
       {"discriminator": {labels: [accuracy per draw]}, "pixels": {...}, "features": F}.
     """
     discriminator, config = loaders.load_discriminator(checkpoint_dir)
+    if config.dataset not in DATASET_SPECS:
+        raise TrainerError(
+            f"--probe needs a labelled test set, which a {config.dataset} model has not: "
+            f"it probes models of {', '.join(DATASET_SPECS)}"
+        )
     features_of = feature_model(discriminator)
     train_images, train_labels = data.load(config.dataset, data_dir, "train")
     test_images, test_labels = data.load(config.dataset, data_dir, "test")
