@@ -290,12 +290,12 @@ def test_table_of_a_conditional_model_adds_per_digit_rows_and_nothing_else():
     start = lines.index(next(line for line in lines if line.startswith("labelled as")))
     shares, distances = lines[start : start + 12], lines[start + 12 : start + 24]
     assert shares[0].split() == ["labelled", "as", "asked", "generated", "real", "floor"]
-    assert shares[1].split() == ["digit", "0", "-", "1.000"]  # digit 0 never asked for
-    assert shares[10].split() == ["digit", "9", "0.250", "1.000"]
-    assert shares[11].split() == ["worst", "digit", "0.250", "1.000"]
+    assert shares[1].split() == ["class", "0", "-", "1.000"]  # digit 0 never asked for
+    assert shares[10].split() == ["class", "9", "0.250", "1.000"]
+    assert shares[11].split() == ["worst", "class", "0.250", "1.000"]
     assert distances[0].startswith("intra-class Frechet distance")
-    assert distances[5].split() == ["digit", "4", "3.000", "0.500"]
-    assert distances[11].split() == ["mean", "over", "digits", "2.000", "2.000"]
+    assert distances[5].split() == ["class", "4", "3.000", "0.500"]
+    assert distances[11].split() == ["mean", "over", "classes", "2.000", "2.000"]
     # Without those 24 rows the table is the unconditional one, row for row.
     assert "\n".join(lines[:start] + lines[start + 24 :]) == unconditional
 
@@ -314,7 +314,7 @@ def test_png_folder_of_a_conditional_model_gets_per_digit_figures(tmp_path, fake
     assert generated["count"] == [3] * 10
     assert floor["labelled_as_asked"] == [1.0] * 10 and floor["count"] == [20] * 10
     assert all(distance >= 0 for distance in generated["intra_class_frechet_distance"])
-    assert any(line.split()[:2] == ["digit", "7"] for line in out)
+    assert any(line.split()[:2] == ["class", "7"] for line in out)
 
 
 def test_png_folder_without_digit_names_gets_no_per_digit_figures(tmp_path, fake_mnist, capsys):

@@ -545,6 +545,7 @@ MODE_USES = {
         "--data-dir",
         "--seed",
         "--num-eval-samples",
+        "--judge",
         "--dataset",
         "--job-dir",
     },
@@ -563,7 +564,7 @@ MODE_USES = {
     "--export": {"--checkpoint-dir", "--overwrite", "--tflite", "--job-dir"},
 }
 # Options of one mode, not of training.
-MODE_OPTIONS = {"--slerp", "--gif", "--num-eval-samples", "--tflite", "--digit"}
+MODE_OPTIONS = {"--slerp", "--gif", "--num-eval-samples", "--judge", "--tflite", "--digit"}
 
 
 def given(flag):

@@ -38,6 +38,7 @@ MODES = {
         "data_dir",
         "seed",
         "num_eval_samples",
+        "judge",
         "dataset",
         "job_dir",
     ),
@@ -59,6 +60,7 @@ MODE_OPTIONS = {
     "slerp": ("interpolate",),
     "gif": ("interpolate",),  # option -> modes
     "num_eval_samples": ("evaluate",),
+    "judge": ("evaluate",),
     "tflite": ("export",),
     "digit": ("sample", "interpolate"),
 }
@@ -180,16 +182,16 @@ def _add_mode_flags(group) -> None:
         nargs="?",
         const="",
         metavar="PNG_DIR",
-        help="judge the latest "
-        "checkpoint's samples (or the PNGs in PNG_DIR) against the MNIST test set with the "
-        "MNIST classifier, beside the real-data floor; prints a table and a JSON line",
+        help="judge the latest checkpoint's samples (or the PNGs in PNG_DIR) against the "
+        "data set's test images with its classifier (a folder model's: --judge), beside "
+        "the real-data floor; prints a table and a JSON line",
     )
     add(
         "--interpolate",
         type=int,
         metavar="K",
         help="write interpolation.png: K rows of "
-        "10 digits walking between two random noise vectors, from the latest checkpoint, "
+        "10 images walking between two random noise vectors, from the latest checkpoint, "
         "then exit",
     )
     add(
@@ -224,7 +226,8 @@ def _add_mode_flags(group) -> None:
         action="store_true",
         help="train a linear classifier on the latest "
         "checkpoint's discriminator features with 100 and 1,000 labelled images and print "
-        "its MNIST test accuracy beside the same on raw pixels (needs --data-dir)",
+        "its test accuracy beside the same on raw pixels (needs --data-dir; MNIST and "
+        "Fashion-MNIST models)",
     )
     add(
         "--export",
@@ -238,6 +241,14 @@ def _add_mode_flags(group) -> None:
         "--tflite",
         action="store_true",
         help="with --export: also write generator.tflite (serving_default) for TensorFlow Lite",
+    )
+    add(
+        "--judge",
+        metavar="FILE",
+        help="with --evaluate on a model of a labelled folder: the classifier python -m "
+        "trainer.evaluation.classifier --dataset folder trained on that folder (its "
+        ".weights.h5), which judges the samples class by class against the images it held "
+        "out",
     )
     add(
         "--num-eval-samples",

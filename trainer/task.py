@@ -111,6 +111,7 @@ def _evaluate(args, config) -> int:
         checkpoint_dir=config.checkpoint_dir,
         png_folder=args.evaluate or None,
         dataset=vars(args).get("dataset"),
+        judge_path=vars(args).get("judge"),
     )
     print(evaluate.format_table(results))
     print(evaluate.to_json(results))

@@ -38,27 +38,31 @@ def build_classifier(spec: ImageSpec = MNIST):
     """A small CNN, images float32 (B, H, W, C) of `spec` in [-1, 1] -> logits float32
     (B, spec.num_classes).
 
-    The layer named "features" gives the 64 penultimate activations.
+    Blocks of two 3x3 convolutions and a 2x2 pooling (32, 64, then 128 channels) halve
+    the image until it is at most 8 pixels on a side: two for MNIST's 28 and for 32,
+    three for 64. The layer named "features" gives the 64 penultimate activations.
     """
     layers = tf.keras.layers
-    return tf.keras.Sequential(
-        [
-            tf.keras.Input(spec.shape),
-            layers.RandomTranslation(0.08, 0.08, fill_mode="constant", fill_value=-1.0),
-            layers.Conv2D(32, 3, padding="same", activation="relu"),
-            layers.Conv2D(32, 3, padding="same", activation="relu"),
-            layers.MaxPooling2D(),  # (B, H/2, W/2, 32)
-            layers.Conv2D(64, 3, padding="same", activation="relu"),
-            layers.Conv2D(64, 3, padding="same", activation="relu"),
-            layers.MaxPooling2D(),  # (B, H/4, W/4, 64)
-            layers.Flatten(),
-            layers.Dropout(0.3),
-            layers.Dense(FEATURES, activation="relu", name="features"),
-            layers.Dropout(0.3),
-            layers.Dense(spec.num_classes),
-        ],
-        name="mnist_classifier",
-    )
+    stack = [
+        tf.keras.Input(spec.shape),
+        layers.RandomTranslation(0.08, 0.08, fill_mode="constant", fill_value=-1.0),
+    ]
+    side, channels = spec.height, 32
+    while side > 8:
+        stack += [
+            layers.Conv2D(channels, 3, padding="same", activation="relu"),
+            layers.Conv2D(channels, 3, padding="same", activation="relu"),
+            layers.MaxPooling2D(),
+        ]
+        side, channels = side // 2, channels * 2
+    stack += [
+        layers.Flatten(),
+        layers.Dropout(0.3),
+        layers.Dense(FEATURES, activation="relu", name="features"),
+        layers.Dropout(0.3),
+        layers.Dense(spec.num_classes),
+    ]
+    return tf.keras.Sequential(stack, name="classifier")
 
 
 class Judge:
@@ -114,11 +118,20 @@ def train_classifier(data_dir, epochs: int = 6, seed: int = 0, dataset: str = "m
     Returns:
       (classifier, test_accuracy).
     """
-    tf.keras.utils.set_random_seed(seed)
     (train_x, train_y), (test_x, test_y) = (
         data.load(dataset, data_dir, split) for split in ("train", "test")
     )
-    classifier = build_classifier(DATASET_SPECS[dataset])
+    return fit(DATASET_SPECS[dataset], (train_x, train_y), (test_x, test_y), epochs, seed)
+
+
+def fit(spec: ImageSpec, train: tuple, test: tuple, epochs: int, seed: int = 0):
+    """Trains a fresh build_classifier(spec) on train = (uint8 images, int labels).
+
+    Returns:
+      (classifier, its accuracy on test, the same pair held out).
+    """
+    tf.keras.utils.set_random_seed(seed)
+    classifier = build_classifier(spec)
     classifier.compile(
         optimizer=tf.keras.optimizers.Adam(1e-3),
         loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -129,17 +142,18 @@ def train_classifier(data_dir, epochs: int = 6, seed: int = 0, dataset: str = "m
     schedule = tf.keras.callbacks.LearningRateScheduler(
         lambda epoch: 1e-3 * 0.6 ** (epoch * 6 / epochs)
     )
+    images, labels = test
     classifier.fit(
-        image_utils.to_model_range(train_x),
-        train_y,
+        image_utils.to_model_range(train[0]),
+        train[1],
         batch_size=128,
         epochs=epochs,
         callbacks=[schedule],
         verbose=2,
     )
     _, accuracy = classifier.evaluate(
-        image_utils.to_model_range(test_x),
-        test_y,
+        image_utils.to_model_range(images),
+        labels,
         batch_size=image_utils.INFERENCE_BATCH,
         verbose=0,
     )
@@ -149,29 +163,73 @@ def train_classifier(data_dir, epochs: int = 6, seed: int = 0, dataset: str = "m
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m trainer.evaluation.classifier",
-        description="Train the classifier that judges a data set's generated images.",
+        description="Train the classifier that judges a data set's generated images: "
+        "the shipped ones of MNIST and Fashion-MNIST, or a labelled folder's "
+        "(one subfolder per class), for --evaluate --judge.",
     )
     parser.add_argument(
-        "--dataset", choices=tuple(DATASET_SPECS), default="mnist", help="default: mnist"
+        "--dataset",
+        choices=(*DATASET_SPECS, "folder"),
+        default="mnist",
+        help="default: mnist",
     )
     parser.add_argument("--data-dir", help="folder with the data set's files (as for training)")
-    parser.add_argument("--epochs", type=int, default=6, help="training epochs (default 6)")
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        choices=(32, 64),
+        default=64,
+        help="with --dataset folder: the model's --image-size (default 64)",
+    )
+    parser.add_argument(
+        "--channels",
+        type=int,
+        choices=(1, 3),
+        help="with --dataset folder: the model's --channels (default: 1 if every image is "
+        "grey, else 3)",
+    )
+    parser.add_argument("--epochs", type=int, help="training epochs (default 6; a folder's 30)")
     parser.add_argument(
         "--output",
-        help="weights file to write (default: the package's own for the data set)",
+        help="weights file to write (default: the package's own for MNIST and "
+        "Fashion-MNIST; a folder's: FOLDERNAME-judge.weights.h5 here)",
     )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    if args.epochs <= 0:
+    if args.epochs is not None and args.epochs <= 0:
         parser.error(f"--epochs must be positive, got {args.epochs}")
     cli.setup_logging()
     try:
-        classifier, accuracy = train_classifier(args.data_dir, args.epochs, args.seed, args.dataset)
+        if args.dataset == "folder":
+            return _train_folder_judge(args)
+        classifier, accuracy = train_classifier(
+            args.data_dir, args.epochs or 6, args.seed, args.dataset
+        )
     except TrainerError as err:
         return cli.fail(err)
     output = args.output or WEIGHTS[args.dataset]
     save_weights(classifier, output, DATASET_SPECS[args.dataset])
     print(f"test accuracy {accuracy:.4f}; weights written to {output}")
+    return 0
+
+
+def _train_folder_judge(args) -> int:
+    from trainer import folders
+    from trainer.evaluation import folder_judge
+
+    if not args.data_dir:
+        raise TrainerError("--dataset folder needs --data-dir: the folder of labelled images")
+    folder = folders.load(args.data_dir, args.image_size, args.channels)
+    model, info = folder_judge.train(folder, args.data_dir, args.epochs or 30, args.seed)
+    name = os.path.basename(os.path.normpath(args.data_dir))
+    output = args.output or f"{name}-judge.weights.h5"
+    folder_judge.save(model, info, output)
+    print(
+        f"held-out accuracy {info['held_out_accuracy']:.4f} on {info['held_out_images']} "
+        f"images; judge written to {output} and {folder_judge.info_path(output)}\n"
+        f"judge a model of this folder with: python -m trainer.task --evaluate --data-dir "
+        f"{args.data_dir} --checkpoint-dir DIR --judge {output}"
+    )
     return 0
 
 

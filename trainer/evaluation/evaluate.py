@@ -28,7 +28,7 @@ from trainer import images as image_utils
 from trainer.errors import TrainerError
 from trainer.evaluation import folder_eval, memorization, metrics, quality
 from trainer.evaluation.classifier import load_judge
-from trainer.image_spec import MNIST
+from trainer.image_spec import DATASET_SPECS, MNIST
 from trainer.train_config import load_saved_config
 
 FLOOR_IMAGES = 10_000
@@ -201,12 +201,15 @@ def run(
     png_folder: str = None,
     check_copies: bool = True,
     dataset: str = None,
+    judge_path: str = None,
 ) -> dict:
     """Evaluates a checkpoint's samples, or a folder of PNGs, beside the real-data floor
     of its data set, judged by that set's classifier; `check_copies` False skips the
     memorization check (its nearest-neighbour search of every sample among the training
     images). `dataset` names the set a PNG folder holds (default mnist); a checkpoint's
-    own config names its set, and a `dataset` that differs is refused.
+    own config names its set, and a `dataset` that differs is refused. A folder model is
+    judged by the judge at `judge_path` (run_judged_folder), or without one by
+    folder_eval.
 
     Returns:
       {"generated": scores, "real_floor": scores, "fd_over_floor": ratio,
@@ -216,7 +219,14 @@ def run(
       asked for their own labels.
     """
     if not png_folder and load_saved_config(checkpoint_dir).dataset == "folder":
+        if judge_path:
+            return run_judged_folder(data_dir, num_samples, seed, checkpoint_dir, judge_path)
         return folder_eval.run(checkpoint_dir, data_dir, num_samples, seed)  # no classifier
+    if judge_path:
+        raise TrainerError(
+            "--judge is for models of an image folder; MNIST and Fashion-MNIST models are "
+            "judged by the classifiers the package ships: drop --judge"
+        )
     if png_folder:
         generated, digits = load_labelled_png_folder(png_folder)
         dataset = dataset or "mnist"
@@ -244,8 +254,57 @@ def run(
     results["fd_over_floor"] = results["generated"]["frechet_distance"] / max(
         results["real_floor"]["frechet_distance"], 1e-12
     )
+    results["class_names"] = list(DATASET_SPECS[dataset].class_names)
     if check_copies:
         results["memorization"] = memorization_check(generated, test_images, train_images, seed)
+    return results
+
+
+def run_judged_folder(
+    data_dir: str, num_samples: int, seed: int, checkpoint_dir: str, judge_path: str
+) -> dict:
+    """A folder model's samples judged as run() judges MNIST's, by the folder's judge
+    (folder_judge): against the images it held out, beside the floor of as many of the
+    images it trained on (drawn as floor_pick draws), with the memorization check
+    against those training images and the Frechet Inception distance (folder_eval) as
+    "inception".
+    """
+    from trainer import folders  # here: it reads Pillow's plugins, which MNIST needs not
+    from trainer.evaluation import folder_judge
+
+    if not data_dir:
+        raise TrainerError(
+            "--evaluate --judge compares a folder model's samples with the folder's images: "
+            "pass --data-dir with the folder it was trained on"
+        )
+    spec = load_saved_config(checkpoint_dir).image
+    folder = folders.load(data_dir, spec.height, spec.channels)
+    judge, info = folder_judge.load(judge_path, spec, len(folder.images))
+    train_rows, held_rows = folder_judge.split(folder.labels, info["seed"], info["held_out"])
+    images = np.asarray(folder.images)
+    train_images, train_labels = images[train_rows], folder.labels[train_rows]
+    held_images, held_labels = images[held_rows], folder.labels[held_rows]
+    generated, digits, _ = generated_images(checkpoint_dir, num_samples, seed)
+    pick = floor_pick(train_labels, digits, seed)
+    digits_by_name = None
+    if digits is not None:
+        digits_by_name = {"generated": digits, "real_floor": train_labels[pick]}
+    results = judge_against_test_set(
+        {"generated": generated, "real_floor": train_images[pick]},
+        held_images,
+        judge=judge,
+        digits_by_name=digits_by_name,
+        test_labels=held_labels,
+    )
+    results["fd_over_floor"] = results["generated"]["frechet_distance"] / max(
+        results["real_floor"]["frechet_distance"], 1e-12
+    )
+    results["class_names"] = list(spec.class_names)
+    results["judge"] = {"path": judge_path, **info}
+    results["memorization"] = memorization_check(generated, held_images, train_images, seed)
+    results["inception"] = folder_eval.inception_figures(
+        generated, *folder_eval.halves(images, num_samples, seed)
+    )
     return results
 
 
@@ -313,7 +372,7 @@ def format_table(results: dict) -> str:
     """A two-column text table, generated vs real-data floor, then the digit shares, the
     per-digit rows of a conditional model and the memorization rows (generated vs test
     images); a folder model's figures as folder_eval gives them."""
-    if "frechet_inception_distance" in results:
+    if "frechet_inception_distance" in results:  # a folder model without a judge
         return folder_eval.format_table(results)
     generated, floor = results["generated"], results["real_floor"]
     lines = [
@@ -323,16 +382,20 @@ def format_table(results: dict) -> str:
     for key, label, fmt in ROWS:
         lines.append(f"{label:<36}{fmt.format(generated[key]):>12}{fmt.format(floor[key]):>12}")
     lines.append(f"{'Frechet distance / floor':<36}{results['fd_over_floor']:>12.2f}")
-    shares = "  ".join(f"{d}:{s:.3f}" for d, s in enumerate(generated["class_shares"]))
+    names = results.get("class_names") or [str(c) for c in range(len(generated["class_shares"]))]
+    shares = "  ".join(f"{n}:{s:.3f}" for n, s in zip(names, generated["class_shares"]))
     lines.append(f"class shares (generated)  {shares}")
     if "per_digit" in results:
-        lines.extend(_per_digit_lines(results["per_digit"]))
+        lines.extend(_per_digit_lines(results["per_digit"], names))
     if "memorization" in results:
-        lines.extend(_memorization_lines(results["memorization"]))
+        held = "held-out images" if "judge" in results else "test images"
+        lines.extend(_memorization_lines(results["memorization"], held))
+    if "inception" in results:
+        lines.extend(folder_eval.inception_lines(results["inception"]))
     return "\n".join(lines)
 
 
-def _per_digit_lines(per_digit: dict) -> list:
+def _per_digit_lines(per_digit: dict, names: list) -> list:
     """Per digit, the share labelled as asked and the intra-class Frechet distance, then
     the worst share and the mean distance; "-" for a digit not asked for."""
     generated, floor = per_digit["generated"], per_digit["real_floor"]
@@ -341,13 +404,13 @@ def _per_digit_lines(per_digit: dict) -> list:
             "labelled as asked",
             "labelled_as_asked",
             "{:.3f}",
-            ("  worst digit", "min_labelled_as_asked"),
+            ("  worst class", "min_labelled_as_asked"),
         ),
         (
             "intra-class Frechet distance",
             "intra_class_frechet_distance",
             "{:.3f}",
-            ("  mean over digits", "mean_intra_class_frechet_distance"),
+            ("  mean over classes", "mean_intra_class_frechet_distance"),
         ),
     ]
     lines = []
@@ -355,7 +418,7 @@ def _per_digit_lines(per_digit: dict) -> list:
         lines.append(f"{title:<36}{'generated':>12}{'real floor':>12}")
         for digit, (mine, real) in enumerate(zip(generated[key], floor[key])):
             mine = "-" if mine is None else fmt.format(mine)
-            lines.append(f"{'  digit ' + str(digit):<36}{mine:>12}{fmt.format(real):>12}")
+            lines.append(f"{'  class ' + names[digit]:<36}{mine:>12}{fmt.format(real):>12}")
         lines.append(
             f"{summary_label:<36}{fmt.format(generated[summary_key]):>12}"
             f"{fmt.format(floor[summary_key]):>12}"
@@ -363,7 +426,7 @@ def _per_digit_lines(per_digit: dict) -> list:
     return lines
 
 
-def _memorization_lines(memo: dict) -> list:
+def _memorization_lines(memo: dict, held: str = "test images") -> list:
     """The memorization rows: samples beside test images (not the training floor, whose
     nearest training image is itself), the 1st percentile as
     memorization.memorization's default."""
@@ -372,7 +435,7 @@ def _memorization_lines(memo: dict) -> list:
         ("  1st-percentile distance", "percentile_distance", "{:.3f}"),
         ("  share below test 1st percentile", "share_below_threshold", "{:.4f}"),
     ]
-    lines = [f"{'nearest training image, pixel L2':<36}{'generated':>12}{'test images':>12}"]
+    lines = [f"{'nearest training image, pixel L2':<36}{'generated':>12}{held:>12}"]
     for label, key, fmt in rows:
         lines.append(
             f"{label:<36}{fmt.format(memo['generated'][key]):>12}"

@@ -53,13 +53,9 @@ def run(checkpoint_dir: str, data_dir: str, count: int, seed: int, inception=Non
     spec = config.image
     real = folders.load(data_dir, spec.height, spec.channels).images
     generated = quality.draw(generator, count, config.latent_dim, seed, config.latent_distribution)
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(real))
-    half = min(len(real) // 2, count)
-    first = np.asarray(real[np.sort(order[:half])])
-    second = np.asarray(real[np.sort(order[half : 2 * half])])
+    first, second = halves(real, count, seed)
     results = {"count": count, "real_images": len(real)}
-    results.update(_inception_figures(generated, first, second, inception))
+    results.update(inception_figures(generated, first, second, inception))
     results["memorization"] = memorization(
         image_utils.unit_pixels(generated),
         image_utils.unit_pixels(second),  # real images the check's training half lacks
@@ -68,7 +64,20 @@ def run(checkpoint_dir: str, data_dir: str, count: int, seed: int, inception=Non
     return results
 
 
-def _inception_figures(generated, first, second, inception) -> dict:
+def halves(real, count: int, seed: int):
+    """Two disjoint seeded draws of the real images, each of min(half of them, count):
+    the reference the samples are measured against, and the floor's real images."""
+    order = np.random.default_rng(seed).permutation(len(real))
+    half = min(len(real) // 2, count)
+    return (
+        np.asarray(real[np.sort(order[:half])]),
+        np.asarray(real[np.sort(order[half : 2 * half])]),
+    )
+
+
+def inception_figures(generated, first, second, inception=None) -> dict:
+    """The Frechet Inception distance of `generated` to the real images `first`, and its
+    floor, `second`'s distance to them; None for each, with why, offline."""
     try:
         inception = inception or inception_features()
     except Exception as err:  # noqa: BLE001 - Keras's download raises bare Exception offline
@@ -126,7 +135,17 @@ def format_table(results: dict) -> str:
     lines = [
         f"{'samples judged':<40}{results['count']:>12}",
         f"{'real images in the folder':<40}{results['real_images']:>12}",
+        *inception_lines(results),
     ]
+    copies = results["memorization"]
+    for name, label in (("generated", "samples"), ("held_out", "held-out real images")):
+        lines.append(f"{'nearest training image, ' + label:<40}{copies[name]['mean']:>12.3f}")
+    return "\n".join(lines)
+
+
+def inception_lines(results: dict) -> list:
+    """inception_figures' figures as lines of text."""
+    lines = []
     if results["frechet_inception_distance"] is None:
         lines.append(
             f"Frechet Inception distance: not measured ({results['inception_unavailable']})"
@@ -137,7 +156,4 @@ def format_table(results: dict) -> str:
             f"{'its floor (half the folder vs the other)':<40}{results['real_floor']:>12.2f}",
             f"{'distance / floor':<40}{results['fd_over_floor']:>12.2f}",
         ]
-    copies = results["memorization"]
-    for name, label in (("generated", "samples"), ("held_out", "held-out real images")):
-        lines.append(f"{'nearest training image, ' + label:<40}{copies[name]['mean']:>12.3f}")
-    return "\n".join(lines)
+    return lines
