@@ -66,6 +66,21 @@ def test_only_given_flags_override_defaults():
     assert config == TrainConfig(batch_size=64)
 
 
+def test_a_folder_run_takes_the_networks_of_its_image_size_unless_flags_say_otherwise():
+    def nets(*argv):
+        config = cli_flags.resolve(cli_flags.build_parser().parse_args(list(argv)))
+        widths = (config.generator_width, config.discriminator_width)
+        return widths + (config.generator_depth, config.discriminator_depth)
+
+    assert nets() == nets("--dataset", "fashion-mnist") == (96, 64, 1, 2)
+    assert nets("--dataset", "folder") == nets("--dataset", "folder", "--image-size", "64")
+    assert nets("--dataset", "folder") == (64, 64, 0, 0)
+    assert nets("--dataset", "folder", "--image-size", "32") == (64, 64, 1, 1)
+    given = ["--dataset", "folder", "--generator-width", "128", "--discriminator-depth", "2"]
+    assert nets(*given) == (128, 64, 0, 2)
+    assert nets("--dataset", "folder", "--conditional")[:2] == (64, 64)
+
+
 def test_a_conditional_run_trains_14_epochs_the_last_12_decaying_with_both_terms():
     def config(*argv):
         return cli_flags.resolve(cli_flags.build_parser().parse_args(list(argv)))

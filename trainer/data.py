@@ -276,8 +276,9 @@ def load_training(config):
     if not config.data_dir:
         raise TrainerError("--dataset folder reads the images in --data-dir: pass --data-dir DIR")
     from trainer import folders  # here: the IDX sets need none of it
+    from trainer.train_config import DEFAULT_IMAGE_SIZE
 
-    folder = folders.load(config.data_dir, config.image_size or 64, config.channels)
+    folder = folders.load(config.data_dir, config.image_size or DEFAULT_IMAGE_SIZE, config.channels)
     return folder.images, folder.labels, folder.spec
 
 

@@ -160,6 +160,11 @@ def _default_text(field) -> str:
     text = f" (default: {field.default}"
     if "conditional" in field.metadata:
         text += f"; with --conditional, {field.metadata['conditional']}"
+    folder = {k: v for k, v in field.metadata.get("folder", {}).items() if v != field.default}
+    if len(set(folder.values())) == 1 and len(folder) == len(field.metadata["folder"]):
+        text += f"; a folder's, {next(iter(folder.values()))}"
+    else:
+        text += "".join(f"; a {size}-pixel folder's, {value}" for size, value in folder.items())
     return text + ")"
 
 
@@ -287,7 +292,12 @@ def resolve(args: argparse.Namespace, environ=None) -> TrainConfig:
     if overrides.get("continue_train"):
         saved_dir = overrides.get("checkpoint_dir", DEFAULTS.checkpoint_dir)
         return resolve_resume(load_saved_config(saved_dir), overrides)
-    return dataclasses.replace(defaults(bool(overrides.get("conditional"))), **overrides)
+    fresh = defaults(
+        bool(overrides.get("conditional")),
+        overrides.get("dataset", DEFAULTS.dataset),
+        overrides.get("image_size"),
+    )
+    return dataclasses.replace(fresh, **overrides)
 
 
 def class_index(checkpoint_dir: str, asked):

@@ -32,6 +32,7 @@ LATENT_DISTRIBUTIONS = latent.DISTRIBUTIONS
 MODE_SEEKING_BOUNDS = ("real", "none")
 DATASETS = (*DATASET_SPECS, "folder")
 IMAGE_SIZES = (32, 64)
+DEFAULT_IMAGE_SIZE = 64  # a folder run's, when --image-size is not given
 _RATE_HINT = "try the DCGAN paper's 2e-4"
 
 
@@ -97,17 +98,22 @@ class ModelConfig:
         "distribution of z: normal, N(0, 1), or uniform, U(-1, 1) as in the DCGAN paper",
         choices=LATENT_DISTRIBUTIONS,
     )
+    # MNIST's networks at 64x64 would cost a folder run about 11.6 times MNIST's FLOPs a
+    # trained image; the folder's defaults about 2.7 times (1.2 at 32x32), the DCGAN
+    # paper's pattern at half its generator width (docs/performance.md, image sizes).
     generator_width: int = option(
         96,
         "generator channels at its finest hidden resolution (14x14 for MNIST); each "
         "coarser one has twice as many",
         "positive",
+        folder={32: 64, 64: 64},
     )
     discriminator_width: int = option(
         64,
         "discriminator channels at its finest hidden resolution; each coarser one has "
         "twice as many",
         "positive",
+        folder={32: 64, 64: 64},
     )
     generator_depth: int = option(
         1,
@@ -115,6 +121,7 @@ class ModelConfig:
         "(docs/results.md: what depth bought)",
         "non_negative",
         absent=0,
+        folder={32: 1, 64: 0},
     )
     discriminator_depth: int = option(
         2,
@@ -122,6 +129,7 @@ class ModelConfig:
         "stronger judge of stroke detail",
         "non_negative",
         absent=0,
+        folder={32: 1, 64: 0},
     )
     batch_size: int = option(
         64,
@@ -437,12 +445,20 @@ ENVIRONMENT_FIELDS = tuple(f.name for f in dataclasses.fields(RunConfig))
 RESUME_LOCKED_FIELDS = tuple(f.name for f in dataclasses.fields(ModelConfig))
 
 
-def defaults(conditional: bool = False) -> TrainConfig:
-    """A fresh run's defaults: TrainConfig(), and for a conditional run
-    CONDITIONAL_DEFAULTS over them."""
-    if conditional:
-        return TrainConfig(conditional=True, **CONDITIONAL_DEFAULTS)
-    return TrainConfig()
+# What a folder run of each image size changes of the defaults.
+FOLDER_DEFAULTS = {
+    size: {name: sizes[size] for name, sizes in _fields_with(ModelConfig, "folder").items()}
+    for size in IMAGE_SIZES
+}
+
+
+def defaults(conditional: bool = False, dataset: str = "mnist", image_size=None) -> TrainConfig:
+    """A fresh run's defaults: TrainConfig(), for a conditional run CONDITIONAL_DEFAULTS
+    over them, and for a folder run FOLDER_DEFAULTS of its image size (None: 64)."""
+    changes = dict(CONDITIONAL_DEFAULTS, conditional=True) if conditional else {}
+    if dataset == "folder":
+        changes.update(FOLDER_DEFAULTS[image_size or DEFAULT_IMAGE_SIZE])
+    return TrainConfig(**changes)
 
 
 def save_config(config: TrainConfig, directory: str) -> str:
