@@ -263,6 +263,18 @@ def _add_mode_flags(group) -> None:
     )
 
 
+def attach_negative_values(argv: list) -> list:
+    """argv with `--time-budget -5m` written `--time-budget=-5m`, so argparse reads the
+    value (and its check names it) instead of taking it for a flag."""
+    argv, joined = list(argv), []
+    while argv:
+        word = argv.pop(0)
+        if word == "--time-budget" and argv and argv[0].startswith("-") and argv[0][1:2].isdigit():
+            word = f"{word}={argv.pop(0)}"
+        joined.append(word)
+    return joined
+
+
 def resolve(args: argparse.Namespace, environ=None) -> TrainConfig:
     """The run's config: flags over defaults; on resume, flags over the saved
     hyperparameters, the folders from flags and defaults (config.json has none).
@@ -291,13 +303,31 @@ def resolve(args: argparse.Namespace, environ=None) -> TrainConfig:
             overrides.setdefault("checkpoint_dir", shipped)
     if overrides.get("continue_train"):
         saved_dir = overrides.get("checkpoint_dir", DEFAULTS.checkpoint_dir)
-        return resolve_resume(load_saved_config(saved_dir), overrides)
+        config = resolve_resume(load_saved_config(saved_dir), overrides)
+        _check_budget(config, overrides)
+        return config
     fresh = defaults(
         bool(overrides.get("conditional")),
         overrides.get("dataset", DEFAULTS.dataset),
         overrides.get("image_size"),
     )
-    return dataclasses.replace(fresh, **overrides)
+    config = dataclasses.replace(fresh, **overrides)
+    _check_budget(config, overrides)
+    return config
+
+
+def _check_budget(config: TrainConfig, overrides: dict) -> None:
+    """Raises ValueError for a flag that sets the step budget or its decay beside
+    --time-budget, which plans both."""
+    if not config.time_budget:
+        return
+    given = [f for f in ("num_epochs", "train_steps", "lr_decay_epochs") if f in overrides]
+    if given or config.train_steps:
+        names = " and ".join("--" + f.replace("_", "-") for f in given or ["train_steps"])
+        raise ValueError(
+            f"--time-budget plans the steps and their decay itself, so {names} cannot "
+            "apply: drop it (--lr-decay-share sets the share of the steps that decay)"
+        )
 
 
 def class_index(checkpoint_dir: str, asked):

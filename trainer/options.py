@@ -9,6 +9,8 @@ Declared once, read everywhere.
 
 import dataclasses
 
+from trainer import budget
+
 _UNSET = object()
 
 # Each check: (does the value pass, what it must be).
@@ -21,6 +23,7 @@ CHECKS = {
     "bool": (lambda v: isinstance(v, bool), "true or false"),
     "text": (lambda v: isinstance(v, str), "text"),
     "eval_samples": (lambda v: _is_int(v) and (v == 0 or v >= 10), "0 (off) or at least 10"),
+    "duration": (lambda v: _is_duration(v), "a positive duration: 90s, 20m or 1.5h"),
 }
 
 
@@ -95,6 +98,14 @@ def _fail(name, what, value, meta):
 
 def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_duration(value) -> bool:
+    try:
+        budget.parse_duration(value)
+    except ValueError:
+        return False
+    return isinstance(value, str)
 
 
 def _is_number(value) -> bool:

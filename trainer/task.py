@@ -24,7 +24,7 @@ from trainer.errors import TrainerError
 def main(argv=None) -> int:
     cli.setup_logging()
     parser = flags.build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(flags.attach_negative_values(sys.argv[1:] if argv is None else argv))
     try:
         flags.check_modes(args)
         config = flags.resolve(args, os.environ)

@@ -1,7 +1,6 @@
 """The training loop (its step is trainer.train_step): the only place that sequences I/O."""
 
 import dataclasses
-import itertools
 import logging
 import math
 import time
@@ -9,7 +8,17 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from trainer import animation, checkpoints, data, distribute, latent, model, train_state, train_step
+from trainer import (
+    animation,
+    budget,
+    checkpoints,
+    data,
+    distribute,
+    latent,
+    model,
+    train_state,
+    train_step,
+)
 from trainer import images as image_utils
 from trainer import stop as stop_signal
 from trainer.errors import TrainerError
@@ -20,6 +29,7 @@ from trainer.summaries import Summaries
 from trainer.train_config import TrainConfig
 
 GRID_SIZE = 64  # fixed-noise images in each TensorBoard grid (8x8)
+UNPLANNED = 2**62  # a --time-budget run's step budget until its first plan
 LOGGED = (
     "d_loss",
     "g_loss",
@@ -44,8 +54,13 @@ def learning_rate_scale(step: int, total: int, decay_steps: int) -> float:
 def _set_learning_rates(state, config, total, per_epoch) -> float:
     """Sets both optimizers' rates for the next update from the config and the schedule,
     so a resume uses the flags' rates, not the ones stored in the checkpoint. Returns
-    the generator's."""
-    scale = learning_rate_scale(int(state.step.numpy()), total, config.lr_decay_epochs * per_epoch)
+    the generator's. A --time-budget run decays over its share of the planned steps
+    (none before the plan)."""
+    if config.time_budget:
+        decay = 0 if total == UNPLANNED else round(config.lr_decay_share * total)
+    else:
+        decay = config.lr_decay_epochs * per_epoch
+    scale = learning_rate_scale(int(state.step.numpy()), total, decay)
     state.g_optimizer.learning_rate = config.learning_rate * scale
     state.d_optimizer.learning_rate = config.discriminator_learning_rate * scale
     return config.learning_rate * scale
@@ -78,6 +93,11 @@ def run(
             f"--xla compiles the one-device step; drop it to train on {replicas} replicas"
         )
     chief = distribute.is_chief(strategy)
+    if config.time_budget and distribute.is_multi_worker(strategy):
+        raise TrainerError(
+            "--time-budget plans one machine's steps from its own pace; drop it to train "
+            "on several workers (--train-steps or --num-epochs)"
+        )
     if images is None:  # first: bad data is refused before anything is written
         images, labels, spec = data.load_training(config)
         if config.conditional and spec.num_classes < 2:
@@ -89,6 +109,8 @@ def run(
     if config.conditional and labels is None:
         raise ValueError("a conditional run needs the labels of its images")
     _check_images(images, config.image)
+    if config.time_budget and not config.continue_train:
+        _check_start_up(config.time_budget)
     with distribute.WorkerFolders(chief) as folders:
         # A worker other than the chief writes its copies where they are thrown away.
         own = dataclasses.replace(
@@ -118,6 +140,17 @@ def run(
             )
         finally:
             train_state.release(manager)
+
+
+def _check_start_up(duration: str) -> None:
+    """Raises TrainerError, before anything is written, when start-up alone has spent
+    the budget."""
+    age = budget.process_age()
+    if age >= budget.parse_duration(duration):
+        raise TrainerError(
+            f"--time-budget {duration} is shorter than this run's start-up: loading "
+            f"TensorFlow, the data and the networks took {age:.1f} s; give at least a minute"
+        )
 
 
 def _check_images(images, spec) -> None:
@@ -164,14 +197,20 @@ class _Run:
     per_epoch: int  # steps in an epoch
     summaries: Summaries
     stop: stop_signal.StopOnSignal = None
+    clock: budget.Planner = None  # the time spent; with --time-budget, the plan
+    pace: budget.Pace = None  # with --time-budget, the measured seconds a step
+    warm: int = 0  # steps this process has taken: the first ones trace the step
 
     @property
     def total(self) -> int:
+        if self.config.time_budget:
+            return UNPLANNED if self.clock.total is None else self.clock.total
         return self.config.train_steps or self.config.num_epochs * self.per_epoch
 
     @property
     def num_epochs(self) -> int:
-        return math.ceil(self.total / self.per_epoch)
+        """Epochs to the budget's end; None until a --time-budget run has planned."""
+        return None if self.total == UNPLANNED else math.ceil(self.total / self.per_epoch)
 
     def at(self) -> int:
         return int(self.state.step.numpy())
@@ -187,36 +226,53 @@ def _train(config, state, manager, dataset, per_epoch, strategy, chief) -> dict:
     run = _Run(
         config, state, manager, strategy, compiled, *dataset, per_epoch, Summaries(config.log_dir)
     )
+    run.clock = _clock_for(config, state, per_epoch)
     probe = quality.probe_for(config) if chief else None
     fixed = fixed_inputs(config)  # same across resumes
     if run.at() == 0:
         run.summaries.grid(0, "real_images", run.images[:GRID_SIZE])
         run.summaries.text(0, "config", config.to_json())
-    logging.info(
-        "training to step %d (%d epochs of %d steps), checkpoints in %s",
-        run.total,
-        run.num_epochs,
-        per_epoch,
-        config.checkpoint_dir,
-    )
+    if config.time_budget:
+        logging.info(
+            "training for %s (%s left), checkpoints in %s: the steps are planned once "
+            "the step is compiled",
+            budget.format_duration(run.clock.budget),
+            budget.format_duration(run.clock.left()),
+            config.checkpoint_dir,
+        )
+    else:
+        logging.info(
+            "training to step %d (%d epochs of %d steps), checkpoints in %s",
+            run.total,
+            run.num_epochs,
+            per_epoch,
+            config.checkpoint_dir,
+        )
 
     def epoch_end(probe):  # the chief's grids and figures: other workers' are thrown away
+        started = time.perf_counter()
         if chief:
             _epoch_end_summaries(run.summaries, state, config, fixed, probe)
+        run.clock.epoch_end_seconds = time.perf_counter() - started
 
     metrics, unlogged = {}, None
     with stop_signal.StopOnSignal(shared=distribute.is_multi_worker(strategy)) as run.stop:
+        if config.time_budget:  # what an epoch end and a checkpoint cost, for the plan
+            window = min(120.0, max(10.0, budget.PACE_WINDOW * run.clock.budget))
+            run.pace = budget.Pace(window, least=config.r1_interval)
+            epoch_end(probe)
+            _save(run)
         while run.at() < run.total and not run.stop.agreed:
             metrics, unlogged = _train_epoch(run)
             if int(state.batch_in_epoch.numpy()) == per_epoch:
                 state.epoch.assign_add(1)
                 state.batch_in_epoch.assign(0)
                 epoch_end(probe)
-                _save(manager, state)
+                _save(run)
         if unlogged:  # the run's last step, off the --log-freq cadence: its curve point
             _log_step(run, *unlogged)
         if not _saved(manager, run.at()):
-            _save(manager, state)  # first, so a stop request is honoured at once
+            _save(run)  # first, so a stop request is honoured at once
         if int(state.batch_in_epoch.numpy()) != 0:  # a mid-epoch end: the budget or a signal
             # A stop skips the quality probe: seconds a user waiting on Ctrl-C or a
             # scheduler's grace period should not spend.
@@ -232,6 +288,75 @@ def _train(config, state, manager, dataset, per_epoch, strategy, chief) -> dict:
     }
 
 
+def _clock_for(config, state, per_epoch) -> budget.Planner:
+    """The run's time spent, from the checkpoint's record and this process's age; with
+    --time-budget, its planner.
+
+    Raises:
+      TrainerError: a resumed run that has already spent its budget.
+    """
+    seconds = budget.parse_duration(config.time_budget) if config.time_budget else None
+    spent = float(state.elapsed.numpy())
+    if seconds is not None and spent >= seconds:
+        raise TrainerError(
+            f"this run has spent {budget.format_duration(spent)} of its --time-budget "
+            f"{config.time_budget}; to train on, resume with a larger --time-budget"
+        )
+    return budget.Planner(
+        seconds,
+        spent + budget.process_age(),
+        per_epoch=per_epoch,
+        checkpoint_freq=config.checkpoint_freq,
+    )
+
+
+def _plan(run, seconds: float) -> None:
+    """A --time-budget run's bookkeeping after a step that took `seconds`: the first
+    plan once the pace is measured, then a re-plan whenever the planned end drifts
+    from the deadline. The first steps of a process (tracing) are not measured."""
+    run.warm += 1
+    if run.warm <= 2:  # the step's two traces: with and without R1
+        return
+    run.pace.add(seconds)
+    clock, at = run.clock, run.at()
+    if clock.total is None:
+        if len(run.pace) < run.config.r1_interval:
+            return
+        clock.plan(at, run.pace.seconds())
+        logging.info(
+            "time budget %s: %s spent; planned to step %d (%d more) at %.3f s a step, "
+            "finishing by %s (the end takes about %.0f s)",
+            budget.format_duration(clock.budget),
+            budget.format_duration(clock.spent()),
+            clock.total,
+            clock.total - at,
+            clock.step_seconds,
+            _clock_time(clock.left()),
+            clock.end_seconds(),
+        )
+        if clock.total == at:
+            logging.warning(
+                "the budget has no time left to train: start-up and compilation spent it; "
+                "saving step %d and ending (give a larger --time-budget)",
+                at,
+            )
+    elif at % 10 == 0 and at < clock.total and clock.drifted(at, run.pace.seconds()):
+        planned, was = clock.total, clock.step_seconds
+        clock.plan(at, run.pace.seconds())
+        logging.info(
+            "re-planned: %.3f s a step now (was %.3f): to step %d (was %d), finishing by %s",
+            clock.step_seconds,
+            was,
+            clock.total,
+            planned,
+            _clock_time(clock.left()),
+        )
+
+
+def _clock_time(seconds_from_now: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(time.time() + seconds_from_now))
+
+
 def _finish(run, chief) -> None:
     """What follows the last step: the stop's log line, the training animation, the
     finished model published, and every worker waiting for the others."""
@@ -242,6 +367,13 @@ def _finish(run, chief) -> None:
         )
     if chief and animation.grid_paths(config.log_dir):  # none if nothing was trained
         logging.info("wrote %s", animation.write_progress_gif(config.log_dir))
+    if config.time_budget:
+        logging.info(
+            "spent %.1f s of the %s budget (%.1f s left)",
+            run.clock.spent(),
+            config.time_budget,
+            run.clock.left(),
+        )
     if chief and config.model_dir and not run.stop.agreed:  # a finished run's model
         published = checkpoints.publish_model(config.checkpoint_dir, config.model_dir)
         logging.info("published the model to %s", published)
@@ -259,20 +391,20 @@ def _train_epoch(run: _Run):
     config, state, stop = run.config, run.state, run.stop
     start, epoch = int(state.batch_in_epoch.numpy()), int(state.epoch.numpy())
     progress = EpochProgress(epoch, run.num_epochs, run.per_epoch, start, config.batch_size)
-    batches = itertools.islice(
-        data.epoch_batches(
-            run.images,
-            config.batch_size,
-            config.seed,
-            epoch,
-            start,
-            labels=run.labels,
-            mirror=config.mirror,
-        ),
-        run.total - run.at(),
+    batches = data.epoch_batches(
+        run.images,
+        config.batch_size,
+        config.seed,
+        epoch,
+        start,
+        labels=run.labels,
+        mirror=config.mirror,
     )
     values, unlogged, window_start, window_steps = {}, None, time.perf_counter(), 0
     for real, labels in batches:
+        if run.at() >= run.total:  # the budget, which a --time-budget run may re-plan
+            break
+        step_started = time.perf_counter()
         regularize = run.at() % config.r1_interval == 0
         g_rate = _set_learning_rates(state, config, run.total, run.per_epoch)
         outputs = run.step(
@@ -291,6 +423,8 @@ def _train_epoch(run: _Run):
         state.step.assign_add(1)
         state.batch_in_epoch.assign_add(1)
         stop.observe(float(outputs["stop"]))
+        if config.time_budget:
+            _plan(run, time.perf_counter() - step_started)
         window_steps += 1
         progress.update(int(state.batch_in_epoch.numpy()), values)
         rate = window_steps * config.batch_size / (time.perf_counter() - window_start)
@@ -299,7 +433,7 @@ def _train_epoch(run: _Run):
             _log_step(run, *unlogged)
             unlogged, window_start, window_steps = None, time.perf_counter(), 0
         if run.at() % config.checkpoint_freq == 0:
-            _save(run.manager, state)
+            _save(run)
         if stop.agreed:
             break
     progress.close(values)
@@ -389,8 +523,12 @@ def _saved(manager, step: int) -> bool:
     return (manager.latest_checkpoint or "").endswith(f"ckpt-{step}")
 
 
-def _save(manager, state) -> int:
-    step = int(state.step.numpy())
-    path = checkpoints.save(manager, step)
+def _save(run) -> int:
+    """Saves a checkpoint of the current step, with the time the run has spent."""
+    started = time.perf_counter()
+    step = run.at()
+    run.state.elapsed.assign(run.clock.spent())
+    path = checkpoints.save(run.manager, step)
+    run.clock.save_seconds = time.perf_counter() - started
     logging.info("saved checkpoint %s", path)
     return step

@@ -147,6 +147,17 @@ class ModelConfig:
 class TrainingConfig:
     """How to train: changeable on resume."""
 
+    time_budget: Optional[str] = option(
+        None,
+        "train for this long (90s, 20m, 1.5h), start-up and the final checkpoint "
+        "included: the run measures its pace, plans its steps to end by then with its "
+        "learning-rate decay completed, and re-plans if the pace changes; on resume, "
+        "what is left of it (a new value sets a new total)",
+        "duration",
+        optional=True,
+        absent=None,
+        metavar="DURATION",
+    )
     num_epochs: int = option(
         40,
         "passes over the training images; ignored when --train-steps is set",
@@ -179,6 +190,13 @@ class TrainingConfig:
         conditional=12,
         absent=0,
         metavar="N",
+    )
+    lr_decay_share: float = option(
+        0.4,
+        "with --time-budget, both learning rates fall linearly to zero over this share "
+        "of the planned steps",
+        "fraction",
+        absent=0.4,
     )
     beta1: float = option(
         0.5,

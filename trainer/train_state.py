@@ -2,8 +2,9 @@
 restored or initialized through one path that takes the folder's lock.
 
 A checkpoint holds both networks, the generator's moving average, both optimizers, the
-global step, the epoch, the batch inside the epoch and the noise generator's state, so
-a resumed run continues exactly where the interrupted one stopped.
+global step, the epoch, the batch inside the epoch, the noise generator's state and the
+wall-clock time the run has spent, so a resumed run continues exactly where the
+interrupted one stopped (and a --time-budget run spends only what is left).
 
 A run holds its folder's lock (trainer.lock) from restore_or_initialize until `release`
 or its exit, so two runs never write one folder. The folder's files themselves (save,
@@ -42,10 +43,17 @@ class TrainState:
     epoch: tf.Variable  # int64, 0-based epoch being trained
     batch_in_epoch: tf.Variable  # int64, batches of `epoch` already trained on
     noise: tf.random.Generator  # draws z inside the train step
+    elapsed: tf.Variable  # float64, wall-clock seconds the run has spent, every process
 
-    def checkpoint(self) -> tf.train.Checkpoint:
+    def checkpoint(self, elapsed: bool = True) -> tf.train.Checkpoint:
+        """The object graph saved; without `elapsed`, what every checkpoint has
+        (checkpoints written before the run's time was kept lack it)."""
         return tf.train.Checkpoint(
-            **{f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+            **{
+                f.name: getattr(self, f.name)
+                for f in dataclasses.fields(self)
+                if elapsed or f.name != "elapsed"
+            }
         )
 
 
@@ -83,7 +91,16 @@ def build_state(config: TrainConfig) -> TrainState:
         epoch=tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch"),
         batch_in_epoch=tf.Variable(0, dtype=tf.int64, trainable=False, name="batch_in_epoch"),
         noise=tf.random.Generator.from_seed(config.seed),
+        elapsed=tf.Variable(0.0, dtype=tf.float64, trainable=False, name="elapsed"),
     )
+
+
+def restore(state: TrainState, directory: str) -> str:
+    """Restores the newest readable checkpoint in `directory` into `state`, its time
+    spent too where it has one (else 0); returns its path prefix."""
+    restored = restore_newest(state.checkpoint(elapsed=False), directory)
+    tf.train.Checkpoint(elapsed=state.elapsed).restore(restored).expect_partial()
+    return restored
 
 
 def restore_or_initialize(state: TrainState, config: TrainConfig):
@@ -115,7 +132,7 @@ def restore_or_initialize(state: TrainState, config: TrainConfig):
             refuse_or_delete(directory, config.overwrite)
         manager = tf.train.CheckpointManager(state.checkpoint(), directory, max_to_keep=MAX_TO_KEEP)
         if config.continue_train:
-            restored = restore_newest(manager.checkpoint, directory)
+            restored = restore(state, directory)
             logging.info(
                 "resumed from step %d (epoch %d) of %s",
                 int(state.step.numpy()),
@@ -166,7 +183,7 @@ def restore_for_worker(state: TrainState, config: TrainConfig, own_dir: str):
         dataclasses.replace(config, checkpoint_dir=own_dir, continue_train=False, overwrite=False),
     )
     if config.continue_train:
-        restored = restore_newest(manager.checkpoint, real)
+        restored = restore(state, real)
         logging.info(
             "resumed from step %d (epoch %d) of %s",
             int(state.step.numpy()),
