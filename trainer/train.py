@@ -199,7 +199,7 @@ class _Run:
     stop: stop_signal.StopOnSignal = None
     clock: budget.Planner = None  # the time spent; with --time-budget, the plan
     pace: budget.Pace = None  # with --time-budget, the measured seconds a step
-    warm: int = 0  # steps this process has taken: the first ones trace the step
+    traced: set = dataclasses.field(default_factory=set)  # step variants this process traced
 
     @property
     def total(self) -> int:
@@ -310,12 +310,13 @@ def _clock_for(config, state, per_epoch) -> budget.Planner:
     )
 
 
-def _plan(run, seconds: float) -> None:
+def _plan(run, seconds: float, regularize: bool) -> None:
     """A --time-budget run's bookkeeping after a step that took `seconds`: the first
     plan once the pace is measured, then a re-plan whenever the planned end drifts
-    from the deadline. The first steps of a process (tracing) are not measured."""
-    run.warm += 1
-    if run.warm <= 2:  # the step's two traces: with and without R1
+    from the deadline. A process's first step with R1 and first without trace the step
+    function, and are not measured."""
+    if regularize not in run.traced:
+        run.traced.add(regularize)
         return
     run.pace.add(seconds)
     clock, at = run.clock, run.at()
@@ -424,7 +425,7 @@ def _train_epoch(run: _Run):
         state.batch_in_epoch.assign_add(1)
         stop.observe(float(outputs["stop"]))
         if config.time_budget:
-            _plan(run, time.perf_counter() - step_started)
+            _plan(run, time.perf_counter() - step_started, regularize)
         window_steps += 1
         progress.update(int(state.batch_in_epoch.numpy()), values)
         rate = window_steps * config.batch_size / (time.perf_counter() - window_start)
