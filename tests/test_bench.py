@@ -341,3 +341,30 @@ def test_variants_resolve_an_explicit_precision_as_asked():
     machine = Hardware(cpu_flags=frozenset({"avx2"}))
     assert bench.resolved(machine, precision="bfloat16").compute_precision == "bfloat16"
     assert bench.resolved(machine).compute_precision == "float32"
+
+
+def test_sizes_time_each_image_size_at_its_default_networks(monkeypatch):
+    shapes = {}
+
+    def timer(config, images, cycles):
+        shapes[(config.image.shape, config.generator_width, config.generator_depth)] = images.shape
+        rate = 1000.0 / config.image.height  # a stand-in: larger images train slower
+        return lambda: rate
+
+    monkeypatch.setattr(bench, "throughput_timer", timer)
+    rows = bench.sizes(Hardware(cpu_flags=frozenset({"avx2"})), repeats=2)
+    assert [r["size"] for r in rows] == [label for label, *_ in bench.SIZES]
+    # MNIST's networks at 28x28; a folder's own defaults at 32 and 64, colour or grey,
+    # each timed on images of its shape.
+    assert shapes == {
+        ((28, 28, 1), 96, 1): (bench.SIZE_IMAGES, 28, 28),
+        ((32, 32, 1), 64, 1): (bench.SIZE_IMAGES, 32, 32),
+        ((32, 32, 3), 64, 1): (bench.SIZE_IMAGES, 32, 32, 3),
+        ((64, 64, 1), 64, 0): (bench.SIZE_IMAGES, 64, 64),
+        ((64, 64, 3), 64, 0): (bench.SIZE_IMAGES, 64, 64, 3),
+    }
+    assert rows[4]["minutes_per_10k_images"] == pytest.approx(10_000 / (1000 / 64) / 60)
+    assert rows[0]["flops_per_image"] < rows[4]["flops_per_image"]
+    assert rows[0]["precision"] == "float32"  # AVX2 alone: no bfloat16
+    table = bench.format_sizes(rows).splitlines()
+    assert table[5].split()[:2] == ["64x64", "colour"] and len(table) == 6

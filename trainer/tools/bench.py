@@ -2,6 +2,7 @@
 
     python -m trainer.tools.bench --data-dir ../shared/mnist     # throughput, peak, memory
     python -m trainer.tools.bench --data-dir ../shared/mnist --time-to-quality 30
+    python -m trainer.tools.bench --sizes     # each image size at its default networks
 
 Prints a table, then one JSON line with every figure. Training throughput is measured
 at the default settings after compilation; the float32 peak is a large matmul through
@@ -23,10 +24,11 @@ import tensorflow as tf
 
 from trainer import cli, data, hardware, loaders, sample, train, train_state, train_step
 from trainer.errors import TrainerError
+from trainer.image_spec import MNIST, ImageSpec
 from trainer.tools import time_to_quality
 from trainer.tools.child import data_flag, run_child
 from trainer.tools.flops import matmul_peak_gflops, train_flops_per_image
-from trainer.train_config import CONDITIONAL_DEFAULTS, TrainConfig
+from trainer.train_config import CONDITIONAL_DEFAULTS, TrainConfig, defaults
 
 # The CPU flags that decide the speed of training here: AVX2 and AVX-512 for float32,
 # AVX512-BF16 and AMX for bfloat16.
@@ -192,9 +194,7 @@ def variants(
     data_dir, machine, repeats: int = THROUGHPUT_REPEATS, cycles: int = THROUGHPUT_CYCLES
 ) -> list:
     """Steady-state training images/s of each VARIANTS entry on `machine` (a
-    trainer.hardware.Hardware), in one process: timed round-robin `repeats` times, each
-    variant's best, so that a slow spell of the machine cannot favour one variant over
-    another."""
+    trainer.hardware.Hardware), in one process (round_robin)."""
     images, labels = data.load_mnist(data_dir, "train")
     # bfloat16 variants are left out where its kernels fail (they would abort the run).
     bfloat16_fails = hardware.bfloat16_kernels_fail(machine)
@@ -204,17 +204,9 @@ def variants(
         if not (bfloat16_fails and config.compute_precision == "bfloat16")
     ]
     configs = [config for _, config in runnable]
-    timers = [throughput_timer(config, images, cycles, labels) for config in configs]
-    best = [0.0] * len(timers)
-    for round_ in range(repeats):
-        for index, timed in enumerate(timers):
-            best[index] = max(best[index], timed())
-        logging.info(
-            "round %d/%d: %s",
-            round_ + 1,
-            repeats,
-            ", ".join(f"{rate:.0f}" for rate in best),
-        )
+    best = round_robin(
+        [throughput_timer(config, images, cycles, labels) for config in configs], repeats
+    )
     return [
         {
             "variant": label,
@@ -224,6 +216,86 @@ def variants(
         }
         for (label, _), config, rate in zip(runnable, configs, best)
     ]
+
+
+def round_robin(timers: list, repeats: int) -> list:
+    """Each timer's best images/s over `repeats` rounds that time them all in turn, so
+    that a slow spell of the machine cannot favour one over another."""
+    best = [0.0] * len(timers)
+    for round_ in range(repeats):
+        for index, timed in enumerate(timers):
+            best[index] = max(best[index], timed())
+        logging.info(
+            "round %d/%d: %s", round_ + 1, repeats, ", ".join(f"{rate:.0f}" for rate in best)
+        )
+    return best
+
+
+# The image sizes --sizes measures, each at its default networks: (label, data set,
+# --image-size, channels).
+SIZES = [
+    ("28x28 grey (MNIST)", "mnist", None, 1),
+    ("32x32 grey", "folder", 32, 1),
+    ("32x32 colour", "folder", 32, 3),
+    ("64x64 grey", "folder", 64, 1),
+    ("64x64 colour", "folder", 64, 3),
+]
+SIZE_IMAGES = 1024  # random images a size is timed on: speed does not read their content
+
+
+def size_config(machine, dataset: str, size, channels: int) -> TrainConfig:
+    """The default config of a run of `dataset` at `size` x `size` x `channels`, its
+    precision resolved on `machine`."""
+    config = defaults(dataset=dataset, image_size=size)
+    spec = MNIST if size is None else ImageSpec(size, size, channels)
+    if size is not None:
+        config = dataclasses.replace(
+            config, dataset=dataset, image_size=size, channels=channels, image=spec
+        )
+    precision, _, _ = hardware.choose_precision(config.precision, machine)
+    return dataclasses.replace(config, resolved_precision=precision)
+
+
+def sizes(machine, repeats: int = THROUGHPUT_REPEATS, cycles: int = THROUGHPUT_CYCLES) -> list:
+    """Steady-state training images/s of each SIZES entry at its default networks, and
+    the minutes 10,000 training images take, in one process (round_robin)."""
+    rng = np.random.default_rng(0)
+    configs, timers = [], []
+    for _, dataset, size, channels in SIZES:
+        config = size_config(machine, dataset, size, channels)
+        shape = config.image.shape if channels == 3 else config.image.shape[:2]
+        images = rng.integers(0, 256, (SIZE_IMAGES, *shape), dtype=np.uint8)
+        configs.append(config)
+        timers.append(throughput_timer(config, images, cycles))
+    best = round_robin(timers, repeats)
+    return [
+        {
+            "size": label,
+            "networks": (
+                f"{c.generator_width}/{c.discriminator_width} wide, "
+                f"{c.generator_depth}/{c.discriminator_depth} deep"
+            ),
+            "precision": c.compute_precision,
+            "train_images_per_sec": rate,
+            "flops_per_image": train_flops_per_image(c)["train"],
+            "minutes_per_10k_images": 10_000 / rate / 60,
+        }
+        for (label, *_), c, rate in zip(SIZES, configs, best)
+    ]
+
+
+def format_sizes(rows: list) -> str:
+    lines = [
+        f"{'images':<22}{'networks (G/D)':<24}{'precision':<11}{'images/s':>9}"
+        f"{'GFLOPs/img':>11}{'min/10k img':>12}"
+    ]
+    lines += [
+        f"{r['size']:<22}{r['networks']:<24}{r['precision']:<11}"
+        f"{r['train_images_per_sec']:>9.0f}{r['flops_per_image'] / 1e9:>11.2f}"
+        f"{r['minutes_per_10k_images']:>12.2f}"
+        for r in rows
+    ]
+    return "\n".join(lines)
 
 
 def format_variants(rows: list) -> str:
@@ -313,6 +385,10 @@ def _measure(args, machine) -> dict:
             f"{_shown('{:.1f}', results['peak_bfloat16_gflops'])} GFLOP/s"
         )
         print(format_variants(results["variants"]))
+    elif args.sizes:
+        results["sizes"] = sizes(machine, args.repeats, args.cycles)
+        print(format_machine(results))
+        print(format_sizes(results["sizes"]))
     elif args.time_to_quality:
         with tempfile.TemporaryDirectory() as folder:
             results.update(
@@ -368,6 +444,12 @@ def main(argv=None) -> int:
         help="instead: training "
         "images/s of each speed option (precision, XLA, R1 cadence, "
         "batch size) beside the defaults",
+    )
+    parser.add_argument(
+        "--sizes",
+        action="store_true",
+        help="instead: training images/s at 28x28 (MNIST), 32x32 and 64x64, grey and "
+        "colour, each with its default networks",
     )
     parser.add_argument(
         "--cycles",
