@@ -26,3 +26,10 @@ def test_nothing_is_drawn_off_a_terminal():
     progress.update(3, {"d_loss": 1.0}, force=True)
     progress.close({"d_loss": 1.0})
     assert stream.getvalue() == ""
+
+
+def test_a_run_that_has_not_planned_its_epochs_shows_the_epoch_alone():
+    stream = FakeTerminal()
+    progress = EpochProgress(epoch=0, num_epochs=None, total=10, stream=stream)
+    progress.update(1, {}, force=True)
+    assert stream.getvalue().startswith("\repoch 1 [")

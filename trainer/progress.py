@@ -12,7 +12,8 @@ _REDRAW_SECONDS = 0.2
 
 
 class EpochProgress:
-    """Shows `epoch E/N [=====>    ] b/B  d_loss ..  g_loss ..  img/s ..` for one epoch."""
+    """Shows `epoch E/N [=====>    ] b/B  d_loss ..  g_loss ..  img/s ..` for one epoch
+    (`epoch E` while a --time-budget run has not planned its epochs)."""
 
     def __init__(
         self,
@@ -25,7 +26,7 @@ class EpochProgress:
     ):
         self._stream = stream if stream is not None else sys.stderr
         self._enabled = hasattr(self._stream, "isatty") and self._stream.isatty()
-        self._label = f"epoch {epoch + 1}/{num_epochs}"
+        self._label = f"epoch {epoch + 1}" + (f"/{num_epochs}" if num_epochs else "")
         self._total, self._done, self._start = total, done, done
         self._batch_size, self._started = batch_size, time.monotonic()
         self._last_draw = 0.0
