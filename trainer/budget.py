@@ -20,7 +20,7 @@ import time
 UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([smh]?)\s*$")
 # What the process's exit after the last write takes.
-EXIT_SECONDS = 2.0
+EXIT_SECONDS = 2.5
 # The plan aims this share of the budget short of the deadline, so a pace that slows
 # by less than a re-plan's threshold still ends inside the budget.
 MARGIN = 0.01

@@ -341,7 +341,7 @@ def _plan(run, seconds: float, regularize: bool) -> None:
                 "saving step %d and ending (give a larger --time-budget)",
                 at,
             )
-    elif at % 10 == 0 and at < clock.total and clock.drifted(at, run.pace.seconds()):
+    elif at < clock.total and clock.drifted(at, run.pace.seconds()):
         planned, was = clock.total, clock.step_seconds
         clock.plan(at, run.pace.seconds())
         logging.info(
