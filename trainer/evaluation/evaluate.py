@@ -240,6 +240,29 @@ def run(
         dataset = trained_on
     train_images, train_labels = data.load(dataset, data_dir, "train")
     test_images, test_labels = data.load(dataset, data_dir, "test")
+    results = judge_beside_floor(
+        generated,
+        digits,
+        (train_images, train_labels),
+        (test_images, test_labels),
+        load_judge(dataset),
+        seed,
+    )
+    results["class_names"] = list(DATASET_SPECS[dataset].class_names)
+    if check_copies:
+        results["memorization"] = memorization_check(generated, test_images, train_images, seed)
+    return results
+
+
+def judge_beside_floor(generated, digits, train: tuple, test: tuple, judge, seed: int) -> dict:
+    """judge_against_test_set's figures of the samples and of the real-data floor (the
+    training images floor_pick draws), against the test images, and their ratio.
+
+    Args:
+      generated: uint8 samples; digits: the class each was asked to be, or None.
+      train, test: (uint8 images, int labels) each.
+    """
+    (train_images, train_labels), (test_images, test_labels) = train, test
     pick = floor_pick(train_labels, digits, seed)
     digits_by_name = None
     if digits is not None:
@@ -247,16 +270,13 @@ def run(
     results = judge_against_test_set(
         {"generated": generated, "real_floor": train_images[pick]},
         test_images,
+        judge=judge,
         digits_by_name=digits_by_name,
         test_labels=test_labels,
-        judge=load_judge(dataset),
     )
     results["fd_over_floor"] = results["generated"]["frechet_distance"] / max(
         results["real_floor"]["frechet_distance"], 1e-12
     )
-    results["class_names"] = list(DATASET_SPECS[dataset].class_names)
-    if check_copies:
-        results["memorization"] = memorization_check(generated, test_images, train_images, seed)
     return results
 
 
@@ -285,19 +305,13 @@ def run_judged_folder(
     train_images, train_labels = images[train_rows], folder.labels[train_rows]
     held_images, held_labels = images[held_rows], folder.labels[held_rows]
     generated, digits, _ = generated_images(checkpoint_dir, num_samples, seed)
-    pick = floor_pick(train_labels, digits, seed)
-    digits_by_name = None
-    if digits is not None:
-        digits_by_name = {"generated": digits, "real_floor": train_labels[pick]}
-    results = judge_against_test_set(
-        {"generated": generated, "real_floor": train_images[pick]},
-        held_images,
-        judge=judge,
-        digits_by_name=digits_by_name,
-        test_labels=held_labels,
-    )
-    results["fd_over_floor"] = results["generated"]["frechet_distance"] / max(
-        results["real_floor"]["frechet_distance"], 1e-12
+    results = judge_beside_floor(
+        generated,
+        digits,
+        (train_images, train_labels),
+        (held_images, held_labels),
+        judge,
+        seed,
     )
     results["class_names"] = list(spec.class_names)
     results["judge"] = {"path": judge_path, **info}
