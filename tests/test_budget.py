@@ -175,7 +175,7 @@ def no_start_up(monkeypatch):
     monkeypatch.setattr(budget, "EXIT_SECONDS", 0.0)
 
 
-def budgeted_run(tmp_path, blob_images, seconds="8s", **changes):
+def budgeted_run(tmp_path, blob_images, seconds="6s", **changes):
     from helpers import tiny_config
 
     config = replace(
@@ -194,7 +194,7 @@ def test_a_budgeted_run_ends_with_its_schedule_completed_at_its_planned_step(
     with caplog.at_level(logging.INFO):
         config, result = budgeted_run(tmp_path, blob_images)
     planned = planned_steps(caplog.text)
-    assert "time budget 8s" in caplog.text and planned, caplog.text
+    assert "time budget 6s" in caplog.text and planned, caplog.text
     assert result["step"] == planned[-1] > 10 and not result["interrupted"]
     assert result["checkpoint"].endswith(f"ckpt-{planned[-1]}")
     # The rate's last update is the decay's last: 1 / (its share of the planned steps).
@@ -203,20 +203,20 @@ def test_a_budgeted_run_ends_with_its_schedule_completed_at_its_planned_step(
     state = train_state.build_state(config)
     train_state.restore(state, config.checkpoint_dir)
     assert 0 < float(state.elapsed.numpy())  # the time spent is in the checkpoint
-    assert "spent" in caplog.text and "of the 8s budget" in caplog.text
+    assert "spent" in caplog.text and "of the 6s budget" in caplog.text
 
 
 def test_a_resume_spends_what_is_left_of_the_budget(tmp_path, blob_images, no_start_up, caplog):
-    config, first = budgeted_run(tmp_path, blob_images, "6s")
+    config, first = budgeted_run(tmp_path, blob_images, "5s")
     state = train_state.build_state(config)
     train_state.restore(state, config.checkpoint_dir)
     spent = float(state.elapsed.numpy())
     caplog.clear()
-    more = replace(config, continue_train=True, time_budget=f"{spent + 5:.1f}s")
+    more = replace(config, continue_train=True, time_budget=f"{spent + 4:.1f}s")
     with caplog.at_level(logging.INFO):
         second = train.run(more, images=blob_images)
     left = re.search(r"training for \S+ \((\d+)s left\)", caplog.text)
-    assert left and int(left.group(1)) <= 5, caplog.text
+    assert left and int(left.group(1)) <= 4, caplog.text
     assert second["step"] > first["step"] and second["step"] == planned_steps(caplog.text)[-1]
     with pytest.raises(TrainerError, match="has spent .* of its --time-budget 5s"):
         train.run(replace(config, continue_train=True, time_budget="5s"), images=blob_images)

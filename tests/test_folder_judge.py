@@ -1,6 +1,8 @@
 """A labelled folder's judge: trained by the classifier command, used by --evaluate --judge."""
 
+import contextlib
 import dataclasses
+import io
 import json
 
 import numpy as np
@@ -56,19 +58,24 @@ def test_the_classifier_pools_each_size_down_to_at_most_8_pixels(side, blocks):
     assert model.outputs[0].shape[-1] == 3
 
 
-def train_judge(tmp_path, capsys, *extra):
-    images = make_folder(tmp_path / "images", per_class=40)
-    output = str(tmp_path / "judges" / "squares-judge.weights.h5")
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A judge of two classes of coloured squares, trained once through the command:
+    (the folder, the weights' path, what the command printed)."""
+    root = tmp_path_factory.mktemp("judge")
+    images = make_folder(root / "images", per_class=40)
+    output = str(root / "judges" / "squares-judge.weights.h5")
     argv = ["--dataset", "folder", "--data-dir", images, "--image-size", "32"]
-    assert classifier.main(argv + ["--epochs", "40", "--output", output, *extra]) == 0
-    return images, output, capsys.readouterr().out
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(io.StringIO()) as out:
+        patch.setattr(folders, "CACHE_DIR", str(root / "cache"))
+        assert classifier.main(argv + ["--epochs", "40", "--output", output]) == 0
+    return images, output, out.getvalue()
 
 
-def test_the_classifier_command_trains_a_folder_judge_and_says_how_to_use_it(
-    tmp_path, isolated_cache, capsys
-):
-    images, output, printed = train_judge(tmp_path, capsys)
-    info = json.loads((tmp_path / "judges" / "squares-judge.json").read_text())
+def test_the_classifier_command_trains_a_folder_judge_and_says_how_to_use_it(trained):
+    _, output, printed = trained
+    with open(folder_judge.info_path(output)) as f:
+        info = json.load(f)
     assert info["image"]["class_names"] == list(COLOURS) and info["image"]["height"] == 32
     assert info["images"] == 80 and info["held_out_images"] == 12
     # Blue squares against red ones: the judge tells them apart on images it never saw.
@@ -90,10 +97,8 @@ def test_a_folder_without_classes_gets_no_judge(tmp_path, isolated_cache, capsys
     assert not (tmp_path / "j.h5").exists()
 
 
-def test_a_judge_of_other_images_or_of_a_changed_folder_is_refused(
-    tmp_path, isolated_cache, capsys
-):
-    _, output, _ = train_judge(tmp_path, capsys, "--channels", "3")
+def test_a_judge_of_other_images_or_of_a_changed_folder_is_refused(trained, tmp_path):
+    _, output, _ = trained
     spec = ImageSpec(32, 32, 3, tuple(COLOURS))
     with pytest.raises(TrainerError, match="judges 32x32 colour .* but the model makes 64x64"):
         folder_judge.load(output, dataclasses.replace(spec, height=64, width=64), 80)
@@ -106,9 +111,9 @@ def test_a_judge_of_other_images_or_of_a_changed_folder_is_refused(
 
 
 def test_evaluate_judges_a_conditional_folder_model_class_by_class(
-    tmp_path, isolated_cache, offline, capsys
+    trained, tmp_path, isolated_cache, offline, capsys
 ):
-    images, output, _ = train_judge(tmp_path, capsys)
+    images, output, _ = trained
     config, _ = folder_config(
         tmp_path / "run", conditional=True, train_steps=2, image_size=32, batch_size=8
     )
