@@ -39,6 +39,16 @@ def balanced_labels(count: int, num_classes: int) -> np.ndarray:
     return np.repeat(np.arange(num_classes, dtype=np.int32), shares)
 
 
+def labels_in_shares(count: int, data_labels, num_classes: int) -> np.ndarray:
+    """int32 (count,): every class in its share of `data_labels` (a data set's int
+    labels), rounded by largest remainder, in blocks of one class, 0 first."""
+    counts = np.bincount(np.asarray(data_labels), minlength=num_classes)[:num_classes]
+    exact = count * counts / counts.sum()
+    shares = np.floor(exact).astype(int)
+    shares[np.argsort(shares - exact, kind="stable")[: count - shares.sum()]] += 1
+    return np.repeat(np.arange(num_classes, dtype=np.int32), shares)
+
+
 def labels_for(generator, count: int, digit, checkpoint_dir: str):
     """The classes a generator is asked for: None (unconditional), `count` times
     `digit`, or balanced_labels.

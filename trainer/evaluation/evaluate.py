@@ -119,19 +119,31 @@ def _read_digit_png(path: str) -> np.ndarray:
         raise TrainerError(f"{path}: not a readable PNG ({paths.reason(err)})") from err
 
 
-def generated_images(checkpoint_dir: str, count: int, seed: int):
+def generated_images(checkpoint_dir: str, count: int, seed: int, data_labels=None):
     """`count` samples of the latest checkpoint, as --sample writes them.
+
+    Args:
+      data_labels: the training images' labels: a conditional generator is asked for
+        the classes in their shares (generation.labels_in_shares), as the real images
+        it is measured against hold them; None asks for every class equally often.
 
     Returns:
       (images uint8 (count, H, W), digits, dataset): digits is int32 (count,), the class
-      each image was asked to be, for a conditional generator (generation.balanced_labels,
-      the order quality.draw asks for them in), else None; dataset is the set the model
-      was trained on.
+      each image was asked to be, for a conditional generator, else None; dataset is the
+      set the model was trained on.
     """
     generator, config = loaders.load_sampler(checkpoint_dir)
-    images = quality.draw(generator, count, config.latent_dim, seed, config.latent_distribution)
     classes = model.num_classes(generator)
-    digits = generation.balanced_labels(count, classes) if classes else None
+    digits = None
+    if classes:
+        digits = (
+            generation.balanced_labels(count, classes)
+            if data_labels is None
+            else generation.labels_in_shares(count, data_labels, classes)
+        )
+    images = quality.draw(
+        generator, count, config.latent_dim, seed, config.latent_distribution, digits
+    )
     return images, digits, config.dataset
 
 
@@ -304,7 +316,8 @@ def run_judged_folder(
     images = np.asarray(folder.images)
     train_images, train_labels = images[train_rows], folder.labels[train_rows]
     held_images, held_labels = images[held_rows], folder.labels[held_rows]
-    generated, digits, _ = generated_images(checkpoint_dir, num_samples, seed)
+    # A folder's classes may be of any sizes: samples asked for in the same shares.
+    generated, digits, _ = generated_images(checkpoint_dir, num_samples, seed, train_labels)
     results = judge_beside_floor(
         generated,
         digits,

@@ -12,8 +12,8 @@ import logging
 
 import numpy as np
 
+from trainer import generation, loaders
 from trainer import images as image_utils
-from trainer import loaders
 from trainer.errors import TrainerError
 from trainer.evaluation import metrics, quality
 from trainer.evaluation.memorization import memorization
@@ -51,8 +51,14 @@ def run(checkpoint_dir: str, data_dir: str, count: int, seed: int, inception=Non
             "--data-dir with the folder it was trained on"
         )
     spec = config.image
-    real = folders.load(data_dir, spec.height, spec.channels).images
-    generated = quality.draw(generator, count, config.latent_dim, seed, config.latent_distribution)
+    folder = folders.load(data_dir, spec.height, spec.channels)
+    real = folder.images
+    labels = None  # a conditional model's samples: in the folder's class shares
+    if config.num_classes:
+        labels = generation.labels_in_shares(count, folder.labels, config.num_classes)
+    generated = quality.draw(
+        generator, count, config.latent_dim, seed, config.latent_distribution, labels
+    )
     first, second = halves(real, count, seed)
     results = {"count": count, "real_images": len(real)}
     results.update(inception_figures(generated, first, second, inception))

@@ -11,11 +11,11 @@ from trainer.evaluation import classifier, metrics
 
 
 def draw(
-    generator, count: int, latent_dim: int, seed: int, distribution: str = "normal"
+    generator, count: int, latent_dim: int, seed: int, distribution: str = "normal", labels=None
 ) -> np.ndarray:
     """All of generation.generate's batches as one uint8 (count, H, W[, C]) array."""
     return np.concatenate(
-        list(generation.generate(generator, count, latent_dim, seed, distribution))
+        list(generation.generate(generator, count, latent_dim, seed, distribution, labels))
     )
 
 
