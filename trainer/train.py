@@ -514,7 +514,7 @@ def _epoch_end_summaries(summaries, state, config, fixed, probe):
             step,
             quality["frechet_distance"],
             quality["classifier_score"],
-            "" if asked is None else f", labelled as asked {asked:.3f} (worst digit)",
+            "" if asked is None else f", labelled as asked {asked:.3f} (worst class)",
         )
     summaries.flush()
 
