@@ -660,3 +660,8 @@ def test_dataset_picks_its_shipped_model_and_a_model_of_another_set_is_refused(
     config = resolve("--sample", "4", "--dataset", "fashion-mnist")
     assert config.checkpoint_dir == os.path.join("MNIST-trained-model", "fashion-mnist")
     assert resolve("--sample", "4").checkpoint_dir == "MNIST-trained-model"
+    # --class asks the data set's own model, not the MNIST conditional --digit reads.
+    config = resolve("--sample", "4", "--dataset", "fashion-mnist", "--class", "Dress")
+    assert config.checkpoint_dir == os.path.join("MNIST-trained-model", "fashion-mnist")
+    config = resolve("--sample", "4", "--digit", "7")
+    assert config.checkpoint_dir == os.path.join("MNIST-trained-model", "conditional")

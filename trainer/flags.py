@@ -295,12 +295,12 @@ def resolve(args: argparse.Namespace, environ=None) -> TrainConfig:
     for field, variable in VERTEX_FOLDERS.items():
         if (environ or {}).get(variable):
             overrides.setdefault(field, environ[variable])
-    if "digit" in vars(args):  # only a conditional model draws a chosen digit
-        overrides.setdefault("checkpoint_dir", CONDITIONAL_MODEL_DIR)
     if any(mode in vars(args) for mode in SAMPLING_MODES):  # the data set's shipped model
         shipped = DATASET_MODEL_DIRS.get(overrides.get("dataset"))
         if shipped:
             overrides.setdefault("checkpoint_dir", shipped)
+    if "digit" in vars(args):  # only a conditional model draws a chosen digit
+        overrides.setdefault("checkpoint_dir", CONDITIONAL_MODEL_DIR)
     if overrides.get("continue_train"):
         saved_dir = overrides.get("checkpoint_dir", DEFAULTS.checkpoint_dir)
         config = resolve_resume(load_saved_config(saved_dir), overrides)
