@@ -123,9 +123,10 @@ class Planner:
         """The clock's reading the plan ends at: MARGIN short of the deadline."""
         return self.deadline - MARGIN * self.budget
 
-    def seconds_per_step(self) -> float:
-        """A step with its share of the epoch ends and checkpoints on the way."""
-        cost = self.step_seconds
+    def seconds_per_step(self, step_seconds: float) -> float:
+        """A step of `step_seconds` with its share of the epoch ends and checkpoints on
+        the way."""
+        cost = step_seconds
         if self._per_epoch:
             cost += self.epoch_end_seconds / self._per_epoch
         if self._checkpoint_freq:
@@ -137,17 +138,15 @@ class Planner:
         least `step`: none left when the end alone would overrun)."""
         self.step_seconds = step_seconds
         room = self._aim() - self._clock() - self.end_seconds()
-        self.total = step + max(0, math.floor(room / self.seconds_per_step()))
+        self.total = step + max(0, math.floor(room / self.seconds_per_step(step_seconds)))
         self.plans += 1
         return self.total
 
     def drifted(self, step: int, step_seconds: float) -> bool:
         """Whether, at `step_seconds` a step, the planned end would miss its aim by more
         than DRIFT of the time left (at least MARGIN of the budget, and a second)."""
-        planned = self.step_seconds
-        self.step_seconds = step_seconds
-        finish = self._clock() + (self.total - step) * self.seconds_per_step() + self.end_seconds()
-        self.step_seconds = planned
+        to_go = (self.total - step) * self.seconds_per_step(step_seconds)
+        finish = self._clock() + to_go + self.end_seconds()
         allowed = max(1.0, MARGIN * self.budget, DRIFT * self.left())
         return abs(finish - self._aim()) > allowed
 
@@ -160,7 +159,7 @@ class Pace:
 
     def __init__(self, window: float, least: int = 16):
         self._window, self._least = window, least
-        self._steps = []  # (seconds a step took, the steps' sum up to it)
+        self._steps = []  # seconds each kept step took, oldest first
 
     def add(self, seconds: float) -> None:
         self._steps.append(seconds)

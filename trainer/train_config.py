@@ -155,7 +155,6 @@ class TrainingConfig:
         "what is left of it (a new value sets a new total)",
         "duration",
         optional=True,
-        absent=None,
         metavar="DURATION",
     )
     num_epochs: int = option(
@@ -196,7 +195,6 @@ class TrainingConfig:
         "with --time-budget, both learning rates fall linearly to zero over this share "
         "of the planned steps",
         "fraction",
-        absent=0.4,
     )
     beta1: float = option(
         0.5,

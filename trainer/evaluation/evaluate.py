@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import UnidentifiedImageError
 
-from trainer import data, generation, loaders, model, paths
+from trainer import data, paths
 from trainer import images as image_utils
 from trainer.errors import TrainerError
 from trainer.evaluation import folder_eval, memorization, metrics, quality
@@ -117,34 +117,6 @@ def _read_digit_png(path: str) -> np.ndarray:
             return np.asarray(image.convert("L"))
     except (OSError, UnidentifiedImageError, tf.errors.OpError) as err:
         raise TrainerError(f"{path}: not a readable PNG ({paths.reason(err)})") from err
-
-
-def generated_images(checkpoint_dir: str, count: int, seed: int, data_labels=None):
-    """`count` samples of the latest checkpoint, as --sample writes them.
-
-    Args:
-      data_labels: the training images' labels: a conditional generator is asked for
-        the classes in their shares (generation.labels_in_shares), as the real images
-        it is measured against hold them; None asks for every class equally often.
-
-    Returns:
-      (images uint8 (count, H, W), digits, dataset): digits is int32 (count,), the class
-      each image was asked to be, for a conditional generator, else None; dataset is the
-      set the model was trained on.
-    """
-    generator, config = loaders.load_sampler(checkpoint_dir)
-    classes = model.num_classes(generator)
-    digits = None
-    if classes:
-        digits = (
-            generation.balanced_labels(count, classes)
-            if data_labels is None
-            else generation.labels_in_shares(count, data_labels, classes)
-        )
-    images = quality.draw(
-        generator, count, config.latent_dim, seed, config.latent_distribution, digits
-    )
-    return images, digits, config.dataset
 
 
 def judge_against_test_set(
@@ -243,7 +215,8 @@ def run(
         generated, digits = load_labelled_png_folder(png_folder)
         dataset = dataset or "mnist"
     else:
-        generated, digits, trained_on = generated_images(checkpoint_dir, num_samples, seed)
+        generated, digits, config = quality.samples(checkpoint_dir, num_samples, seed)
+        trained_on = config.dataset
         if dataset not in (None, trained_on):
             raise TrainerError(
                 f"the model in {checkpoint_dir!r} was trained on {trained_on}, not {dataset}; "
@@ -317,7 +290,7 @@ def run_judged_folder(
     train_images, train_labels = images[train_rows], folder.labels[train_rows]
     held_images, held_labels = images[held_rows], folder.labels[held_rows]
     # A folder's classes may be of any sizes: samples asked for in the same shares.
-    generated, digits, _ = generated_images(checkpoint_dir, num_samples, seed, train_labels)
+    generated, digits, _ = quality.samples(checkpoint_dir, num_samples, seed, train_labels)
     results = judge_beside_floor(
         generated,
         digits,

@@ -12,11 +12,11 @@ import logging
 
 import numpy as np
 
-from trainer import generation, loaders
 from trainer import images as image_utils
 from trainer.errors import TrainerError
 from trainer.evaluation import metrics, quality
 from trainer.evaluation.memorization import memorization
+from trainer.train_config import load_saved_config
 
 INCEPTION_SIZE = 299  # InceptionV3's input side
 INCEPTION_BATCH = 50
@@ -44,21 +44,16 @@ def run(checkpoint_dir: str, data_dir: str, count: int, seed: int, inception=Non
     """
     from trainer import folders  # here: it reads Pillow's plugins, which MNIST needs not
 
-    generator, config = loaders.load_sampler(checkpoint_dir)
+    spec = load_saved_config(checkpoint_dir).image
     if not data_dir:
         raise TrainerError(
             "--evaluate compares a folder model's samples with the folder's images: pass "
             "--data-dir with the folder it was trained on"
         )
-    spec = config.image
     folder = folders.load(data_dir, spec.height, spec.channels)
     real = folder.images
-    labels = None  # a conditional model's samples: in the folder's class shares
-    if config.num_classes:
-        labels = generation.labels_in_shares(count, folder.labels, config.num_classes)
-    generated = quality.draw(
-        generator, count, config.latent_dim, seed, config.latent_distribution, labels
-    )
+    # A conditional model's samples: in the folder's class shares.
+    generated, _, _ = quality.samples(checkpoint_dir, count, seed, folder.labels)
     first, second = halves(real, count, seed)
     results = {"count": count, "real_images": len(real)}
     results.update(inception_figures(generated, first, second, inception))

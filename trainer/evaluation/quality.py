@@ -5,7 +5,7 @@ import logging
 
 import numpy as np
 
-from trainer import data, generation, model
+from trainer import data, generation, loaders, model
 from trainer.errors import TrainerError
 from trainer.evaluation import classifier, metrics
 
@@ -17,6 +17,32 @@ def draw(
     return np.concatenate(
         list(generation.generate(generator, count, latent_dim, seed, distribution, labels))
     )
+
+
+def samples(checkpoint_dir: str, count: int, seed: int, data_labels=None):
+    """`count` samples of the latest checkpoint, as --sample writes them.
+
+    Args:
+      data_labels: the training images' labels: a conditional generator is asked for
+        the classes in their shares (generation.labels_in_shares), as the real images
+        it is measured against hold them; None asks for every class equally often.
+
+    Returns:
+      (images uint8 (count, H, W[, C]), digits, config): digits is int32 (count,), the
+      class each image was asked to be, for a conditional generator, else None; config
+      is the checkpoint's.
+    """
+    generator, config = loaders.load_sampler(checkpoint_dir)
+    classes = model.num_classes(generator)
+    digits = None
+    if classes:
+        digits = (
+            generation.balanced_labels(count, classes)
+            if data_labels is None
+            else generation.labels_in_shares(count, data_labels, classes)
+        )
+    images = draw(generator, count, config.latent_dim, seed, config.latent_distribution, digits)
+    return images, digits, config
 
 
 class QualityProbe:
