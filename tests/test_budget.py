@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 from helpers import TINY_FLAGS, replace
 
-from trainer import budget, task, train, train_state
+from trainer import budget, flags, task, train, train_config, train_state
 from trainer.errors import TrainerError
 from trainer.train import learning_rate_scale
 
@@ -258,3 +258,53 @@ def test_the_command_line_trains_to_a_budget(tmp_path, monkeypatch, no_start_up,
     assert tf.train.latest_checkpoint(str(tmp_path / "ckpt")).endswith(
         f"ckpt-{planned_steps(caplog.text)[-1]}"
     )
+
+
+RECIPES = {"mnist": ((300, {"batch_size": 32, "ema_decay": 0.99}), (1200, {"batch_size": 48}))}
+
+
+def resolved(*argv):
+    return flags.resolve(flags.build_parser().parse_args(list(argv)))
+
+
+@pytest.mark.parametrize(
+    "given, batch, ema", [("90s", 32, 0.99), ("5m", 32, 0.99), ("6m", 48, 0.999), ("2h", 48, 0.999)]
+)
+def test_a_budget_takes_the_first_recipe_as_long_as_itself_or_the_last(
+    monkeypatch, given, batch, ema
+):
+    monkeypatch.setattr(train_config, "BUDGET_RECIPES", RECIPES)
+    config = resolved("--time-budget", given)
+    assert (config.batch_size, config.ema_decay) == (batch, ema)
+
+
+def test_a_flag_given_wins_over_the_recipe_and_the_log_says_so(monkeypatch):
+    monkeypatch.setattr(train_config, "BUDGET_RECIPES", RECIPES)
+    config = resolved("--time-budget", "4m", "--batch-size", "64")
+    assert (config.batch_size, config.ema_decay) == (64, 0.99)
+    line = train._recipe_line(config)
+    assert "the 5m00s recipe for mnist" in line
+    assert "ema_decay 0.99" in line and "your flags instead: batch_size 64" in line
+
+
+def test_no_recipe_without_a_budget_for_a_conditional_run_or_another_data_set(monkeypatch):
+    monkeypatch.setattr(train_config, "BUDGET_RECIPES", RECIPES)
+    assert resolved().batch_size == 64
+    conditional = resolved("--time-budget", "4m", "--conditional")
+    assert conditional.batch_size == 64
+    assert "no --time-budget recipe is measured for conditional runs" in train._recipe_line(
+        conditional
+    )
+    fashion = resolved("--time-budget", "4m", "--dataset", "fashion-mnist")
+    assert fashion.batch_size == 64
+    assert "for --dataset fashion-mnist" in train._recipe_line(fashion)
+
+
+@pytest.mark.parametrize("dataset", sorted(train_config.BUDGET_RECIPES))
+def test_every_shipped_recipe_builds_a_valid_config_that_changes_the_defaults(dataset):
+    recipes = train_config.BUDGET_RECIPES[dataset]
+    assert [r[0] for r in recipes] == sorted({r[0] for r in recipes})  # shortest first
+    for seconds, fields in recipes:
+        config = train_config.defaults(dataset=dataset, time_budget=f"{seconds}s")
+        assert {k: getattr(config, k) for k in fields} == fields
+        assert any(getattr(train_config.TrainConfig(), k) != v for k, v in fields.items())

@@ -310,6 +310,7 @@ def resolve(args: argparse.Namespace, environ=None) -> TrainConfig:
         bool(overrides.get("conditional")),
         overrides.get("dataset", DEFAULTS.dataset),
         overrides.get("image_size"),
+        overrides.get("time_budget"),
     )
     config = dataclasses.replace(fresh, **overrides)
     _check_budget(config, overrides)

@@ -26,7 +26,7 @@ from trainer.evaluation import quality
 from trainer.paths import ensure_writable_dir
 from trainer.progress import EpochProgress
 from trainer.summaries import Summaries
-from trainer.train_config import TrainConfig
+from trainer.train_config import TrainConfig, budget_recipe
 
 GRID_SIZE = 64  # fixed-noise images in each TensorBoard grid (8x8)
 UNPLANNED = 2**62  # a --time-budget run's step budget until its first plan
@@ -232,6 +232,8 @@ def _train(config, state, manager, dataset, per_epoch, strategy, chief) -> dict:
     if run.at() == 0:
         run.summaries.grid(0, "real_images", run.images[:GRID_SIZE])
         run.summaries.text(0, "config", config.to_json())
+    if config.time_budget and run.at() == 0:
+        logging.info(_recipe_line(config))
     if config.time_budget:
         logging.info(
             "training for %s (%s left), checkpoints in %s: the steps are planned once "
@@ -286,6 +288,23 @@ def _train(config, state, manager, dataset, per_epoch, strategy, chief) -> dict:
         "checkpoint": manager.latest_checkpoint,
         **metrics,
     }
+
+
+def _recipe_line(config: TrainConfig) -> str:
+    """What a fresh --time-budget run took from its budget's recipe, and which flags
+    given instead won."""
+    recipe = budget_recipe(config.dataset, config.time_budget, config.conditional)
+    if recipe is None:
+        kind = "conditional runs" if config.conditional else f"--dataset {config.dataset}"
+        return f"no --time-budget recipe is measured for {kind}: the defaults train"
+    tuned, fields = recipe
+    taken = [f"{k} {v}" for k, v in fields.items() if getattr(config, k) == v]
+    flags = [f"{k} {getattr(config, k)}" for k, v in fields.items() if getattr(config, k) != v]
+    line = (
+        f"the {budget.format_duration(tuned)} recipe for {config.dataset} "
+        f"(docs/results.md): {', '.join(taken) or 'nothing'}"
+    )
+    return line + (f"; your flags instead: {', '.join(flags)}" if flags else "")
 
 
 def _clock_for(config, state, per_epoch) -> budget.Planner:

@@ -18,7 +18,7 @@ import json
 import os
 from typing import Optional
 
-from trainer import latent
+from trainer import budget, latent
 from trainer.errors import TrainerError
 from trainer.image_spec import DATASET_SPECS, MNIST, ImageSpec
 from trainer.options import check_fields, option
@@ -468,12 +468,37 @@ FOLDER_DEFAULTS = {
 }
 
 
-def defaults(conditional: bool = False, dataset: str = "mnist", image_size=None) -> TrainConfig:
+# --time-budget's recipes (docs/results.md, "Recipes for a time budget"): for each data
+# set, from the shortest budget up, the budget a recipe was tuned for and what it changes
+# of the defaults. A budget takes the first recipe at least as long as itself, or the
+# last. Tuned for unconditional runs on a 2-core AVX2 CPU in float32; a faster machine
+# trains the same recipe for more steps.
+BUDGET_RECIPES = {}
+
+
+def budget_recipe(dataset: str, time_budget, conditional: bool = False):
+    """The recipe --time-budget `time_budget` uses on `dataset`: (the budget it was tuned
+    for, in seconds; field -> value), or None where none was measured (a conditional
+    run's, or a data set's without recipes)."""
+    recipes = BUDGET_RECIPES.get(dataset)
+    if not recipes or conditional or not time_budget:
+        return None
+    seconds = budget.parse_duration(time_budget)
+    return next((r for r in recipes if r[0] >= seconds), recipes[-1])
+
+
+def defaults(
+    conditional: bool = False, dataset: str = "mnist", image_size=None, time_budget=None
+) -> TrainConfig:
     """A fresh run's defaults: TrainConfig(), for a conditional run CONDITIONAL_DEFAULTS
-    over them, and for a folder run FOLDER_DEFAULTS of its image size (None: 64)."""
+    over them, for a folder run FOLDER_DEFAULTS of its image size (None: 64), and with a
+    time budget its BUDGET_RECIPES entry."""
     changes = dict(CONDITIONAL_DEFAULTS, conditional=True) if conditional else {}
     if dataset == "folder":
         changes.update(FOLDER_DEFAULTS[image_size or DEFAULT_IMAGE_SIZE])
+    recipe = budget_recipe(dataset, time_budget, conditional)
+    if recipe:
+        changes.update(recipe[1])
     return TrainConfig(**changes)
 
 
