@@ -388,7 +388,7 @@ def format_table(results: dict) -> str:
     if "per_digit" in results:
         lines.extend(_per_digit_lines(results["per_digit"], names))
     if "memorization" in results:
-        held = "held-out images" if "judge" in results else "test images"
+        held = "held-out" if "judge" in results else "test images"
         lines.extend(_memorization_lines(results["memorization"], held))
     if "inception" in results:
         lines.extend(folder_eval.inception_lines(results["inception"]))
