@@ -130,7 +130,12 @@ def test_evaluate_judges_a_conditional_folder_model_class_by_class(
     assert floor["frechet_distance"] < generated["frechet_distance"]
     assert len(results["per_digit"]["generated"]["labelled_as_asked"]) == 2
     assert results["memorization"]["test"]["count"] == 12  # the held-out images
-    for text in ("  class blues", "  class reds", "shares (generated)  blues:", "generated    held-out"):
+    for text in (
+        "  class blues",
+        "  class reds",
+        "shares (generated)  blues:",
+        "generated    held-out",
+    ):
         assert text in table
     assert "Frechet Inception distance: not measured" in table
 
