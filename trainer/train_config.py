@@ -474,7 +474,7 @@ FOLDER_DEFAULTS = {
 # last. Tuned for unconditional runs on a 2-core AVX2 CPU in float32; a faster machine
 # trains the same recipe for more steps.
 BUDGET_RECIPES = {
-    "mnist": ((300, {"generator_width": 48, "discriminator_width": 32, "batch_size": 32}),),
+    "mnist": ((600, {"generator_width": 48, "discriminator_width": 32, "batch_size": 32}),),
 }
 
 
