@@ -485,7 +485,10 @@ def budget_recipe(dataset: str, time_budget, conditional: bool = False):
     recipes = BUDGET_RECIPES.get(dataset)
     if not recipes or conditional or not time_budget:
         return None
-    seconds = budget.parse_duration(time_budget)
+    try:
+        seconds = budget.parse_duration(time_budget)
+    except ValueError:
+        return None  # not a duration: the field's own check says so, as a usage error
     return next((r for r in recipes if r[0] >= seconds), recipes[-1])
 
 
