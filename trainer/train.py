@@ -232,9 +232,9 @@ def _train(config, state, manager, dataset, per_epoch, strategy, chief) -> dict:
     if run.at() == 0:
         run.summaries.grid(0, "real_images", run.images[:GRID_SIZE])
         run.summaries.text(0, "config", config.to_json())
-    if config.time_budget and run.at() == 0:
-        logging.info(_recipe_line(config))
     if config.time_budget:
+        if run.at() == 0:
+            logging.info(_recipe_line(config))
         logging.info(
             "training for %s (%s left), checkpoints in %s: the steps are planned once "
             "the step is compiled",
