@@ -433,7 +433,7 @@ def _memorization_lines(memo: dict, held: str = "test images") -> list:
     rows = [
         ("  mean distance", "mean", "{:.3f}"),
         ("  1st-percentile distance", "percentile_distance", "{:.3f}"),
-        ("  share below test 1st percentile", "share_below_threshold", "{:.4f}"),
+        ("  share below real 1st percentile", "share_below_threshold", "{:.4f}"),
     ]
     lines = [f"{'nearest training image, pixel L2':<36}{'generated':>12}{held:>12}"]
     for label, key, fmt in rows:
