@@ -300,11 +300,29 @@ def test_no_recipe_without_a_budget_for_a_conditional_run_or_another_data_set(mo
     assert "for --dataset fashion-mnist" in train._recipe_line(fashion)
 
 
-@pytest.mark.parametrize("dataset", sorted(train_config.BUDGET_RECIPES))
-def test_every_shipped_recipe_builds_a_valid_config_that_changes_the_defaults(dataset):
-    recipes = train_config.BUDGET_RECIPES[dataset]
+def test_a_folder_takes_the_recipe_of_its_image_size_and_the_log_names_it(monkeypatch):
+    folder_recipes = {"folder-64": ((600, {"batch_size": 32}),)}
+    monkeypatch.setattr(train_config, "BUDGET_RECIPES", folder_recipes)
+    at_64 = resolved("--time-budget", "10m", "--dataset", "folder")
+    assert at_64.batch_size == 32
+    assert "the 10m00s recipe for folder-64" in train._recipe_line(at_64)
+    at_32 = resolved("--time-budget", "10m", "--dataset", "folder", "--image-size", "32")
+    assert at_32.batch_size == 64
+    assert "no --time-budget recipe is measured for --dataset folder at --image-size 32" in (
+        train._recipe_line(at_32)
+    )
+    assert resolved("--time-budget", "10m").batch_size == 64  # MNIST has none here
+
+
+@pytest.mark.parametrize("key", sorted(train_config.BUDGET_RECIPES))
+def test_every_shipped_recipe_builds_a_valid_config_that_changes_the_defaults(key):
+    recipes = train_config.BUDGET_RECIPES[key]
+    dataset, _, size = key.partition("-")
+    dataset, size = (dataset, int(size)) if dataset == "folder" else (key, None)
+    assert train_config.recipe_key(dataset, size) == key
     assert [r[0] for r in recipes] == sorted({r[0] for r in recipes})  # shortest first
     for seconds, fields in recipes:
-        config = train_config.defaults(dataset=dataset, time_budget=f"{seconds}s")
+        config = train_config.defaults(dataset=dataset, image_size=size, time_budget=f"{seconds}s")
         assert {k: getattr(config, k) for k in fields} == fields
-        assert any(getattr(train_config.TrainConfig(), k) != v for k, v in fields.items())
+        plain = train_config.defaults(dataset=dataset, image_size=size)
+        assert any(getattr(plain, k) != v for k, v in fields.items())

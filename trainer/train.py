@@ -26,7 +26,7 @@ from trainer.evaluation import quality
 from trainer.paths import ensure_writable_dir
 from trainer.progress import EpochProgress
 from trainer.summaries import Summaries
-from trainer.train_config import TrainConfig, budget_recipe
+from trainer.train_config import DEFAULT_IMAGE_SIZE, TrainConfig, budget_recipe, recipe_key
 
 GRID_SIZE = 64  # fixed-noise images in each TensorBoard grid (8x8)
 UNPLANNED = 2**62  # a --time-budget run's step budget until its first plan
@@ -293,15 +293,20 @@ def _train(config, state, manager, dataset, per_epoch, strategy, chief) -> dict:
 def _recipe_line(config: TrainConfig) -> str:
     """What a fresh --time-budget run took from its budget's recipe, and which flags
     given instead won."""
-    recipe = budget_recipe(config.dataset, config.time_budget, config.conditional)
+    recipe = budget_recipe(
+        config.dataset, config.time_budget, config.conditional, config.image_size
+    )
+    key = recipe_key(config.dataset, config.image_size)
     if recipe is None:
         kind = "conditional runs" if config.conditional else f"--dataset {config.dataset}"
+        if key != config.dataset and not config.conditional:
+            kind += f" at --image-size {config.image_size or DEFAULT_IMAGE_SIZE}"
         return f"no --time-budget recipe is measured for {kind}: the defaults train"
     tuned, fields = recipe
     taken = [f"{k} {v}" for k, v in fields.items() if getattr(config, k) == v]
     flags = [f"{k} {getattr(config, k)}" for k, v in fields.items() if getattr(config, k) != v]
     line = (
-        f"the {budget.format_duration(tuned)} recipe for {config.dataset} "
+        f"the {budget.format_duration(tuned)} recipe for {key} "
         f"(docs/results.md): {', '.join(taken) or 'nothing'}"
     )
     return line + (f"; your flags instead: {', '.join(flags)}" if flags else "")

@@ -469,19 +469,31 @@ FOLDER_DEFAULTS = {
 
 
 # --time-budget's recipes (docs/results.md, "Recipes for a time budget"): for each data
-# set, from the shortest budget up, the budget a recipe was tuned for and what it changes
-# of the defaults. A budget takes the first recipe at least as long as itself, or the
-# last. Tuned for unconditional runs on a 2-core AVX2 CPU in float32; a faster machine
-# trains the same recipe for more steps.
+# set (a folder: for each image size, as its networks differ), from the shortest budget
+# up, the budget a recipe was tuned for and what it changes of the defaults. A budget
+# takes the first recipe at least as long as itself, or the last. Tuned for
+# unconditional runs on a 2-core AVX2 CPU in float32; a faster machine trains the same
+# recipe for more steps.
 _NARROW = {"generator_width": 48, "discriminator_width": 32, "batch_size": 32}
-BUDGET_RECIPES = {"mnist": ((600, _NARROW),), "fashion-mnist": ((300, _NARROW),)}
+BUDGET_RECIPES = {
+    "mnist": ((600, _NARROW),),
+    "fashion-mnist": ((300, _NARROW),),
+    "folder-64": ((600, _NARROW),),
+}
 
 
-def budget_recipe(dataset: str, time_budget, conditional: bool = False):
-    """The recipe --time-budget `time_budget` uses on `dataset`: (the budget it was tuned
-    for, in seconds; field -> value), or None where none was measured (a conditional
-    run's, or a data set's without recipes)."""
-    recipes = BUDGET_RECIPES.get(dataset)
+def recipe_key(dataset: str, image_size=None) -> str:
+    """A run's key in BUDGET_RECIPES: its data set, and a folder's image size."""
+    if dataset != "folder":
+        return dataset
+    return f"folder-{image_size or DEFAULT_IMAGE_SIZE}"
+
+
+def budget_recipe(dataset: str, time_budget, conditional: bool = False, image_size=None):
+    """The recipe --time-budget `time_budget` uses on `dataset` (a folder: of
+    `image_size`): (the budget it was tuned for, in seconds; field -> value), or None
+    where none was measured (a conditional run's, or a data set's without recipes)."""
+    recipes = BUDGET_RECIPES.get(recipe_key(dataset, image_size))
     if not recipes or conditional or not time_budget:
         return None
     try:
@@ -500,7 +512,7 @@ def defaults(
     changes = dict(CONDITIONAL_DEFAULTS, conditional=True) if conditional else {}
     if dataset == "folder":
         changes.update(FOLDER_DEFAULTS[image_size or DEFAULT_IMAGE_SIZE])
-    recipe = budget_recipe(dataset, time_budget, conditional)
+    recipe = budget_recipe(dataset, time_budget, conditional, image_size)
     if recipe:
         changes.update(recipe[1])
     return TrainConfig(**changes)
