@@ -4,6 +4,7 @@ import json
 import pytest
 from helpers import flat_config
 
+from trainer import flags
 from trainer.errors import TrainerError
 from trainer.train_config import (
     ENVIRONMENT_FIELDS,
@@ -233,3 +234,20 @@ def test_image_size_and_channels_are_a_folders_and_kept_on_resume():
     with pytest.raises(TrainerError, match=r"image_size \(checkpoint 32, flags 64\)"):
         resolve_resume(folder, {"image_size": 64})
     assert resolve_resume(folder, {"mirror": True}).mirror  # a training option
+
+
+def test_fashion_mnist_trains_its_own_r1_weight_unless_a_flag_or_its_checkpoint_says_otherwise():
+    def resolved(*argv):
+        return flags.resolve(flags.build_parser().parse_args(list(argv)))
+
+    assert resolved().r1_gamma == 1.0
+    assert resolved("--dataset", "fashion-mnist").r1_gamma == 0.1
+    assert resolved("--dataset", "fashion-mnist", "--r1-gamma", "1").r1_gamma == 1.0
+    assert resolved("--dataset", "folder").r1_gamma == 1.0
+    assert defaults(conditional=True, dataset="fashion-mnist").r1_gamma == 0.1
+    # A run saved with another weight resumes with its own.
+    saved = TrainConfig(dataset="fashion-mnist", r1_gamma=1.0)
+    assert resolve_resume(saved, {"continue_train": True}).r1_gamma == 1.0
+    assert "with --dataset fashion-mnist, 0.1" in " ".join(
+        flags.build_parser().format_help().split()
+    )

@@ -160,6 +160,8 @@ def _default_text(field) -> str:
     text = f" (default: {field.default}"
     if "conditional" in field.metadata:
         text += f"; with --conditional, {field.metadata['conditional']}"
+    for name, value in field.metadata.get("dataset", {}).items():
+        text += f"; with --dataset {name}, {value}"
     folder = {k: v for k, v in field.metadata.get("folder", {}).items() if v != field.default}
     if len(set(folder.values())) == 1 and len(folder) == len(field.metadata["folder"]):
         text += f"; a folder's, {next(iter(folder.values()))}"

@@ -2,8 +2,9 @@
 
 Each field of the config's parts (trainer.train_config) is `option(...)`: the help its
 flag shows (trainer.flags builds the flag from it), the check its value must pass, the
-default a conditional run or a folder run of a given image size takes instead, and the
-value that rebuilds a run whose config.json was written before the field existed.
+default a conditional run, a run on another data set or a folder run of a given image
+size takes instead, and the value that rebuilds a run whose config.json was written
+before the field existed.
 Declared once, read everywhere.
 """
 
@@ -36,6 +37,7 @@ def option(
     optional: bool = False,
     hint: str = "",
     conditional=_UNSET,
+    dataset: dict = None,
     folder: dict = None,
     absent=_UNSET,
     flag: bool = True,
@@ -51,6 +53,8 @@ def option(
       optional: None is allowed too (and means what `help` says).
       hint: what to try instead, added to the error for a bad value.
       conditional: its default in a conditional run, where that differs.
+      dataset: data set name -> its default in a run on that data set, where that
+        differs.
       folder: image size -> its default in a --dataset folder run of that size, where
         that differs.
       absent: its value for a config.json written before the field existed, where that
@@ -69,6 +73,8 @@ def option(
     }
     if conditional is not _UNSET:
         metadata["conditional"] = conditional
+    if dataset is not None:
+        metadata["dataset"] = dataset
     if folder is not None:
         metadata["folder"] = folder
     if absent is not _UNSET:

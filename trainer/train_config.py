@@ -202,11 +202,14 @@ class TrainingConfig:
         "fraction",
         hint="try the DCGAN paper's 0.5",
     )
+    # Fashion-MNIST's finer detail (straps, prints) needs a sharper discriminator than
+    # MNIST's strokes (docs/results.md, Fashion-MNIST with a weaker R1 penalty).
     r1_gamma: float = option(
         1.0,
         "weight of the R1 gradient penalty on real images (Mescheder et al. 2018); 0 off",
         "non_negative_number",
         hint="0 turns it off",
+        dataset={"fashion-mnist": 0.1},
     )
     r1_interval: int = option(
         16,
@@ -461,6 +464,12 @@ ENVIRONMENT_FIELDS = tuple(f.name for f in dataclasses.fields(RunConfig))
 RESUME_LOCKED_FIELDS = tuple(f.name for f in dataclasses.fields(ModelConfig))
 
 
+# What a run on each data set changes of the defaults.
+DATASET_DEFAULTS = {
+    name: {f: v[name] for f, v in _fields_with(TrainingConfig, "dataset").items() if name in v}
+    for name in DATASETS
+}
+
 # What a folder run of each image size changes of the defaults.
 FOLDER_DEFAULTS = {
     size: {name: sizes[size] for name, sizes in _fields_with(ModelConfig, "folder").items()}
@@ -507,9 +516,10 @@ def defaults(
     conditional: bool = False, dataset: str = "mnist", image_size=None, time_budget=None
 ) -> TrainConfig:
     """A fresh run's defaults: TrainConfig(), for a conditional run CONDITIONAL_DEFAULTS
-    over them, for a folder run FOLDER_DEFAULTS of its image size (None: 64), and with a
-    time budget its BUDGET_RECIPES entry."""
+    over them, its data set's DATASET_DEFAULTS, for a folder run FOLDER_DEFAULTS of its
+    image size (None: 64), and with a time budget its BUDGET_RECIPES entry."""
     changes = dict(CONDITIONAL_DEFAULTS, conditional=True) if conditional else {}
+    changes.update(DATASET_DEFAULTS.get(dataset, {}))  # a bad name: the field's check says so
     if dataset == "folder":
         changes.update(FOLDER_DEFAULTS[image_size or DEFAULT_IMAGE_SIZE])
     recipe = budget_recipe(dataset, time_budget, conditional, image_size)
