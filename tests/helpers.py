@@ -1,5 +1,5 @@
-"""What several test modules share that is not a fixture: paths, markers, config edits
-and an IDX encoder."""
+"""What several test modules share that is not a fixture: paths, markers, config edits,
+the config a command line resolves to and an IDX encoder."""
 
 import dataclasses
 import os
@@ -7,6 +7,7 @@ import os
 import numpy as np
 import pytest
 
+from trainer import flags
 from trainer.train_config import TrainConfig
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -135,3 +136,8 @@ def fill_disk_at(monkeypatch, suffix):
         return real_gfile(path, mode)
 
     monkeypatch.setattr(tf.io.gfile, "GFile", full_disk)
+
+
+def resolved(*argv) -> TrainConfig:
+    """The config `python -m trainer.task` resolves from these command-line words."""
+    return flags.resolve(flags.build_parser().parse_args(list(argv)))

@@ -6,9 +6,9 @@ import re
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import TINY_FLAGS, replace
+from helpers import TINY_FLAGS, replace, resolved
 
-from trainer import budget, flags, task, train, train_config, train_state
+from trainer import budget, task, train, train_config, train_state
 from trainer.errors import TrainerError
 from trainer.train import learning_rate_scale
 
@@ -261,10 +261,6 @@ def test_the_command_line_trains_to_a_budget(tmp_path, monkeypatch, no_start_up,
 
 
 RECIPES = {"mnist": ((300, {"batch_size": 32, "ema_decay": 0.99}), (1200, {"batch_size": 48}))}
-
-
-def resolved(*argv):
-    return flags.resolve(flags.build_parser().parse_args(list(argv)))
 
 
 @pytest.mark.parametrize(

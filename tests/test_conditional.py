@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 import pytest
-from helpers import blob_images, replace, tiny_config
+from helpers import blob_images, replace, resolved, tiny_config
 from PIL import Image
 
 from trainer import flags, generation, interpolate, loaders, model, sample, task, train
@@ -152,7 +152,7 @@ def test_cli_digit_samples_and_says_so(trained, tmp_path, capsys):
 
 def test_digit_reads_the_shipped_conditional_model_unless_a_folder_is_named():
     def folder(*argv):
-        return flags.resolve(flags.build_parser().parse_args(list(argv))).checkpoint_dir
+        return resolved(*argv).checkpoint_dir
 
     assert folder("--sample", "4", "--digit", "7") == os.path.join(
         "MNIST-trained-model", "conditional"

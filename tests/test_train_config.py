@@ -2,7 +2,7 @@ import dataclasses
 import json
 
 import pytest
-from helpers import flat_config
+from helpers import flat_config, resolved
 
 from trainer import flags
 from trainer.errors import TrainerError
@@ -237,9 +237,6 @@ def test_image_size_and_channels_are_a_folders_and_kept_on_resume():
 
 
 def test_fashion_mnist_trains_its_own_r1_weight_unless_a_flag_or_its_checkpoint_says_otherwise():
-    def resolved(*argv):
-        return flags.resolve(flags.build_parser().parse_args(list(argv)))
-
     assert resolved().r1_gamma == 1.0
     assert resolved("--dataset", "fashion-mnist").r1_gamma == 0.1
     assert resolved("--dataset", "fashion-mnist", "--r1-gamma", "1").r1_gamma == 1.0

@@ -299,7 +299,7 @@ def _recipe_line(config: TrainConfig) -> str:
     key = recipe_key(config.dataset, config.image_size)
     if recipe is None:
         kind = "conditional runs" if config.conditional else f"--dataset {config.dataset}"
-        if key != config.dataset and not config.conditional:
+        if config.dataset == "folder" and not config.conditional:
             kind += f" at --image-size {config.image_size or DEFAULT_IMAGE_SIZE}"
         return f"no --time-budget recipe is measured for {kind}: the defaults train"
     tuned, fields = recipe
