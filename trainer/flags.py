@@ -357,6 +357,13 @@ def class_index(checkpoint_dir: str, asked):
 
 def check_dataset(checkpoint_dir: str, dataset: str) -> None:
     """Raises TrainerError unless the model in checkpoint_dir was trained on `dataset`."""
+    shipped = DATASET_MODEL_DIRS.get(dataset)
+    if checkpoint_dir == shipped and not os.path.exists(os.path.join(shipped, "config.json")):
+        raise TrainerError(
+            f"no {dataset} model ships in {shipped!r} with this version; train one with "
+            f"`python -m trainer.task --data-dir DIR --dataset {dataset} --checkpoint-dir "
+            "MODEL_DIR` and pass --checkpoint-dir MODEL_DIR"
+        )
     trained_on = load_saved_config(checkpoint_dir).dataset
     if trained_on != dataset:
         raise TrainerError(
