@@ -655,8 +655,9 @@ def test_dataset_picks_its_shipped_model_and_a_model_of_another_set_is_refused(
     assert "was trained on mnist, not fashion-mnist" in capsys.readouterr().err
     monkeypatch.chdir(tmp_path)  # where the shipped models' folders are relative to
     shipped = tmp_path / "MNIST-trained-model" / "fashion-mnist"
-    assert task.main(["--sample", "4", "--dataset", "fashion-mnist"]) == 1
-    assert "no fashion-mnist model ships in" in capsys.readouterr().err  # and how to train one
+    for mode in (["--sample", "4"], ["--interpolate", "2"], ["--evaluate"]):
+        assert task.main(mode + ["--dataset", "fashion-mnist"]) == 1
+        assert "no fashion-mnist model ships in" in capsys.readouterr().err  # and how to train one
     shipped.mkdir(parents=True)
     (shipped / "config.json").write_text(TrainConfig(dataset="fashion-mnist").to_json())
     config = resolve("--sample", "4", "--dataset", "fashion-mnist")

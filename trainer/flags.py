@@ -285,6 +285,10 @@ def resolve(args: argparse.Namespace, environ=None) -> TrainConfig:
       args: the parsed flags.
       environ: the environment variables (task.py passes os.environ); a folder no flag
         and no --job-dir sets comes from its VERTEX_FOLDERS variable when that is set.
+
+    Raises:
+      TrainerError: a sampling mode asks a data set's shipped model that this version
+        does not ship, or a resume's checkpoint cannot be read or does not fit the flags.
     """
     overrides = {k: v for k, v in vars(args).items() if k not in MODE_FLAGS}
     if "job_dir" in vars(args):
@@ -299,8 +303,15 @@ def resolve(args: argparse.Namespace, environ=None) -> TrainConfig:
             overrides.setdefault(field, environ[variable])
     if any(mode in vars(args) for mode in SAMPLING_MODES):  # the data set's shipped model
         shipped = DATASET_MODEL_DIRS.get(overrides.get("dataset"))
-        if shipped:
-            overrides.setdefault("checkpoint_dir", shipped)
+        if shipped and "checkpoint_dir" not in overrides:
+            if not os.path.exists(os.path.join(shipped, "config.json")):
+                raise TrainerError(
+                    f"no {overrides['dataset']} model ships in {shipped!r} with this "
+                    "version; train one with `python -m trainer.task --data-dir DIR "
+                    f"--dataset {overrides['dataset']} --checkpoint-dir MODEL_DIR` and "
+                    "pass --checkpoint-dir MODEL_DIR"
+                )
+            overrides["checkpoint_dir"] = shipped
     if "digit" in vars(args):  # only a conditional model draws a chosen digit
         overrides.setdefault("checkpoint_dir", CONDITIONAL_MODEL_DIR)
     if overrides.get("continue_train"):
@@ -357,13 +368,6 @@ def class_index(checkpoint_dir: str, asked):
 
 def check_dataset(checkpoint_dir: str, dataset: str) -> None:
     """Raises TrainerError unless the model in checkpoint_dir was trained on `dataset`."""
-    shipped = DATASET_MODEL_DIRS.get(dataset)
-    if checkpoint_dir == shipped and not os.path.exists(os.path.join(shipped, "config.json")):
-        raise TrainerError(
-            f"no {dataset} model ships in {shipped!r} with this version; train one with "
-            f"`python -m trainer.task --data-dir DIR --dataset {dataset} --checkpoint-dir "
-            "MODEL_DIR` and pass --checkpoint-dir MODEL_DIR"
-        )
     trained_on = load_saved_config(checkpoint_dir).dataset
     if trained_on != dataset:
         raise TrainerError(
