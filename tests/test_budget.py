@@ -189,8 +189,12 @@ def planned_steps(text: str) -> list:
 
 
 def test_a_budgeted_run_ends_with_its_schedule_completed_at_its_planned_step(
-    tmp_path, blob_images, no_start_up, caplog
+    tmp_path, blob_images, no_start_up, caplog, monkeypatch
 ):
+    # One plan: a stall on a loaded machine may re-plan the end to the current step,
+    # which ends the run on time with its decay cut short, as a budget must. Re-plans
+    # and the schedule they leave are tested above on a fake clock.
+    monkeypatch.setattr(budget.Planner, "drifted", lambda self, step, seconds: False)
     with caplog.at_level(logging.INFO):
         config, result = budgeted_run(tmp_path, blob_images)
     planned = planned_steps(caplog.text)
