@@ -18,6 +18,7 @@ import typing
 
 from trainer.errors import TrainerError
 from trainer.train_config import (
+    CONFIG_FILENAME,
     STRATEGIES,
     ModelConfig,
     RunConfig,
@@ -304,7 +305,7 @@ def resolve(args: argparse.Namespace, environ=None) -> TrainConfig:
     if any(mode in vars(args) for mode in SAMPLING_MODES):  # the data set's shipped model
         shipped = DATASET_MODEL_DIRS.get(overrides.get("dataset"))
         if shipped and "checkpoint_dir" not in overrides:
-            if not os.path.exists(os.path.join(shipped, "config.json")):
+            if not os.path.exists(os.path.join(shipped, CONFIG_FILENAME)):
                 raise TrainerError(
                     f"no {overrides['dataset']} model ships in {shipped!r} with this "
                     "version; train one with `python -m trainer.task --data-dir DIR "
